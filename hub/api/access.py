@@ -1,0 +1,46 @@
+"""Guards every TAXII handler uses: who is calling, and which collection they may see."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.api.keys import ACCOUNT, AUTH, COLLECTIONS
+from hub.api.media import STIX_MEDIA_TYPE
+from hub.collections import Collection
+from hub.errors import NotFound
+from hub.federation import Account
+
+
+async def caller(request: web.Request) -> Account:
+    """The authenticated account (401 with a TAXII error body otherwise)."""
+    if ACCOUNT not in request:
+        request[ACCOUNT] = await request.app[AUTH].authenticate(
+            request.headers.get("Authorization")
+        )
+    return request[ACCOUNT]
+
+
+def visible_collection(request: web.Request, account: Account) -> Collection:
+    """The collection in the path, by TAXII id or alias; 404 unless `account` may see it.
+
+    Unknown and forbidden collections answer alike, so a reader cannot learn which exist.
+    """
+    key = request.match_info["collection"]
+    collections = request.app[COLLECTIONS]
+    found = collections.get(key) or next((c for c in collections.values() if c.id == key), None)
+    if found is None or not found.visible_to(account):
+        raise NotFound(f"no collection {key!r} is visible to account {account.username!r}")
+    return found
+
+
+def collection_resource(collection: Collection, account: Account) -> dict[str, object]:
+    """The TAXII collection resource (section 5.2) as this account sees it."""
+    return {
+        "id": collection.id,
+        "title": collection.title,
+        "description": collection.description,
+        "alias": collection.alias,
+        "can_read": collection.can_read(account),
+        "can_write": collection.can_write(account),
+        "media_types": [STIX_MEDIA_TYPE],
+    }

@@ -1,0 +1,143 @@
+"""The app factory: the wiring diagram of one hub node, from a Settings object.
+
+Each resource is one cleanup context (started in order, stopped in reverse, and only if
+its start succeeded), so a test can start a whole hub and stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from aiohttp import web
+
+from hub.api import health
+from hub.api.auth import Authenticator
+from hub.api.keys import AUTH, BUS, COLLECTIONS, FOLLOWER, SETTINGS, VIEW
+from hub.api.middleware import request_id, taxii_errors
+from hub.api.taxii import collections, discovery, objects, status
+from hub.bus import Bus
+from hub.bus.url import open_bus
+from hub.collections import build_collections, feed_aliases
+from hub.config import Settings
+from hub.pipeline.route import Route
+from hub.pipeline.submission import compose
+from hub.pipeline.validate import validate
+from hub.pipeline.worker import PipelineWorker
+from hub.store.follower import ViewFollower
+from hub.store.view import View
+
+log = logging.getLogger(__name__)
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+class Runner(Protocol):
+    async def run(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+async def _run_in_background(name: str, runner: Runner, drain_seconds: float = 10.0):
+    """Run `runner` as a task for the app's lifetime; ask it to stop, then wait for it."""
+    task = asyncio.create_task(runner.run(), name=name)
+    task.add_done_callback(
+        lambda t: (
+            t.cancelled()
+            or t.exception() is None
+            or log.error("%s stopped: %r", name, t.exception())
+        )
+    )
+    try:
+        yield
+    finally:
+        runner.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), drain_seconds)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        except Exception:
+            pass  # already logged by the done callback
+
+
+def _bus_context(given: Bus | None) -> Context:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        bus = given or open_bus(settings.bus_url, settings.data_dir, partitions=settings.partitions)
+        await bus.start()
+        try:
+            await bus.ensure_topics(
+                settings.topics.specs(feed_aliases(app[COLLECTIONS]), settings.partitions)
+            )
+            app[BUS] = bus
+            yield
+        finally:
+            if given is None:
+                await bus.stop()
+
+    return ctx
+
+
+async def _view_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    feeds = {settings.topics.feed(alias): alias for alias in feed_aliases(app[COLLECTIONS])}
+    view = View(
+        settings.data_dir / f"view-{settings.node_id}.sqlite3",
+        feeds=feeds,
+        status_topic=settings.topics.status,
+    )
+    await view.open()
+    app[VIEW] = view
+    follower = ViewFollower(app[BUS], view)
+    app[FOLLOWER] = follower
+    try:
+        async for _ in _run_in_background("view-follower", follower):
+            yield
+    finally:
+        await view.close()
+
+
+async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pipeline = compose(validate, Route(settings.federation))
+    worker = PipelineWorker(
+        bus=app[BUS],
+        topics=settings.topics,
+        pipeline=pipeline,
+        group=f"{settings.topic_prefix}pipeline",
+        transactional_id=f"{settings.topic_prefix}pipeline-{settings.node_id}",
+    )
+    async for _ in _run_in_background("pipeline", worker):
+        yield
+
+
+def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application:
+    """One hub node: API and view, pipeline, or both, as `settings.role` says."""
+    app = web.Application(
+        middlewares=[request_id, taxii_errors],
+        client_max_size=settings.max_content_length,
+    )
+    app[SETTINGS] = settings
+    app[COLLECTIONS] = build_collections(settings.federation)
+    app[AUTH] = Authenticator(settings.federation)
+    app.cleanup_ctx.append(_bus_context(bus))
+    if settings.runs_api:
+        app.cleanup_ctx.append(_view_context)
+    if settings.runs_pipeline:
+        app.cleanup_ctx.append(_pipeline_context)
+
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    if settings.runs_api:
+        root = discovery.API_ROOT
+        app.router.add_get("/taxii2/", discovery.discovery)
+        app.router.add_get(root, discovery.api_root)
+        app.router.add_get(root + "collections/", collections.list_collections)
+        app.router.add_get(root + "collections/{collection}/", collections.get_collection)
+        app.router.add_get(root + "collections/{collection}/objects/", objects.get_objects)
+        app.router.add_post(root + "collections/{collection}/objects/", objects.add_objects)
+        app.router.add_get(root + "status/{status}/", status.get_status)
+    return app

@@ -1,0 +1,43 @@
+"""Liveness and readiness, each with a JSON body that says which check failed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from hub.api.keys import BUS, FOLLOWER, SETTINGS, VIEW
+from hub.bus import BusError
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and serving."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the bus answers and (on API nodes) the view is caught up."""
+    settings = request.app[SETTINGS]
+    checks: dict[str, dict[str, object]] = {}
+    ends = None
+    try:
+        topics = [settings.topics.intake]
+        if VIEW in request.app:
+            topics += request.app[VIEW].topics
+        async with asyncio.timeout(3):
+            ends = await request.app[BUS].end_offsets(topics)
+        checks["bus"] = {"ok": True}
+    except (BusError, TimeoutError) as exc:
+        checks["bus"] = {"ok": False, "error": str(exc) or "no answer within 3 s"}
+    if FOLLOWER in request.app:
+        if ends is None:
+            checks["view"] = {"ok": False, "error": "bus unreachable, lag unknown"}
+        else:
+            view_ends = {tp: off for tp, off in ends.items() if tp.topic != settings.topics.intake}
+            lag = request.app[FOLLOWER].lag(view_ends)
+            checks["view"] = {"ok": lag <= settings.max_view_lag, "lag": lag}
+    ready = all(c["ok"] for c in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )

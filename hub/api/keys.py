@@ -1,0 +1,22 @@
+"""Typed keys for what the app holds (aiohttp AppKey instead of string keys)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.api.auth import Authenticator
+from hub.bus import Bus
+from hub.collections import Collection
+from hub.config import Settings
+from hub.federation import Account
+from hub.store.follower import ViewFollower
+from hub.store.view import View
+
+SETTINGS = web.AppKey("settings", Settings)
+COLLECTIONS = web.AppKey("collections", dict[str, Collection])
+AUTH = web.AppKey("authenticator", Authenticator)
+BUS = web.AppKey("bus", Bus)
+VIEW = web.AppKey("view", View)
+FOLLOWER = web.AppKey("follower", ViewFollower)
+ACCOUNT = web.RequestKey("account", Account)  # the authenticated caller
+REQUEST_ID = web.RequestKey("request_id", str)

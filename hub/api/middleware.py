@@ -1,0 +1,84 @@
+"""Request ids, and every error as a TAXII error message (section 3.6.1) with the right status."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from hub.api.keys import REQUEST_ID
+from hub.api.media import taxii_response
+from hub.errors import HubError, Unauthorized
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+@web.middleware
+async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Carry the caller's X-Request-ID (if sane) or a new one, for logs and the bus."""
+    given = request.headers.get("X-Request-ID", "")
+    rid = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = rid
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-ID"] = rid
+        raise
+    response.headers["X-Request-ID"] = rid
+    return response
+
+
+def error_body(title: str, description: str, status: int, **extra: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "title": title,
+        "description": description,
+        "http_status": str(status),
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def _headers(exc: HubError) -> dict[str, str]:
+    headers = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Basic realm="cirt-hub", charset="UTF-8"'
+    if exc.retriable:
+        headers["Retry-After"] = "5"
+    return headers
+
+
+@web.middleware
+async def taxii_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """HubError → its status and a TAXII error body; anything unexpected → 500 with an id."""
+    try:
+        return await handler(request)
+    except HubError as exc:
+        body = error_body(exc.title, exc.description, exc.status, details=exc.details)
+        return taxii_response(body, status=exc.status, headers=_headers(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # aiohttp's own refusals (unknown route, wrong method, body too large) in TAXII form.
+        description = exc.text or exc.reason
+        if exc.status == 413:
+            description = f"the request body is larger than this server accepts ({exc.text})"
+        body = error_body(exc.reason, description, exc.status)
+        allow = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return taxii_response(body, status=exc.status, headers=allow)
+    except Exception:
+        error_id = uuid.uuid4().hex
+        log.exception(
+            "unexpected error (error_id=%s) on %s %s", error_id, request.method, request.path
+        )
+        body = error_body(
+            "Internal error",
+            "the hub failed to handle this request; quote the error_id to its operators",
+            500,
+            error_id=error_id,
+        )
+        return taxii_response(body, status=500)

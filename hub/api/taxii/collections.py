@@ -1,0 +1,26 @@
+"""TAXII 2.1 collections (sections 5.1, 5.2): only those the account may read or write."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.api.access import caller, collection_resource, visible_collection
+from hub.api.keys import COLLECTIONS
+from hub.api.media import require_taxii_accept, taxii_response
+
+
+async def list_collections(request: web.Request) -> web.Response:
+    require_taxii_accept(request)
+    account = await caller(request)
+    visible = [
+        collection_resource(c, account)
+        for c in request.app[COLLECTIONS].values()
+        if c.visible_to(account)
+    ]
+    return taxii_response({"collections": visible} if visible else {})
+
+
+async def get_collection(request: web.Request) -> web.Response:
+    require_taxii_accept(request)
+    account = await caller(request)
+    return taxii_response(collection_resource(visible_collection(request, account), account))

@@ -1,0 +1,46 @@
+"""TAXII 2.1 server discovery (section 4.1) and the API root (section 4.2)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.api.access import caller
+from hub.api.keys import SETTINGS
+from hub.api.media import TAXII_MEDIA_TYPE, require_taxii_accept, taxii_response
+
+API_ROOT = "/taxii2/hub/"
+
+
+def _base(request: web.Request) -> str:
+    # Absolute URLs as the client reached us (scheme and Host header), so they resolve for it.
+    return f"{request.scheme}://{request.host}"
+
+
+async def discovery(request: web.Request) -> web.Response:
+    """Where the API root is; open to anyone, it tells nothing but that."""
+    require_taxii_accept(request)
+    hub = request.app[SETTINGS].federation.hub
+    root = _base(request) + API_ROOT
+    body = {
+        "title": hub.name,
+        "description": "cirt-hub: STIX 2.1 incident sharing between national CIRTs",
+        "default": root,
+        "api_roots": [root],
+    }
+    if hub.contact:
+        body["contact"] = hub.contact
+    return taxii_response(body)
+
+
+async def api_root(request: web.Request) -> web.Response:
+    require_taxii_accept(request)
+    await caller(request)
+    settings = request.app[SETTINGS]
+    return taxii_response(
+        {
+            "title": f"{settings.federation.hub.name} API root",
+            "description": "Submit to the inbox collection; read the feeds your CIRT may read.",
+            "versions": [TAXII_MEDIA_TYPE],
+            "max_content_length": settings.max_content_length,
+        }
+    )

@@ -1,0 +1,124 @@
+"""TAXII 2.1 objects (sections 5.3, 5.4): readers get what routing granted; members submit.
+
+A submission is answered 202 only after it is durable on the bus; every object in it is
+then reported on the status resource as a success or a failure with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from hub.api.access import caller, visible_collection
+from hub.api.keys import BUS, FOLLOWER, REQUEST_ID, SETTINGS, VIEW
+from hub.api.media import require_taxii_accept, require_taxii_content, taxii_response
+from hub.api.taxii.query import encode_cursor, object_query
+from hub.bus import BusError, Message
+from hub.errors import BadRequest, Forbidden, InvalidStix, PayloadTooLarge, Unavailable
+from hub.pipeline.decode import encode_intake
+from hub.pipeline.emit import rfc3339_now
+from hub.status import pending_status
+
+log = logging.getLogger(__name__)
+
+
+async def get_objects(request: web.Request) -> web.Response:
+    require_taxii_accept(request)
+    account = await caller(request)
+    collection = visible_collection(request, account)
+    if not collection.can_read(account):
+        raise Forbidden(f"account {account.username!r} may not read {collection.alias!r}")
+    settings = request.app[SETTINGS]
+    page = await request.app[VIEW].objects(
+        object_query(request, collection.alias, settings.page_limit)
+    )
+    head = (
+        b'{"more":true,"next":"%s",' % encode_cursor(page.last_seq).encode()
+        if page.more
+        else (b'{"more":false,')
+    )
+    # The stored JSON is spliced in as is: no parse and re-serialise per object.
+    body = head + b'"objects":[' + b",".join(page.objects) + b"]}"
+    headers = {}
+    if page.first_added:
+        headers["X-TAXII-Date-Added-First"] = page.first_added
+        headers["X-TAXII-Date-Added-Last"] = page.last_added or page.first_added
+    return taxii_response(body, headers=headers)
+
+
+def _envelope_objects(body: bytes) -> list[dict[str, Any]]:
+    """The objects of a TAXII envelope (or, leniently, a STIX bundle), checked for shape."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a TAXII envelope: a JSON object")
+    objects = data.get("objects")
+    if not isinstance(objects, list) or not objects:
+        raise BadRequest("the envelope must have an 'objects' array with at least one object")
+    for i, obj in enumerate(objects):
+        if not isinstance(obj, dict):
+            raise InvalidStix(f"objects[{i}] is not a JSON object")
+        if not isinstance(obj.get("id"), str) or not obj["id"]:
+            raise InvalidStix(f"objects[{i}] has no 'id' string")
+    return objects
+
+
+async def add_objects(request: web.Request) -> web.Response:
+    require_taxii_accept(request)
+    account = await caller(request)
+    collection = visible_collection(request, account)
+    if not collection.can_write(account):
+        raise Forbidden(f"account {account.username!r} may not write to {collection.alias!r}")
+    require_taxii_content(request)
+    settings = request.app[SETTINGS]
+    if (request.content_length or 0) > settings.max_content_length:
+        raise PayloadTooLarge(
+            f"the body is {request.content_length} bytes; max_content_length is "
+            f"{settings.max_content_length}"
+        )
+    objects = _envelope_objects(await request.read())
+    assert account.member is not None  # can_write() holds only for member accounts
+
+    status_id = str(uuid.uuid4())
+    received = rfc3339_now()
+    topics = settings.topics
+    intake = encode_intake(
+        status_id=status_id,
+        member=account.member,
+        account=account.username,
+        received=received,
+        request_id=request[REQUEST_ID],
+        objects=objects,
+    )
+    status = pending_status(status_id, received, objects)
+    bus = request.app[BUS]
+    try:
+        # Keyed by member: one member's submissions keep their order through the pipeline.
+        await bus.publish([Message(topics.intake, intake, key=account.member.encode())])
+    except BusError as exc:
+        log.warning("intake not durable, answering 503: %s", exc)
+        raise Unavailable("the hub cannot store submissions right now; retry later") from exc
+    # Durable from here on. The pending status is a courtesy for readers of this node's view;
+    # the pipeline's final status stands on its own if this publish is lost.
+    try:
+        positions = await bus.publish(
+            [
+                Message(
+                    topics.status,
+                    orjson.dumps(status),
+                    key=status_id.encode(),
+                    headers=(("member", account.member.encode()),),
+                )
+            ]
+        )
+        if FOLLOWER in request.app:
+            await request.app[FOLLOWER].wait_for(positions, settings.status_visible_timeout)
+    except BusError as exc:
+        log.warning("pending status for %s not published: %s", status_id, exc)
+    return taxii_response(status, status=202)

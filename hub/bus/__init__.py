@@ -1,0 +1,157 @@
+"""The bus the rest of the hub talks to: topics, consumer groups, and an atomic unit.
+
+Two implementations keep one contract (tests/bus/ runs the same suite on both):
+`embedded` (a durable log in SQLite, the default) and `kafka` (aiokafka against
+Apache Kafka). No code outside this package knows which one it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from hub.bus.errors import BusError, BusUnavailable, CommitFailed
+
+__all__ = [
+    "Bus",
+    "BusError",
+    "BusUnavailable",
+    "CommitFailed",
+    "GroupConsumer",
+    "Message",
+    "Position",
+    "Reader",
+    "Record",
+    "TopicPartition",
+    "TopicSpec",
+    "Transaction",
+    "next_offsets",
+]
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+class Position(NamedTuple):
+    """Where a published message landed."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to create: `retain_forever` for the system-of-record topics (feeds, audit)."""
+
+    name: str
+    partitions: int = 1
+    retain_forever: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What a producer hands to the bus."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What a consumer gets back: a message with its place in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    timestamp_ms: int
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def header(self, name: str) -> bytes | None:
+        """The first header called `name`, or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    """Offsets to commit after `records`: one past the highest offset seen per partition."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = record.tp
+        if offsets.get(tp, -1) <= record.offset:
+            offsets[tp] = record.offset + 1
+    return offsets
+
+
+class Transaction(Protocol):
+    async def send(self, message: Message) -> None:
+        """Produce `message` as part of the unit; visible to readers only if the unit commits."""
+
+    async def flush(self) -> None:
+        """Wait until what was sent so far has reached the bus (still uncommitted)."""
+
+
+class GroupConsumer(Protocol):
+    """A member of a consumer group: partitions are split among the group's live members."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        """Records from the assigned partitions after the current position (may be empty)."""
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        """Move the group's committed offsets past `records`."""
+
+    def transaction(self, consumed: Sequence[Record]) -> AbstractAsyncContextManager[Transaction]:
+        """The atomic unit: what is sent inside, and the offsets past `consumed`, commit whole
+        or not at all. On failure the consumer rewinds to the committed offsets."""
+
+    def assignment(self) -> frozenset[TopicPartition]: ...
+
+
+class Reader(Protocol):
+    """A group-less reader whose positions the caller keeps (e.g. beside its own data)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]: ...
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the topics that do not exist yet."""
+
+    async def publish(self, messages: Sequence[Message]) -> list[Position]:
+        """Append `messages`; returns once every one of them is durable."""
+
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        """The next offset to be written, per partition of `topics`."""
+
+    async def committed(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        """The group's committed offsets (next offset to read) for `topics`."""
+
+    def group_consumer(
+        self, group: str, topics: Sequence[str], *, transactional_id: str | None = None
+    ) -> GroupConsumer: ...
+
+    def reader(self, topics: Sequence[str], start: dict[TopicPartition, int]) -> Reader: ...

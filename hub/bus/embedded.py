@@ -1,0 +1,599 @@
+"""The embedded bus: a durable log in one SQLite file, for one machine and zero infrastructure.
+
+Every write is one SQLite transaction in WAL mode with `synchronous=FULL`, so a record
+that `publish` returned is on disk, and a killed process leaves either the whole unit or
+none of it. Concurrent publishes are grouped into one transaction (group commit), which
+is what makes fsync-per-commit affordable. Several processes may share the file: group
+membership lives in the file, and readers poll it when they were not woken in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from hub.bus import (
+    Message,
+    Position,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    next_offsets,
+)
+from hub.bus.errors import BusUnavailable, CommitFailed
+from hub.sqlite import SqliteThread, in_transaction
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS topics (
+    name TEXT PRIMARY KEY,
+    partitions INTEGER NOT NULL,
+    retain_forever INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    key BLOB,
+    value BLOB NOT NULL,
+    headers BLOB,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition, offset)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_offsets (
+    group_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (group_id, topic, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    heartbeat REAL NOT NULL,
+    PRIMARY KEY (group_id, member_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_state (
+    group_id TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
+"""
+
+
+def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
+    # latin-1 maps every byte to one code point, so arbitrary header bytes survive JSON.
+    if not headers:
+        return None
+    return orjson.dumps([[k, v.decode("latin-1")] for k, v in headers])
+
+
+def _decode_headers(blob: bytes | None) -> tuple[tuple[str, bytes], ...]:
+    if not blob:
+        return ()
+    return tuple((k, v.encode("latin-1")) for k, v in orjson.loads(blob))
+
+
+class _Worker:
+    """The log's connection on its own thread; SQLite errors become BusUnavailable."""
+
+    def __init__(self, path: Path, *, writer: bool, name: str) -> None:
+        # FULL: a commit is fsynced before it returns; this is what makes a 202 mean durable.
+        pragmas = ("synchronous=FULL",) if writer else ("query_only=1",)
+        self._db = SqliteThread(path, name=name, pragmas=pragmas, schema=_SCHEMA if writer else "")
+
+    async def start(self) -> None:
+        await self._db.start()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await self._db.run(fn)
+        except sqlite3.OperationalError as exc:
+            raise BusUnavailable(f"embedded log {self._db.path}: {exc}") from exc
+
+    async def stop(self) -> None:
+        await self._db.stop()
+
+
+@dataclass
+class _PendingPublish:
+    messages: Sequence[Message]
+    future: asyncio.Future[list[Position]]
+
+
+class _Appender:
+    """Appends messages inside an open write transaction, assigning partitions and offsets."""
+
+    def __init__(self, conn: sqlite3.Connection, default_partitions: int) -> None:
+        self._conn = conn
+        self._default_partitions = default_partitions
+        self._partitions: dict[str, int] = {}
+        self._ends: dict[TopicPartition, int] = {}
+        self._round_robin = count()
+
+    def _partition_count(self, topic: str) -> int:
+        if topic not in self._partitions:
+            row = self._conn.execute(
+                "SELECT partitions FROM topics WHERE name = ?", (topic,)
+            ).fetchone()
+            if row is None:
+                self._conn.execute(
+                    "INSERT INTO topics (name, partitions, retain_forever) VALUES (?, ?, 1)",
+                    (topic, self._default_partitions),
+                )
+                self._partitions[topic] = self._default_partitions
+            else:
+                self._partitions[topic] = row[0]
+        return self._partitions[topic]
+
+    def _next_offset(self, tp: TopicPartition) -> int:
+        if tp not in self._ends:
+            row = self._conn.execute(
+                "SELECT MAX(offset) FROM records WHERE topic = ? AND partition = ?", tp
+            ).fetchone()
+            self._ends[tp] = 0 if row[0] is None else row[0] + 1
+        return self._ends[tp]
+
+    def append(self, message: Message, now_ms: int) -> Position:
+        partitions = self._partition_count(message.topic)
+        if message.key is None:
+            partition = next(self._round_robin) % partitions
+        else:
+            partition = zlib.crc32(message.key) % partitions
+        tp = TopicPartition(message.topic, partition)
+        offset = self._next_offset(tp)
+        self._conn.execute(
+            "INSERT INTO records (topic, partition, offset, key, value, headers, ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                message.topic,
+                partition,
+                offset,
+                message.key,
+                message.value,
+                _encode_headers(message.headers),
+                now_ms,
+            ),
+        )
+        self._ends[tp] = offset + 1
+        return Position(message.topic, partition, offset)
+
+
+def _read_records(
+    conn: sqlite3.Connection, positions: dict[TopicPartition, int], max_records: int
+) -> list[Record]:
+    records: list[Record] = []
+    # An even share per partition first, so one busy partition cannot starve the others.
+    share = -(-max_records // max(1, len(positions)))
+    for tp, position in positions.items():
+        room = min(share, max_records - len(records))
+        if room <= 0:
+            break
+        rows = conn.execute(
+            "SELECT offset, key, value, headers, ts FROM records"
+            " WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
+            (tp.topic, tp.partition, position, room),
+        ).fetchall()
+        records.extend(
+            Record(tp.topic, tp.partition, off, key, value, _decode_headers(hdrs), ts)
+            for off, key, value, hdrs, ts in rows
+        )
+    return records
+
+
+def _topic_partitions(conn: sqlite3.Connection, topics: Sequence[str]) -> list[TopicPartition]:
+    tps: list[TopicPartition] = []
+    for topic in sorted(set(topics)):
+        row = conn.execute("SELECT partitions FROM topics WHERE name = ?", (topic,)).fetchone()
+        if row is not None:
+            tps.extend(TopicPartition(topic, p) for p in range(row[0]))
+    return tps
+
+
+class EmbeddedBus:
+    """The default bus: a SQLite log in the data dir."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        default_partitions: int = 1,
+        poll_interval: float = 0.2,
+        session_timeout: float = 10.0,
+    ) -> None:
+        self.path = Path(path)
+        self.default_partitions = default_partitions
+        self.poll_interval = poll_interval
+        self.session_timeout = session_timeout
+        self._writer = _Worker(self.path, writer=True, name="bus-write")
+        self._reader = _Worker(self.path, writer=False, name="bus-read")
+        self._pending: list[_PendingPublish] = []
+        self._flushing = False
+        self._flush_task: asyncio.Task[None] | None = None
+        self._version = 0
+        self._changed: asyncio.Event | None = None
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._changed = asyncio.Event()
+        await self._writer.start()
+        await self._reader.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        if self._flush_task is not None:
+            await self._flush_task
+        await self._writer.stop()
+        await self._reader.stop()
+
+    # -- internals shared with consumers -------------------------------------------
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` inside one write transaction; wakes in-process readers after commit."""
+        result = await self._writer.run(lambda conn: in_transaction(conn, lambda: fn(conn)))
+        self._wake()
+        return result
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._reader.run(fn)
+
+    def appender(self, conn: sqlite3.Connection) -> _Appender:
+        return _Appender(conn, self.default_partitions)
+
+    def _wake(self) -> None:
+        self._version += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def wait_for_change(self, seen_version: int, timeout: float) -> None:
+        """Sleep until an in-process write after `seen_version`, or `timeout` (other processes)."""
+        if self._version != seen_version or self._changed is None:
+            return
+        event = self._changed
+        with suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    # -- Bus -----------------------------------------------------------------------
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        def create(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR IGNORE INTO topics (name, partitions, retain_forever) VALUES (?, ?, ?)",
+                [(s.name, s.partitions, int(s.retain_forever)) for s in specs],
+            )
+
+        await self.write(create)
+
+    async def publish(self, messages: Sequence[Message]) -> list[Position]:
+        if not self._started:
+            raise BusUnavailable("embedded bus is not running")
+        future: asyncio.Future[list[Position]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_PendingPublish(messages, future))
+        if not self._flushing:
+            self._flushing = True
+            self._flush_task = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        # Group commit: everything queued while the previous transaction ran goes in the next.
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+
+                def append_all(conn: sqlite3.Connection, batch=batch) -> list[list[Position]]:
+                    appender = self.appender(conn)
+                    now_ms = int(time.time() * 1000)
+                    return [[appender.append(m, now_ms) for m in p.messages] for p in batch]
+
+                try:
+                    results = await self.write(append_all)
+                except Exception as exc:
+                    for pending in batch:
+                        if not pending.future.done():
+                            pending.future.set_exception(exc)
+                    continue
+                for pending, positions in zip(batch, results, strict=True):
+                    if not pending.future.done():
+                        pending.future.set_result(positions)
+        finally:
+            self._flushing = False
+
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        def ends(conn: sqlite3.Connection) -> dict[TopicPartition, int]:
+            result = {}
+            for tp in _topic_partitions(conn, topics):
+                row = conn.execute(
+                    "SELECT MAX(offset) FROM records WHERE topic = ? AND partition = ?", tp
+                ).fetchone()
+                result[tp] = 0 if row[0] is None else row[0] + 1
+            return result
+
+        return await self.read(ends)
+
+    async def committed(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        def load(conn: sqlite3.Connection) -> dict[TopicPartition, int]:
+            return _committed(conn, group, _topic_partitions(conn, topics))
+
+        return await self.read(load)
+
+    def group_consumer(
+        self, group: str, topics: Sequence[str], *, transactional_id: str | None = None
+    ) -> EmbeddedGroupConsumer:
+        # transactional_id matters to Kafka's fencing; here the group generation fences.
+        return EmbeddedGroupConsumer(self, group, list(topics))
+
+    def reader(self, topics: Sequence[str], start: dict[TopicPartition, int]) -> EmbeddedReader:
+        return EmbeddedReader(self, list(topics), dict(start))
+
+
+def _committed(
+    conn: sqlite3.Connection, group: str, tps: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    result = {}
+    for tp in tps:
+        row = conn.execute(
+            "SELECT next_offset FROM group_offsets WHERE group_id = ? AND topic = ?"
+            " AND partition = ?",
+            (group, tp.topic, tp.partition),
+        ).fetchone()
+        result[tp] = 0 if row is None else row[0]
+    return result
+
+
+async def _poll(
+    bus: EmbeddedBus,
+    read: Callable[[], Any],
+    timeout: float,
+) -> list[Record]:
+    """Call `read` until it returns records or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = bus.version
+        records = await read()
+        remaining = deadline - time.monotonic()
+        if records or remaining <= 0:
+            return records
+        await bus.wait_for_change(seen, min(bus.poll_interval, remaining))
+
+
+@dataclass
+class _Membership:
+    member_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    generation: int = -1
+    last_heartbeat: float = 0.0
+
+
+class EmbeddedGroupConsumer:
+    """A consumer-group member; the group's generation fences commits across rebalances."""
+
+    def __init__(self, bus: EmbeddedBus, group: str, topics: list[str]) -> None:
+        self._bus = bus
+        self._group = group
+        self._topics = topics
+        self._me = _Membership()
+        self._positions: dict[TopicPartition, int] = {}
+        self._assignment: frozenset[TopicPartition] = frozenset()
+        self._started = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self._join()
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        group, member = self._group, self._me.member_id
+
+        def leave(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM group_members WHERE group_id = ? AND member_id = ?", (group, member)
+            )
+            _bump_generation(conn, group)
+
+        await self._bus.write(leave)
+
+    async def _join(self) -> None:
+        group, member, now = self._group, self._me.member_id, time.time()
+
+        def join(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO group_members (group_id, member_id, heartbeat)"
+                " VALUES (?, ?, ?)",
+                (group, member, now),
+            )
+            _bump_generation(conn, group)
+
+        await self._bus.write(join)
+        self._me.last_heartbeat = now
+        self._me.generation = -1
+
+    async def _heartbeat(self) -> None:
+        """Keep membership alive, expire dead members, and notice rebalances."""
+        now = time.time()
+        group, member, timeout = self._group, self._me.member_id, self._bus.session_timeout
+        if now - self._me.last_heartbeat >= timeout / 3:
+
+            def beat(conn: sqlite3.Connection) -> bool:
+                alive = conn.execute(
+                    "UPDATE group_members SET heartbeat = ? WHERE group_id = ? AND member_id = ?",
+                    (now, group, member),
+                ).rowcount
+                expired = conn.execute(
+                    "DELETE FROM group_members WHERE group_id = ? AND heartbeat < ?",
+                    (group, now - timeout),
+                ).rowcount
+                if expired:
+                    _bump_generation(conn, group)
+                return bool(alive)
+
+            if not await self._bus.write(beat):
+                await self._join()  # we were expired (a long pause): come back as new
+            self._me.last_heartbeat = now
+
+        def load(conn: sqlite3.Connection) -> tuple[int, list[str], list[TopicPartition]]:
+            row = conn.execute(
+                "SELECT generation FROM group_state WHERE group_id = ?", (group,)
+            ).fetchone()
+            members = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT member_id FROM group_members WHERE group_id = ? ORDER BY member_id",
+                    (group,),
+                )
+            ]
+            return (row[0] if row else 0), members, _topic_partitions(conn, self._topics)
+
+        generation, members, tps = await self._bus.read(load)
+        known = set(self._assignment)
+        if generation != self._me.generation or any(tp not in known for tp in tps):
+            await self._rebalance(generation, members, tps)
+
+    async def _rebalance(
+        self, generation: int, members: list[str], tps: list[TopicPartition]
+    ) -> None:
+        mine: list[TopicPartition] = []
+        if self._me.member_id in members:
+            index, size = members.index(self._me.member_id), len(members)
+            mine = [tp for i, tp in enumerate(tps) if i % size == index]
+        self._assignment = frozenset(mine)
+        # Like an eager Kafka rebalance: restart every partition from the committed offset,
+        # so whatever was fetched but not committed under the old generation comes again.
+        self._positions = await self._bus.read(lambda c: _committed(c, self._group, mine))
+        self._me.generation = generation
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        return self._assignment
+
+    async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        async def read_once() -> list[Record]:
+            await self._heartbeat()
+            positions = dict(self._positions)
+            return await self._bus.read(lambda c: _read_records(c, positions, max_records))
+
+        records = await _poll(self._bus, read_once, timeout)
+        for tp, offset in next_offsets(records).items():
+            self._positions[tp] = offset
+        return records
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        async with self.transaction(records):
+            pass
+
+    @asynccontextmanager
+    async def transaction(self, consumed: Sequence[Record]) -> AsyncIterator[_EmbeddedTxn]:
+        txn = _EmbeddedTxn()
+        try:
+            yield txn
+        except BaseException:
+            await self._rewind()
+            raise
+        offsets = next_offsets(consumed)
+        group, me, assignment = self._group, self._me, self._assignment
+
+        def commit_unit(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT generation FROM group_state WHERE group_id = ?", (group,)
+            ).fetchone()
+            if row is None or row[0] != me.generation:
+                raise CommitFailed(f"group {group!r} rebalanced; uncommitted records come again")
+            lost = [tp for tp in offsets if tp not in assignment]
+            if lost:
+                raise CommitFailed(f"partitions {lost} are not assigned to this member")
+            appender = self._bus.appender(conn)
+            now_ms = int(time.time() * 1000)
+            for message in txn.messages:
+                appender.append(message, now_ms)
+            conn.executemany(
+                "INSERT OR REPLACE INTO group_offsets (group_id, topic, partition, next_offset)"
+                " VALUES (?, ?, ?, ?)",
+                [(group, tp.topic, tp.partition, off) for tp, off in offsets.items()],
+            )
+
+        try:
+            await self._bus.write(commit_unit)
+        except CommitFailed:
+            await self._rewind()
+            raise
+
+    async def _rewind(self) -> None:
+        tps = list(self._assignment)
+        self._positions = await self._bus.read(lambda c: _committed(c, self._group, tps))
+
+
+def _bump_generation(conn: sqlite3.Connection, group: str) -> None:
+    conn.execute(
+        "INSERT INTO group_state (group_id, generation) VALUES (?, 1)"
+        " ON CONFLICT (group_id) DO UPDATE SET generation = generation + 1",
+        (group,),
+    )
+
+
+class _EmbeddedTxn:
+    """Buffers the unit's messages; they reach the log only in the commit transaction."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def send(self, message: Message) -> None:
+        self.messages.append(message)
+
+    async def flush(self) -> None:
+        return None
+
+
+class EmbeddedReader:
+    """A group-less reader over every partition of its topics, from caller-kept positions."""
+
+    def __init__(
+        self, bus: EmbeddedBus, topics: list[str], start: dict[TopicPartition, int]
+    ) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._positions = start
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        async def read_once() -> list[Record]:
+            def read(conn: sqlite3.Connection) -> list[Record]:
+                for tp in _topic_partitions(conn, self._topics):
+                    self._positions.setdefault(tp, 0)
+                return _read_records(conn, dict(self._positions), max_records)
+
+            return await self._bus.read(read)
+
+        records = await _poll(self._bus, read_once, timeout)
+        for tp, offset in next_offsets(records).items():
+            self._positions[tp] = offset
+        return records

@@ -1,0 +1,392 @@
+"""The Kafka bus: aiokafka against Apache Kafka (KRaft), for hubs that outgrow one machine.
+
+Producers are idempotent with `acks=all`, so a returned publish survives a broker failover
+and retries never duplicate. The atomic unit is a Kafka transaction that carries the
+consumed offsets (`send_offsets_to_transaction`); every consumer reads `read_committed`,
+so records of an aborted or unfinished unit are never seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiokafka
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from hub.bus import (
+    Message,
+    Position,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    next_offsets,
+)
+from hub.bus.errors import BusUnavailable, CommitFailed
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """How to reach the cluster; parsed from a `kafka://host:port[,host:port]` bus URL."""
+
+    bootstrap_servers: str
+    client_id: str = "cirt-hub"
+    replication_factor: int = 1
+    request_timeout_ms: int = 30_000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _records(batches: dict[Any, list[Any]]) -> list[Record]:
+    out: list[Record] = []
+    for tp, items in batches.items():
+        out.extend(
+            Record(
+                tp.topic,
+                tp.partition,
+                r.offset,
+                r.key,
+                r.value,
+                tuple(r.headers or ()),
+                r.timestamp,
+            )
+            for r in items
+        )
+    return out
+
+
+def _kafka_offsets(offsets: dict[TopicPartition, int]) -> dict[aiokafka.TopicPartition, int]:
+    return {aiokafka.TopicPartition(tp.topic, tp.partition): off for tp, off in offsets.items()}
+
+
+class KafkaBus:
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self._producer: aiokafka.AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._meta: aiokafka.AIOKafkaConsumer | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "bootstrap_servers": s.bootstrap_servers,
+            "client_id": s.client_id,
+            "request_timeout_ms": s.request_timeout_ms,
+            **s.extra,
+        }
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        # Idempotence + acks=all: a publish that returned is replicated and never duplicated.
+        producer = aiokafka.AIOKafkaProducer(
+            enable_idempotence=True, acks="all", **self.client_options()
+        )
+        admin = AIOKafkaAdminClient(**self.client_options())
+        meta = aiokafka.AIOKafkaConsumer(
+            enable_auto_commit=False, isolation_level="read_committed", **self.client_options()
+        )
+        try:
+            await producer.start()
+            await admin.start()
+            await meta.start()
+        except KafkaError as exc:
+            await producer.stop()
+            await admin.close()
+            await meta.stop()
+            raise BusUnavailable(f"Kafka at {self.settings.bootstrap_servers}: {exc}") from exc
+        self._producer, self._admin, self._meta = producer, admin, meta
+
+    async def stop(self) -> None:
+        producer, admin, meta = self._producer, self._admin, self._meta
+        self._producer = self._admin = self._meta = None
+        if producer is not None:
+            await producer.stop()
+        if admin is not None:
+            await admin.close()
+        if meta is not None:
+            await meta.stop()
+
+    def _running(self) -> tuple[aiokafka.AIOKafkaProducer, AIOKafkaAdminClient]:
+        if self._producer is None or self._admin is None:
+            raise BusUnavailable("Kafka bus is not running")
+        return self._producer, self._admin
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        _, admin = self._running()
+        existing = set(await admin.list_topics())
+        # Feed and audit topics are the system of record: no time or size retention.
+        new = [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=self.settings.replication_factor,
+                topic_configs=(
+                    {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+                    if s.retain_forever
+                    else {}
+                ),
+            )
+            for s in specs
+            if s.name not in existing
+        ]
+        if not new:
+            return
+        response = await admin.create_topics(new)
+        for name, code, *_ in getattr(response, "topic_errors", []):
+            if code not in (0, TopicAlreadyExistsError.errno):
+                raise BusUnavailable(f"could not create Kafka topic {name!r} (error code {code})")
+        await self._wait_for_metadata([s.name for s in new])
+
+    async def _wait_for_metadata(self, topics: Sequence[str]) -> None:
+        assert self._meta is not None
+        for _ in range(100):
+            known = await self._meta.topics()
+            if all(t in known for t in topics):
+                return
+            await asyncio.sleep(0.1)
+        raise BusUnavailable(f"Kafka topics {list(topics)} did not appear in metadata")
+
+    async def publish(self, messages: Sequence[Message]) -> list[Position]:
+        producer, _ = self._running()
+        try:
+            futures = [
+                await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers) or None)
+                for m in messages
+            ]
+            results = await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise BusUnavailable(f"Kafka publish failed: {exc}") from exc
+        return [Position(r.topic, r.partition, r.offset) for r in results]
+
+    async def partitions(self, topics: Sequence[str]) -> list[TopicPartition]:
+        """Every partition of the `topics` that exist now."""
+        assert self._meta is not None
+        await self._meta.topics()
+        tps = []
+        for topic in sorted(set(topics)):
+            for p in sorted(self._meta.partitions_for_topic(topic) or ()):
+                tps.append(TopicPartition(topic, p))
+        return tps
+
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        assert self._meta is not None
+        tps = await self.partitions(topics)
+        if not tps:
+            return {}
+        ends = await self._meta.end_offsets([aiokafka.TopicPartition(*tp) for tp in tps])
+        return {TopicPartition(tp.topic, tp.partition): off for tp, off in ends.items()}
+
+    async def committed(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        _, admin = self._running()
+        tps = await self.partitions(topics)
+        offsets = await admin.list_consumer_group_offsets(
+            group, partitions=[aiokafka.TopicPartition(*tp) for tp in tps]
+        )
+        result = {tp: 0 for tp in tps}
+        for tp, meta in offsets.items():
+            if meta.offset >= 0:
+                result[TopicPartition(tp.topic, tp.partition)] = meta.offset
+        return result
+
+    def group_consumer(
+        self, group: str, topics: Sequence[str], *, transactional_id: str | None = None
+    ) -> KafkaGroupConsumer:
+        return KafkaGroupConsumer(self, group, list(topics), transactional_id)
+
+    def reader(self, topics: Sequence[str], start: dict[TopicPartition, int]) -> KafkaReader:
+        return KafkaReader(self, list(topics), dict(start))
+
+
+class KafkaGroupConsumer:
+    def __init__(
+        self, bus: KafkaBus, group: str, topics: list[str], transactional_id: str | None
+    ) -> None:
+        self._bus = bus
+        self._group = group
+        self._topics = topics
+        self._transactional_id = transactional_id
+        self._consumer: aiokafka.AIOKafkaConsumer | None = None
+        self._producer: aiokafka.AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+        options = self._bus.client_options()
+        consumer = aiokafka.AIOKafkaConsumer(
+            *self._topics,
+            group_id=self._group,
+            # Offsets move only with the unit that used the records (or an explicit commit).
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            **options,
+        )
+        producer = None
+        if self._transactional_id is not None:
+            # start() fences any older producer with this id and aborts its open transaction.
+            producer = aiokafka.AIOKafkaProducer(
+                transactional_id=self._transactional_id,
+                enable_idempotence=True,
+                acks="all",
+                **options,
+            )
+        try:
+            await consumer.start()
+            if producer is not None:
+                await producer.start()
+        except KafkaError as exc:
+            await consumer.stop()
+            if producer is not None:
+                await producer.stop()
+            raise BusUnavailable(f"Kafka consumer for group {self._group!r}: {exc}") from exc
+        self._consumer, self._producer = consumer, producer
+
+    async def stop(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        if producer is not None:
+            await producer.stop()
+        if consumer is not None:
+            await consumer.stop()
+
+    def _running(self) -> aiokafka.AIOKafkaConsumer:
+        if self._consumer is None:
+            raise BusUnavailable(f"consumer for group {self._group!r} is not running")
+        return self._consumer
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        consumer = self._running()
+        return frozenset(TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment())
+
+    async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        consumer = self._running()
+        try:
+            batches = await consumer.getmany(
+                timeout_ms=int(timeout * 1000), max_records=max_records
+            )
+        except KafkaError as exc:
+            raise BusUnavailable(f"Kafka fetch for group {self._group!r}: {exc}") from exc
+        return _records(batches)
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        consumer = self._running()
+        offsets = next_offsets(records)
+        if not offsets:
+            return
+        try:
+            await consumer.commit(_kafka_offsets(offsets))
+        except KafkaError as exc:
+            await self._rewind()
+            raise CommitFailed(f"commit for group {self._group!r} failed: {exc}") from exc
+
+    @asynccontextmanager
+    async def transaction(self, consumed: Sequence[Record]) -> AsyncIterator[_KafkaTxn]:
+        if self._producer is None:
+            raise RuntimeError("transaction() needs a consumer made with a transactional_id")
+        producer = self._producer
+        offsets = next_offsets(consumed)
+        try:
+            async with producer.transaction():
+                txn = _KafkaTxn(producer)
+                yield txn
+                await txn.flush()
+                if offsets:
+                    await producer.send_offsets_to_transaction(_kafka_offsets(offsets), self._group)
+        except KafkaError as exc:
+            await self._rewind()
+            raise CommitFailed(f"transaction for group {self._group!r} failed: {exc}") from exc
+        except BaseException:
+            await self._rewind()
+            raise
+
+    async def _rewind(self) -> None:
+        """Go back to the committed offsets so uncommitted records are fetched again."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        with suppress(KafkaError):
+            for tp in consumer.assignment():
+                committed = await consumer.committed(tp)
+                if committed is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, committed)
+
+
+class _KafkaTxn:
+    def __init__(self, producer: aiokafka.AIOKafkaProducer) -> None:
+        self._producer = producer
+        self._futures: list[asyncio.Future[Any]] = []
+
+    async def send(self, message: Message) -> None:
+        future = await self._producer.send(
+            message.topic, message.value, key=message.key, headers=list(message.headers) or None
+        )
+        self._futures.append(future)
+
+    async def flush(self) -> None:
+        await asyncio.gather(*self._futures)
+
+
+class KafkaReader:
+    def __init__(self, bus: KafkaBus, topics: list[str], start: dict[TopicPartition, int]) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._positions = start
+        self._consumer: aiokafka.AIOKafkaConsumer | None = None
+        self._assigned: set[TopicPartition] = set()
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+        consumer = aiokafka.AIOKafkaConsumer(
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            **self._bus.client_options(),
+        )
+        try:
+            await consumer.start()
+        except KafkaError as exc:
+            await consumer.stop()
+            raise BusUnavailable(f"Kafka reader: {exc}") from exc
+        self._consumer = consumer
+        await self._assign()
+
+    async def _assign(self) -> None:
+        """Take every partition of the topics, including ones created since the last call."""
+        assert self._consumer is not None
+        tps = set(await self._bus.partitions(self._topics))
+        if tps <= self._assigned:
+            return
+        self._assigned = tps
+        # assign() forgets positions, so every partition is placed again from ours.
+        self._consumer.assign([aiokafka.TopicPartition(*tp) for tp in tps])
+        for tp in tps:
+            self._consumer.seek(aiokafka.TopicPartition(*tp), self._positions.get(tp, 0))
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        if self._consumer is None:
+            raise BusUnavailable("Kafka reader is not running")
+        if not self._assigned:
+            await asyncio.sleep(timeout)
+            await self._assign()
+            return []
+        try:
+            batches = await self._consumer.getmany(
+                timeout_ms=int(timeout * 1000), max_records=max_records
+            )
+        except KafkaError as exc:
+            raise BusUnavailable(f"Kafka reader fetch: {exc}") from exc
+        records = _records(batches)
+        self._positions.update(next_offsets(records))
+        return records

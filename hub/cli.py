@@ -1,0 +1,169 @@
+"""`cirt-hub`: serve the hub, show the demo accounts, make account secrets, check a config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from hub.bus import BusError
+from hub.bus.url import BusUrlError, validate_bus_url
+from hub.config import ROLES, Settings, SettingsError, default_data_dir, node_id
+from hub.credentials import hash_secret, new_secret
+from hub.demo import DemoAccount, demo_accounts_json, demo_federation
+from hub.federation import FederationError, load_federation
+
+log = logging.getLogger("cirt_hub")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cirt-hub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run a hub node (TAXII API, pipeline, or both)")
+    serve.add_argument("--config", type=Path, help="federation file (default: built-in demo)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", type=Path, default=None)
+    serve.add_argument("--bus", default="embedded", help="embedded, or kafka://HOST:PORT")
+    serve.add_argument("--role", choices=ROLES, default="all")
+    serve.add_argument("--topic-prefix", default="cirt-hub.")
+    serve.add_argument("--partitions", type=int, default=None, help="partitions per topic")
+
+    demo = sub.add_parser("demo", help="the built-in demo federation")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    accounts = demo_sub.add_parser("accounts", help="print the demo accounts and secrets")
+    accounts.add_argument("--data-dir", type=Path, default=None)
+    accounts.add_argument("--json", action="store_true")
+
+    token = sub.add_parser("token", help="account secrets")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    new = token_sub.add_parser("new", help="a new random secret and its federation-file line")
+    new.add_argument("--username", default="NAME")
+    new.add_argument("--roles", default="read", help="comma-separated: submit, read, operate")
+
+    check = sub.add_parser("check-config", help="validate a federation file")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def _print_accounts(accounts: list[DemoAccount]) -> None:
+    width = max(len(a.username) for a in accounts)
+    for a in accounts:
+        print(f"  {a.username:<{width}}  {a.cirt:<10} {','.join(a.roles):<8} {a.password}")
+
+
+async def _serve(settings: Settings, demo: list[DemoAccount] | None) -> int:
+    from hub.api.app import create_app
+
+    runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+    except (BusError, OSError) as exc:
+        print(f"cirt-hub: cannot start: {exc}", file=sys.stderr)
+        await runner.cleanup()
+        return 1
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"cirt-hub {settings.role} node {settings.node_id} on {settings.bus_url} bus")
+    print(f"  data dir:        {settings.data_dir}")
+    if settings.runs_api:
+        print(f"  TAXII discovery: {base}/taxii2/")
+        print(f"  inbox:           {base}/taxii2/hub/collections/inbox/objects/")
+    print(f"  health:          {base}/healthz  {base}/readyz")
+    if demo:
+        print("DEMO federation with generated secrets (username, cirt, roles, secret):")
+        _print_accounts(demo)
+        print(f"  (also: cirt-hub demo accounts --data-dir {settings.data_dir} --json)")
+    sys.stdout.flush()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("cirt-hub: stopping (finishing in-flight work)", file=sys.stderr)
+    await runner.cleanup()
+    return 0
+
+
+def _run(coro) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def serve(args: argparse.Namespace) -> int:
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    try:
+        validate_bus_url(args.bus)
+        demo = None
+        if args.config is None:
+            federation, demo = demo_federation(data_dir)
+        else:
+            federation = load_federation(args.config)
+        embedded = args.bus == "embedded"
+        settings = Settings(
+            federation=federation,
+            data_dir=data_dir,
+            host=args.host,
+            port=args.port,
+            bus_url=args.bus,
+            role=args.role,
+            topic_prefix=args.topic_prefix,
+            partitions=args.partitions or (1 if embedded else 3),
+            node_id=node_id(data_dir),
+        )
+    except (FederationError, SettingsError, BusUrlError) as exc:
+        print(f"cirt-hub: {exc}", file=sys.stderr)
+        return 2
+    return _run(_serve(settings, demo))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "demo":
+        _, accounts = demo_federation((args.data_dir or default_data_dir()).resolve())
+        if args.json:
+            print(demo_accounts_json(accounts))
+        else:
+            _print_accounts(accounts)
+        return 0
+    if args.command == "token":
+        roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+        secret = new_secret()
+        print(f"secret (give it to the account holder; it is not stored): {secret}")
+        print("federation file lines:")
+        print(f"  - username: {args.username}")
+        print(f"    roles: [{', '.join(roles)}]")
+        print(f'    secret_hash: "{hash_secret(secret)}"')
+        return 0
+    if args.command == "check-config":
+        try:
+            federation = load_federation(args.file)
+        except FederationError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(
+            f"{args.file}: ok ({len(federation.members)} members, "
+            f"{len(federation.regions)} regions)"
+        )
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

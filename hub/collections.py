@@ -1,0 +1,86 @@
+"""The TAXII collections the federation implies, and who may read or write each.
+
+`inbox` takes submissions; each region has a feed its members read; each member has its
+own feed (what was routed to that member alone). A collection's TAXII id is a UUID
+derived from the hub and the alias, so every node of one hub names it the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from hub.federation import Account, Federation
+
+INBOX = "inbox"
+_NAMESPACE = uuid.UUID("9d1c1b0e-4d1f-4c8e-9a43-2f1b7c0e5a61")
+
+
+@dataclass(frozen=True)
+class Collection:
+    alias: str
+    id: str
+    title: str
+    description: str
+    readers: frozenset[str]  # member ids
+    writable: bool = False
+
+    def can_read(self, account: Account) -> bool:
+        return account.can("read") and account.member in self.readers
+
+    def can_write(self, account: Account) -> bool:
+        return self.writable and account.can("submit") and account.member is not None
+
+    def visible_to(self, account: Account) -> bool:
+        return self.can_read(account) or self.can_write(account)
+
+
+def region_alias(region_id: str) -> str:
+    return f"region-{region_id}"
+
+
+def member_alias(member_id: str) -> str:
+    return f"member-{member_id}"
+
+
+def build_collections(federation: Federation) -> dict[str, Collection]:
+    """Every collection of the hub, by alias."""
+
+    def make(alias: str, title: str, description: str, readers: frozenset[str], **kw) -> Collection:
+        cid = str(uuid.uuid5(_NAMESPACE, f"{federation.hub.id}/{alias}"))
+        return Collection(alias, cid, title, description, readers, **kw)
+
+    found = [
+        make(
+            INBOX,
+            "Inbox",
+            "Where member CIRTs submit STIX 2.1 content; routed by each sender's rules.",
+            frozenset(),
+            writable=True,
+        )
+    ]
+    for region in federation.regions:
+        members = frozenset(m.id for m in federation.members_of(region.id))
+        found.append(
+            make(
+                region_alias(region.id),
+                f"{region.name} feed",
+                f"Content shared with the members of {region.name}.",
+                members,
+            )
+        )
+    for member in federation.members:
+        found.append(
+            make(
+                member_alias(member.id),
+                f"{member.name} feed",
+                f"Content routed to {member.name} alone.",
+                frozenset({member.id}),
+            )
+        )
+    return {c.alias: c for c in found}
+
+
+def feed_aliases(collections: dict[str, Collection]) -> list[str]:
+    """Collections that are fed by routing (all but the inbox)."""
+    return [alias for alias in collections if alias != INBOX]

@@ -1,0 +1,77 @@
+"""Settings: everything a hub node runs with, built once from the CLI and the federation file."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from hub.federation import Federation
+from hub.topics import Topics
+
+Role = Literal["all", "api", "pipeline"]
+ROLES: tuple[Role, ...] = ("all", "api", "pipeline")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    federation: Federation
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    bus_url: str = "embedded"
+    role: Role = "all"
+    topic_prefix: str = "cirt-hub."
+    partitions: int = 1
+    node_id: str = "node-1"
+    max_content_length: int = 10 * 1024 * 1024
+    # How long a POST waits for its own status to reach this node's view (read-your-writes).
+    status_visible_timeout: float = 2.0
+    max_view_lag: int = 10_000
+    page_limit: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise SettingsError(f"role: {self.role!r} is not one of {', '.join(ROLES)}")
+        if not re.fullmatch(r"[A-Za-z0-9._-]*", self.topic_prefix):
+            raise SettingsError(f"topic_prefix: {self.topic_prefix!r} has characters Kafka refuses")
+        if self.partitions < 1:
+            raise SettingsError("partitions: must be at least 1")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port: {self.port} is not a TCP port")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def runs_api(self) -> bool:
+        return self.role in ("all", "api")
+
+    @property
+    def runs_pipeline(self) -> bool:
+        return self.role in ("all", "pipeline")
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder (XDG), used when --data-dir is not given."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "cirt-hub"
+
+
+def node_id(data_dir: Path) -> str:
+    """This node's stable id, made at first start; names its transactional producer."""
+    path = data_dir / "node-id"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = f"node-{uuid.uuid4().hex[:12]}"
+    path.write_text(value + "\n")
+    return value

@@ -1,0 +1,74 @@
+"""Refusals that know their outcome. The API turns them into TAXII error messages.
+
+HubError (500)
+├── BadRequest (400)
+├── Unauthorized (401)
+├── Forbidden (403)
+├── NotFound (404)
+├── NotAcceptable (406)
+├── PayloadTooLarge (413)
+├── UnsupportedMediaType (415)
+├── InvalidStix (422)
+└── Unavailable (503, retriable)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class HubError(Exception):
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, description: str, *, details: dict[str, object] | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.details = details
+
+
+class BadRequest(HubError):
+    status = 400
+    title = "Bad request"
+
+
+class Unauthorized(HubError):
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(HubError):
+    status = 403
+    title = "Not permitted"
+
+
+class NotFound(HubError):
+    status = 404
+    title = "Not found"
+
+
+class NotAcceptable(HubError):
+    status = 406
+    title = "Not acceptable"
+
+
+class PayloadTooLarge(HubError):
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(HubError):
+    status = 415
+    title = "Unsupported media type"
+
+
+class InvalidStix(HubError):
+    status = 422
+    title = "Invalid STIX content"
+
+
+class Unavailable(HubError):
+    status = 503
+    title = "Service unavailable"
+    retriable = True

@@ -1,0 +1,259 @@
+"""The federation file: the hub's identity, its regions, member CIRTs, accounts and keys.
+
+Loaded once at startup. A file that does not hold stops startup with every problem named
+by file, line and field (`examples/federation.yaml:41: members[2].regions[0]: ...`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+Path_ = tuple[str | int, ...]
+ROLES = ("submit", "read", "operate")
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    field: str
+    message: str
+
+
+class FederationError(Exception):
+    """The federation file does not hold; `problems` says where and why."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        lines = [f"invalid federation file {self.source}:"]
+        for p in self.problems:
+            where = f"{self.source}:{p.line}" if p.line else self.source
+            lines.append(f"  {where}: {p.field or '(top level)'}: {p.message}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    roles: frozenset[str]
+    secret_hash: str = field(repr=False)
+    member: str | None  # None for the hub's own staff
+
+    def can(self, role: str) -> bool:
+        return role in self.roles
+
+
+@dataclass(frozen=True)
+class Region:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    name: str
+    country: str
+    regions: tuple[str, ...]
+    identity: str
+    accounts: tuple[Account, ...]
+    public_keys: tuple[dict[str, str], ...] = ()
+    sharing: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HubInfo:
+    id: str
+    name: str
+    identity: str
+    contact: str = ""
+    accounts: tuple[Account, ...] = ()
+
+
+@dataclass(frozen=True)
+class Federation:
+    hub: HubInfo
+    regions: tuple[Region, ...]
+    members: tuple[Member, ...]
+    source: str = "<memory>"
+
+    def member(self, member_id: str) -> Member:
+        return next(m for m in self.members if m.id == member_id)
+
+    def accounts(self) -> Iterator[Account]:
+        yield from self.hub.accounts
+        for m in self.members:
+            yield from m.accounts
+
+    def account(self, username: str) -> Account | None:
+        return next((a for a in self.accounts() if a.username == username), None)
+
+    def members_of(self, region_id: str) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if region_id in m.regions)
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("hub").joinpath("schemas/federation.schema.json").read_text()
+    return json.loads(text)
+
+
+def _field(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(root: yaml.Node | None, path: Path_) -> int | None:
+    """1-based line of the YAML node at `path` (or of its nearest existing parent)."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in path:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    child = value
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+        if child is None:
+            break
+        node, line = child, child.start_mark.line + 1
+    return line
+
+
+def _schema_problems(data: Any, root: yaml.Node | None) -> list[Problem]:
+    validator = jsonschema.Draft202012Validator(schema())
+    problems = []
+    for error in validator.iter_errors(data):
+        path = tuple(error.absolute_path)
+        message = error.message
+        hint = error.schema.get("description") if isinstance(error.schema, dict) else None
+        if error.validator == "pattern" and hint:
+            message = f"{message} ({hint})"
+        problems.append(Problem(_line_of(root, path), _field(path), message))
+    return sorted(problems, key=lambda p: (p.line or 0, p.field))
+
+
+def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Problem]:
+    """What the schema cannot say: uniqueness and references between parts of the file."""
+    problems: list[Problem] = []
+
+    def problem(path: Path_, message: str) -> None:
+        problems.append(Problem(_line_of(root, path), _field(path), message))
+
+    regions: set[str] = set()
+    for i, region in enumerate(data["regions"]):
+        if region["id"] in regions:
+            problem(("regions", i, "id"), f"region {region['id']!r} is declared twice")
+        regions.add(region["id"])
+
+    usernames: set[str] = set()
+
+    def check_accounts(base: Path_, accounts: list[dict[str, Any]]) -> None:
+        for j, account in enumerate(accounts):
+            name = account["username"]
+            if name in usernames:
+                problem((*base, j, "username"), f"username {name!r} is used twice in the file")
+            usernames.add(name)
+
+    check_accounts(("hub", "accounts"), data["hub"].get("accounts", []))
+    identities = {data["hub"]["identity"]: "the hub"}
+    members: set[str] = set()
+    for i, member in enumerate(data["members"]):
+        base: Path_ = ("members", i)
+        if member["id"] in members:
+            problem((*base, "id"), f"member {member['id']!r} is declared twice")
+        members.add(member["id"])
+        if member["identity"] in identities:
+            problem(
+                (*base, "identity"),
+                f"{member['identity']} is already the identity of {identities[member['identity']]}",
+            )
+        identities[member["identity"]] = f"member {member['id']!r}"
+        for j, region in enumerate(member["regions"]):
+            if region not in regions:
+                problem((*base, "regions", j), f"{region!r} is not a region declared in regions")
+        kids = [k["kid"] for k in member.get("public_keys", [])]
+        for j, kid in enumerate(kids):
+            if kids.index(kid) != j:
+                problem((*base, "public_keys", j, "kid"), f"key id {kid!r} is used twice")
+        check_accounts((*base, "accounts"), member["accounts"])
+    return problems
+
+
+def _accounts(items: list[dict[str, Any]], member: str | None) -> tuple[Account, ...]:
+    return tuple(
+        Account(a["username"], frozenset(a["roles"]), a["secret_hash"], member) for a in items
+    )
+
+
+def _build(data: dict[str, Any], source: str) -> Federation:
+    hub = data["hub"]
+    return Federation(
+        hub=HubInfo(
+            id=hub["id"],
+            name=hub["name"],
+            identity=hub["identity"],
+            contact=hub.get("contact", ""),
+            accounts=_accounts(hub.get("accounts", []), None),
+        ),
+        regions=tuple(Region(r["id"], r["name"]) for r in data["regions"]),
+        members=tuple(
+            Member(
+                id=m["id"],
+                name=m["name"],
+                country=m["country"],
+                regions=tuple(m["regions"]),
+                identity=m["identity"],
+                accounts=_accounts(m["accounts"], m["id"]),
+                public_keys=tuple(m.get("public_keys", [])),
+                sharing=dict(m.get("sharing", {})),
+            )
+            for m in data["members"]
+        ),
+        source=source,
+    )
+
+
+def parse_federation(text: str, source: str) -> Federation:
+    """Validate and build a federation from YAML `text`; `source` names it in errors."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise FederationError(source, [Problem(line, "", f"not valid YAML: {exc}")]) from exc
+    problems = _schema_problems(data, root)
+    if not problems:
+        problems = _meaning_problems(data, root)
+    if problems:
+        raise FederationError(source, problems)
+    return _build(data, source)
+
+
+def load_federation(path: Path) -> Federation:
+    """Read and validate the federation file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FederationError(str(path), [Problem(None, "", f"cannot read: {exc}")]) from exc
+    return parse_federation(text, str(path))

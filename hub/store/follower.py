@@ -1,0 +1,66 @@
+"""Keeps a node's view up to date with the feed and status topics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from hub.bus import Bus, BusError, Position, TopicPartition
+from hub.store.view import View
+
+log = logging.getLogger(__name__)
+
+
+class ViewFollower:
+    """Reads the view's topics from the view's own positions and applies them."""
+
+    def __init__(self, bus: Bus, view: View) -> None:
+        self._bus = bus
+        self._view = view
+        self._positions: dict[TopicPartition, int] = {}
+        self._advanced = asyncio.Condition()
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        self._positions = await self._view.positions()
+        reader = self._bus.reader(self._view.topics, dict(self._positions))
+        await reader.start()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    records = await reader.fetch(max_records=1000, timeout=0.5)
+                except BusError as exc:
+                    log.warning("view follower cannot read the bus: %s", exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                if not records:
+                    continue
+                await self._view.apply(records)
+                async with self._advanced:
+                    for r in records:
+                        self._positions[r.tp] = max(self._positions.get(r.tp, 0), r.offset + 1)
+                    self._advanced.notify_all()
+        finally:
+            await reader.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def has_seen(self, positions: Sequence[Position]) -> bool:
+        return all(
+            self._positions.get(TopicPartition(p.topic, p.partition), 0) > p.offset
+            for p in positions
+        )
+
+    async def wait_for(self, positions: Sequence[Position], timeout: float) -> bool:
+        """Wait until the view holds the records at `positions`; False on timeout."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout), self._advanced:
+                await self._advanced.wait_for(lambda: self.has_seen(positions))
+        return self.has_seen(positions)
+
+    def lag(self, ends: dict[TopicPartition, int]) -> int:
+        """Records on the bus not yet in the view."""
+        return sum(max(0, end - self._positions.get(tp, 0)) for tp, end in ends.items())

@@ -1,0 +1,237 @@
+"""The materialized view behind TAXII reads: one SQLite file per API node.
+
+Filled from the feed and status topics. Each batch of records is applied idempotently,
+and the offsets it came from are stored in the same transaction, so a restart resumes
+exactly where it stopped and deleting the file rebuilds it from the topics.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hub.bus import Record, TopicPartition
+from hub.sqlite import SqliteThread, in_transaction
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    spec_version TEXT NOT NULL,
+    version TEXT,
+    version_key TEXT NOT NULL,
+    date_added TEXT NOT NULL,
+    date_added_key TEXT NOT NULL,
+    json BLOB NOT NULL,
+    UNIQUE (collection, id, version_key)
+);
+CREATE INDEX IF NOT EXISTS objects_by_added ON objects (collection, date_added_key);
+CREATE TABLE IF NOT EXISTS statuses (
+    id TEXT PRIMARY KEY,
+    member TEXT NOT NULL,
+    complete INTEGER NOT NULL,
+    doc BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
+
+
+def timestamp_key(value: str | None) -> str:
+    """A sortable form of an RFC 3339 timestamp, whatever its precision ('' if none)."""
+    if not value:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class ObjectQuery:
+    """A TAXII Get Objects request, already checked."""
+
+    collection: str
+    after_seq: int = 0
+    added_after: str | None = None
+    ids: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    versions: tuple[str, ...] = ("last",)
+    spec_versions: tuple[str, ...] = ()
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class Page:
+    objects: list[bytes]  # each the object's JSON, as delivered
+    first_added: str | None
+    last_added: str | None
+    last_seq: int
+    more: bool
+
+
+def _in(column: str, values: Sequence[str]) -> tuple[str, list[str]]:
+    return f"{column} IN ({','.join('?' * len(values))})", list(values)
+
+
+def _version_clause(versions: Sequence[str]) -> tuple[str, list[str]]:
+    if "all" in versions:
+        return "", []
+    parts, args = [], []
+    for v in versions:
+        if v in ("last", "first"):
+            agg = "MAX" if v == "last" else "MIN"
+            parts.append(
+                f"o.version_key = (SELECT {agg}(i.version_key) FROM objects i"
+                " WHERE i.collection = o.collection AND i.id = o.id)"
+            )
+        else:
+            parts.append("o.version_key = ?")
+            args.append(timestamp_key(v))
+    return "(" + " OR ".join(parts) + ")", args
+
+
+def _select_page(conn: sqlite3.Connection, q: ObjectQuery) -> Page:
+    where, args = ["o.collection = ?", "o.seq > ?"], [q.collection, q.after_seq]
+    if q.added_after:
+        where.append("o.date_added_key > ?")
+        args.append(timestamp_key(q.added_after))
+    for column, values in (
+        ("o.id", q.ids),
+        ("o.type", q.types),
+        ("o.spec_version", q.spec_versions),
+    ):
+        if values:
+            clause, more = _in(column, values)
+            where.append(clause)
+            args.extend(more)
+    clause, more = _version_clause(q.versions)
+    if clause:
+        where.append(clause)
+        args.extend(more)
+    rows = conn.execute(
+        f"SELECT o.seq, o.date_added, o.json FROM objects o WHERE {' AND '.join(where)}"
+        " ORDER BY o.seq LIMIT ?",
+        [*args, q.limit + 1],
+    ).fetchall()
+    more_rows = len(rows) > q.limit
+    rows = rows[: q.limit]
+    return Page(
+        objects=[r[2] for r in rows],
+        first_added=rows[0][1] if rows else None,
+        last_added=rows[-1][1] if rows else None,
+        last_seq=rows[-1][0] if rows else q.after_seq,
+        more=more_rows,
+    )
+
+
+def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record) -> None:
+    obj: dict[str, Any] = orjson.loads(record.value)
+    added = (record.header("date-added") or b"").decode() or datetime.fromtimestamp(
+        record.timestamp_ms / 1000, UTC
+    ).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    version = obj.get("modified") or obj.get("created")
+    conn.execute(
+        "INSERT OR IGNORE INTO objects (collection, id, type, spec_version, version,"
+        " version_key, date_added, date_added_key, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            collection,
+            obj["id"],
+            obj["type"],
+            obj.get("spec_version", "2.1"),
+            version,
+            timestamp_key(version),
+            added,
+            timestamp_key(added),
+            record.value,
+        ),
+    )
+
+
+def _apply_status(conn: sqlite3.Connection, record: Record) -> None:
+    doc = orjson.loads(record.value)
+    complete = int(doc.get("status") == "complete")
+    member = (record.header("member") or b"").decode()
+    # A final status wins over the pending one, whichever arrives first.
+    conn.execute(
+        "INSERT INTO statuses (id, member, complete, doc) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET member = excluded.member,"
+        " complete = excluded.complete, doc = excluded.doc"
+        " WHERE statuses.complete = 0",
+        (doc["id"], member, complete, record.value),
+    )
+
+
+class View:
+    """Reads and writes the node's view; every call runs on the view's own SQLite thread."""
+
+    def __init__(self, path: Path, *, feeds: dict[str, str], status_topic: str) -> None:
+        self.path = path
+        self._feeds = feeds  # topic → collection alias
+        self._status_topic = status_topic
+        self._db = SqliteThread(path, name="view", pragmas=("synchronous=NORMAL",), schema=_SCHEMA)
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self._db.start()
+
+    async def close(self) -> None:
+        await self._db.stop()
+
+    @property
+    def topics(self) -> list[str]:
+        return [*self._feeds, self._status_topic]
+
+    async def positions(self) -> dict[TopicPartition, int]:
+        def load(conn: sqlite3.Connection) -> dict[TopicPartition, int]:
+            rows = conn.execute("SELECT topic, partition, next_offset FROM positions")
+            return {TopicPartition(t, p): o for t, p, o in rows}
+
+        return await self._db.run(load)
+
+    async def apply(self, records: Sequence[Record]) -> None:
+        """Apply `records` and move the stored positions past them, in one transaction."""
+
+        def body(conn: sqlite3.Connection) -> None:
+            ends: dict[TopicPartition, int] = {}
+            for record in records:
+                if record.topic == self._status_topic:
+                    _apply_status(conn, record)
+                elif record.topic in self._feeds:
+                    _apply_feed(conn, self._feeds[record.topic], record)
+                ends[record.tp] = max(ends.get(record.tp, 0), record.offset + 1)
+            conn.executemany(
+                "INSERT INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)"
+                " ON CONFLICT (topic, partition) DO UPDATE SET"
+                " next_offset = MAX(next_offset, excluded.next_offset)",
+                [(tp.topic, tp.partition, off) for tp, off in ends.items()],
+            )
+
+        await self._db.run(lambda conn: in_transaction(conn, lambda: body(conn)))
+
+    async def objects(self, query: ObjectQuery) -> Page:
+        return await self._db.run(lambda conn: _select_page(conn, query))
+
+    async def status(self, status_id: str) -> tuple[str, bytes] | None:
+        """(owning member, status document JSON) or None."""
+
+        def load(conn: sqlite3.Connection) -> tuple[str, bytes] | None:
+            row = conn.execute(
+                "SELECT member, doc FROM statuses WHERE id = ?", (status_id,)
+            ).fetchone()
+            return (row[0], row[1]) if row else None
+
+        return await self._db.run(load)

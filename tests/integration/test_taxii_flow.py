@@ -1,0 +1,93 @@
+"""The flow end to end over real HTTP with OASIS's taxii2-client, on both buses:
+one CIRT submits, another reads, and nobody outside the sender's reach sees anything."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from requests import HTTPError
+from stix2validator import ValidationOptions, validate_instance
+from taxii2client.v21 import Collection, Server
+
+from tests.hubs import RunningHub
+from tests.stixdata import TLP2, incident_report, testdata_objects
+
+
+def collection(hub: RunningHub, alias: str, username: str) -> Collection:
+    return Collection(hub.collection_url(alias), user=username, password=hub.password(username))
+
+
+async def submit(hub: RunningHub, username: str, objects: list[dict[str, Any]]):
+    """POST through taxii2-client and wait on the status resource until it is complete."""
+    inbox = collection(hub, "inbox", username)
+    return await asyncio.to_thread(
+        inbox.add_objects, {"objects": objects}, wait_for_completion=True, poll_interval=0.2,
+        timeout=60,
+    )
+
+
+async def read_all(hub: RunningHub, alias: str, username: str) -> list[dict[str, Any]]:
+    feed = collection(hub, alias, username)
+    envelope = await asyncio.to_thread(feed.get_objects)
+    return envelope.get("objects", [])
+
+
+def member_identity(hub: RunningHub, member_id: str) -> str:
+    return hub.settings.federation.member(member_id).identity
+
+
+async def test_discovery_names_the_api_root_as_the_client_reached_it(hub: RunningHub) -> None:
+    server = Server(f"{hub.base_url}/taxii2/", user="gh-cert-read", password=hub.password("gh-cert-read"))
+    await asyncio.to_thread(server.refresh)
+    assert server.default.url == hub.api_root
+    await asyncio.to_thread(server.default.refresh)
+    aliases = {c.alias for c in server.default.collections}
+    assert aliases == {"region-west-africa", "member-gh-cert"}
+
+
+async def test_green_incident_from_one_member_is_read_by_its_region(hub: RunningHub) -> None:
+    report = incident_report(member_identity(hub, "ng-cert"), "ngCERT", TLP2["green"])
+    status = await submit(hub, "ng-cert-submit", report)
+    assert status.status == "complete"
+    assert status.success_count == 4 and status.failure_count == 0
+    assert {s["id"] for s in status.successes} == {o["id"] for o in report}
+
+    received = await read_all(hub, "region-west-africa", "gh-cert-read")
+    assert sorted(received, key=lambda o: o["id"]) == sorted(report, key=lambda o: o["id"])
+    options = ValidationOptions(version="2.1")
+    for obj in received:
+        result = validate_instance(obj, options)
+        assert result.is_valid, [str(e) for e in result.errors]
+
+    # Another region, and another member's own feed, stay closed.
+    with pytest.raises(HTTPError, match="404"):
+        await read_all(hub, "region-west-africa", "ke-cirt-read")
+    with pytest.raises(HTTPError, match="404"):
+        await read_all(hub, "member-ng-cert", "gh-cert-read")
+
+
+async def test_amber_and_unmarked_content_stays_with_the_sender(hub: RunningHub) -> None:
+    amber = incident_report(member_identity(hub, "ke-cirt"), "KE-CIRT/CC", TLP2["amber"])
+    oasis = testdata_objects("oasis-cti-documentation-examples/indicator-for-malicious-url.json")
+    status = await submit(hub, "ke-cirt-submit", amber + oasis)
+    assert status.failure_count == 0, status.failures
+    own = {o["id"] for o in await read_all(hub, "member-ke-cirt", "ke-cirt-read")}
+    assert own == {o["id"] for o in amber + oasis}
+    for username, alias in (("rw-csirt-read", "region-east-africa"), ("tz-cert-read", "member-tz-cert")):
+        seen = {o["id"] for o in await read_all(hub, alias, username)}
+        assert not seen & own, f"{username} saw {seen & own}"
+
+
+async def test_invalid_objects_are_refused_with_their_reason(hub: RunningHub) -> None:
+    good = incident_report(member_identity(hub, "gh-cert"), "CERT-GH", TLP2["green"])
+    broken = dict(good[2], id="indicator--5f1c2b8e-4a8a-4c27-9b1e-2a6f1e0c9d11", pattern="[ipv4-addr:value = ]")
+    older = dict(good[1], id="incident--7d1c2b8e-4a8a-4c27-9b1e-2a6f1e0c9d12", modified="2001-01-01T00:00:00.000Z")
+    status = await submit(hub, "gh-cert-submit", [*good, broken, older])
+    assert status.success_count == 4
+    failures = {f["id"]: f["message"] for f in status.failures}
+    assert "pattern" in failures[broken["id"]]
+    assert "earlier than created" in failures[older["id"]]
+    delivered = {o["id"] for o in await read_all(hub, "region-west-africa", "sn-cert-read")}
+    assert delivered == {o["id"] for o in good}

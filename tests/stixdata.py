@@ -1,0 +1,60 @@
+"""STIX content for tests: a CIRT's incident report built with OASIS's stix2 library,
+and the third-party files under ../shared/testdata/stix."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import stix2
+
+from tests.conftest import TESTDATA
+
+TLP2 = {
+    "clear": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
+    "green": "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb",
+    "amber": "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421",
+    "amber+strict": "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
+    "red": "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
+}
+TLP1_WHITE = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"
+
+
+def incident_report(identity_id: str, name: str, marking: str) -> list[dict[str, Any]]:
+    """identity, incident, indicator and a sighting of it, all under `marking`."""
+    marks = [marking]
+    identity = stix2.Identity(
+        id=identity_id, name=name, identity_class="organization", object_marking_refs=marks
+    )
+    incident = stix2.Incident(
+        id=f"incident--{uuid.uuid4()}",
+        name="Ransomware on the national tax portal",
+        description="Files encrypted on two front-end servers; ransom note seen.",
+        created_by_ref=identity_id,
+        object_marking_refs=marks,
+    )
+    indicator = stix2.Indicator(
+        id=f"indicator--{uuid.uuid4()}",
+        name="C2 server of the ransomware",
+        pattern="[ipv4-addr:value = '203.0.113.45']",
+        pattern_type="stix",
+        valid_from="2026-11-20T08:00:00Z",
+        created_by_ref=identity_id,
+        object_marking_refs=marks,
+    )
+    sighting = stix2.Sighting(
+        id=f"sighting--{uuid.uuid4()}",
+        sighting_of_ref=indicator.id,
+        where_sighted_refs=[identity_id],
+        count=3,
+        created_by_ref=identity_id,
+        object_marking_refs=marks,
+    )
+    return [json.loads(o.serialize()) for o in (identity, incident, indicator, sighting)]
+
+
+def testdata_objects(relative: str) -> list[dict[str, Any]]:
+    """The objects of a bundle under ../shared/testdata/stix."""
+    return json.loads(Path(TESTDATA, relative).read_text())["objects"]
