@@ -66,6 +66,8 @@ async def running_hub(
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        yield RunningHub(f"http://127.0.0.1:{port}", settings, {a.username: a for a in accounts}, app)
+        yield RunningHub(
+            f"http://127.0.0.1:{port}", settings, {a.username: a for a in accounts}, app
+        )
     finally:
         await runner.cleanup()

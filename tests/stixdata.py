@@ -55,6 +55,7 @@ def incident_report(identity_id: str, name: str, marking: str) -> list[dict[str,
     return [json.loads(o.serialize()) for o in (identity, incident, indicator, sighting)]
 
 
-def testdata_objects(relative: str) -> list[dict[str, Any]]:
-    """The objects of a bundle under ../shared/testdata/stix."""
-    return json.loads(Path(TESTDATA, relative).read_text())["objects"]
+def shared_objects(relative: str) -> list[dict[str, Any]]:
+    """The objects of a bundle (or the one object) in a file under ../shared/testdata/stix."""
+    data = json.loads(Path(TESTDATA, relative).read_text())
+    return data["objects"] if data.get("type") == "bundle" else [data]

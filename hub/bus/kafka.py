@@ -142,10 +142,8 @@ class KafkaBus:
         await self._wait_for_metadata([s.name for s in new])
 
     async def _wait_for_metadata(self, topics: Sequence[str]) -> None:
-        assert self._meta is not None
         for _ in range(100):
-            known = await self._meta.topics()
-            if all(t in known for t in topics):
+            if {tp.topic for tp in await self.partitions(topics)} == set(topics):
                 return
             await asyncio.sleep(0.1)
         raise BusUnavailable(f"Kafka topics {list(topics)} did not appear in metadata")
@@ -163,14 +161,18 @@ class KafkaBus:
         return [Position(r.topic, r.partition, r.offset) for r in results]
 
     async def partitions(self, topics: Sequence[str]) -> list[TopicPartition]:
-        """Every partition of the `topics` that exist now."""
-        assert self._meta is not None
-        await self._meta.topics()
-        tps = []
-        for topic in sorted(set(topics)):
-            for p in sorted(self._meta.partitions_for_topic(topic) or ()):
-                tps.append(TopicPartition(topic, p))
-        return tps
+        """Every partition of the `topics` that exist now (asking never creates a topic)."""
+        _, admin = self._running()
+        try:
+            described = await admin.describe_topics(sorted(set(topics)))
+        except KafkaError as exc:
+            raise BusUnavailable(f"Kafka metadata: {exc}") from exc
+        return sorted(
+            TopicPartition(t["topic"], p["partition"])
+            for t in described
+            if t["error_code"] == 0
+            for p in t["partitions"]
+        )
 
     async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
         assert self._meta is not None
@@ -223,6 +225,9 @@ class KafkaGroupConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            # Frequent heartbeats make a rebalance (a member joining or leaving) take well
+            # under a second instead of ~3 s; the cost is a small request every 0.5 s.
+            heartbeat_interval_ms=500,
             **options,
         )
         producer = None

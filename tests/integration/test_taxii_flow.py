@@ -12,7 +12,7 @@ from stix2validator import ValidationOptions, validate_instance
 from taxii2client.v21 import Collection, Server
 
 from tests.hubs import RunningHub
-from tests.stixdata import TLP2, incident_report, testdata_objects
+from tests.stixdata import TLP2, incident_report, shared_objects
 
 
 def collection(hub: RunningHub, alias: str, username: str) -> Collection:
@@ -23,7 +23,10 @@ async def submit(hub: RunningHub, username: str, objects: list[dict[str, Any]]):
     """POST through taxii2-client and wait on the status resource until it is complete."""
     inbox = collection(hub, "inbox", username)
     return await asyncio.to_thread(
-        inbox.add_objects, {"objects": objects}, wait_for_completion=True, poll_interval=0.2,
+        inbox.add_objects,
+        {"objects": objects},
+        wait_for_completion=True,
+        poll_interval=0.2,
         timeout=60,
     )
 
@@ -39,7 +42,9 @@ def member_identity(hub: RunningHub, member_id: str) -> str:
 
 
 async def test_discovery_names_the_api_root_as_the_client_reached_it(hub: RunningHub) -> None:
-    server = Server(f"{hub.base_url}/taxii2/", user="gh-cert-read", password=hub.password("gh-cert-read"))
+    server = Server(
+        f"{hub.base_url}/taxii2/", user="gh-cert-read", password=hub.password("gh-cert-read")
+    )
     await asyncio.to_thread(server.refresh)
     assert server.default.url == hub.api_root
     await asyncio.to_thread(server.default.refresh)
@@ -70,20 +75,31 @@ async def test_green_incident_from_one_member_is_read_by_its_region(hub: Running
 
 async def test_amber_and_unmarked_content_stays_with_the_sender(hub: RunningHub) -> None:
     amber = incident_report(member_identity(hub, "ke-cirt"), "KE-CIRT/CC", TLP2["amber"])
-    oasis = testdata_objects("oasis-cti-documentation-examples/indicator-for-malicious-url.json")
+    oasis = shared_objects("oasis-cti-documentation-examples/indicator-for-malicious-url.json")
     status = await submit(hub, "ke-cirt-submit", amber + oasis)
     assert status.failure_count == 0, status.failures
     own = {o["id"] for o in await read_all(hub, "member-ke-cirt", "ke-cirt-read")}
     assert own == {o["id"] for o in amber + oasis}
-    for username, alias in (("rw-csirt-read", "region-east-africa"), ("tz-cert-read", "member-tz-cert")):
+    for username, alias in (
+        ("rw-csirt-read", "region-east-africa"),
+        ("tz-cert-read", "member-tz-cert"),
+    ):
         seen = {o["id"] for o in await read_all(hub, alias, username)}
         assert not seen & own, f"{username} saw {seen & own}"
 
 
 async def test_invalid_objects_are_refused_with_their_reason(hub: RunningHub) -> None:
     good = incident_report(member_identity(hub, "gh-cert"), "CERT-GH", TLP2["green"])
-    broken = dict(good[2], id="indicator--5f1c2b8e-4a8a-4c27-9b1e-2a6f1e0c9d11", pattern="[ipv4-addr:value = ]")
-    older = dict(good[1], id="incident--7d1c2b8e-4a8a-4c27-9b1e-2a6f1e0c9d12", modified="2001-01-01T00:00:00.000Z")
+    broken = dict(
+        good[2],
+        id="indicator--5f1c2b8e-4a8a-4c27-9b1e-2a6f1e0c9d11",
+        pattern="[ipv4-addr:value = ]",
+    )
+    older = dict(
+        good[1],
+        id="incident--7d1c2b8e-4a8a-4c27-9b1e-2a6f1e0c9d12",
+        modified="2001-01-01T00:00:00.000Z",
+    )
     status = await submit(hub, "gh-cert-submit", [*good, broken, older])
     assert status.success_count == 4
     failures = {f["id"]: f["message"] for f in status.failures}

@@ -1,0 +1,128 @@
+"""`cirt-hub serve` as a user runs it: no config, the built-in demo, a real round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from taxii2client.v21 import Server
+
+from tests.conftest import free_port
+from tests.stixdata import TLP2, incident_report
+
+CLI = [sys.executable, "-m", "hub"]
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        assert proc.poll() is None, f"cirt-hub serve exited with {proc.returncode}"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"{url} did not answer within {deadline} s")
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    port = free_port()
+    data_dir = tmp_path / "data"
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/readyz", proc)
+        yield port, data_dir, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def test_demo_hub_round_trip_and_clean_stop(served) -> None:
+    port, data_dir, proc = served
+    out = subprocess.run(
+        [*CLI, "demo", "accounts", "--data-dir", str(data_dir), "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    accounts = {a["username"]: a for a in json.loads(out.stdout)}
+    submitter, reader = accounts["sn-cert-submit"], accounts["ng-cert-read"]
+    assert submitter["cirt"] == "sn-cert" and submitter["roles"] == ["submit"]
+    assert any(a["roles"] == ["operate"] for a in accounts.values())
+
+    def root(account: dict) -> object:
+        server = Server(
+            f"http://127.0.0.1:{port}/taxii2/",
+            user=account["username"],
+            password=account["password"],
+        )
+        return server.default
+
+    inbox = next(c for c in root(submitter).collections if c.alias == "inbox")
+    identity = "identity--00d8f8a4-6a4b-4b59-9bd1-5c0a5d6c1f10"
+    report = incident_report(identity, "CERT-SN", TLP2["green"])
+    status = inbox.add_objects({"objects": report}, poll_interval=0.2, timeout=30)
+    assert status.status == "complete" and status.success_count == 4
+
+    feed = next(c for c in root(reader).collections if c.alias == "region-west-africa")
+    got = feed.get_objects()["objects"]
+    assert {o["id"] for o in got} == {o["id"] for o in report}
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    printed = proc.stdout.read()
+    assert f"http://127.0.0.1:{port}/taxii2/" in printed
+    assert submitter["password"] in printed  # the demo prints its generated secrets
+
+
+def test_bad_federation_file_stops_startup_naming_file_line_and_field(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "federation.yaml"
+    bad = tmp_path / "federation.yaml"
+    bad.write_text(example.read_text().replace("country: KE", "country: Kenya"))
+    result = subprocess.run(
+        [*CLI, "serve", "--config", str(bad), "--data-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    line = next(
+        i + 1 for i, text in enumerate(bad.read_text().splitlines()) if "country: Kenya" in text
+    )
+    assert f"{bad}:{line}: members[3].country:" in result.stderr
+    assert "'Kenya' does not match" in result.stderr
+
+
+def test_token_new_prints_a_secret_and_only_its_hash(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "token", "new", "--username", "ops", "--roles", "operate"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    secret = result.stdout.split("not stored): ")[1].split()[0]
+    yaml_part = result.stdout.split("federation file lines:")[1]
+    assert secret not in yaml_part
+    assert 'secret_hash: "scrypt$' in yaml_part
+    from hub.credentials import verify_secret
+
+    stored = yaml_part.split('secret_hash: "')[1].split('"')[0]
+    assert verify_secret(secret, stored)
+    assert not verify_secret(secret + "x", stored)
