@@ -61,7 +61,10 @@ def _print_accounts(accounts: list[DemoAccount]) -> None:
 async def _serve(settings: Settings, demo: list[DemoAccount] | None) -> int:
     from hub.api.app import create_app
 
-    runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
+    # shutdown_timeout bounds how long a stop waits for open requests to finish.
+    runner = web.AppRunner(
+        create_app(settings), handle_signals=False, access_log=None, shutdown_timeout=10.0
+    )
     try:
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)

@@ -59,7 +59,11 @@ async def taxii_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     except HubError as exc:
         body = error_body(exc.title, exc.description, exc.status, details=exc.details)
-        return taxii_response(body, status=exc.status, headers=_headers(exc))
+        response = taxii_response(body, status=exc.status, headers=_headers(exc))
+        if exc.status == 413:
+            # The unread body may still be arriving; do not keep the connection for reuse.
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -1,0 +1,172 @@
+"""Bad input gets a clear 4xx with a TAXII error body saying what and where; never a 5xx."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.hubs import RunningHub
+from tests.stixdata import TLP2, incident_report
+
+TAXII = "application/taxii+json;version=2.1"
+pytestmark = pytest.mark.parametrize("bus_url", ["embedded"], indirect=True)
+
+
+def basic(hub: RunningHub, username: str, password: str | None = None) -> dict[str, str]:
+    secret = hub.password(username) if password is None else password
+    token = base64.b64encode(f"{username}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}", "Accept": TAXII}
+
+
+async def call(method: str, url: str, **kwargs) -> tuple[int, dict, dict]:
+    async with aiohttp.ClientSession() as session, session.request(method, url, **kwargs) as r:
+        body = await r.read()
+        return r.status, dict(r.headers), (orjson.loads(body) if body else {})
+
+
+def assert_taxii_error(status: int, headers: dict, body: dict, expected: int, words: str) -> None:
+    assert status == expected, body
+    assert headers["Content-Type"] == TAXII
+    assert body["http_status"] == str(expected)
+    assert body["title"]
+    assert words in body["description"], body["description"]
+
+
+async def test_no_or_wrong_credentials_get_401_with_a_challenge(hub: RunningHub) -> None:
+    url = hub.api_root
+    status, headers, body = await call("GET", url, headers={"Accept": TAXII})
+    assert_taxii_error(status, headers, body, 401, "needs HTTP Basic or Bearer")
+    assert headers["WWW-Authenticate"].startswith("Basic")
+    status, headers, body = await call("GET", url, headers=basic(hub, "ng-cert-read", "nope"))
+    assert_taxii_error(status, headers, body, 401, "wrong secret")
+    status, headers, body = await call("GET", url, headers=basic(hub, "nobody", "nope"))
+    assert_taxii_error(status, headers, body, 401, "unknown account")
+    status, headers, body = await call(
+        "GET", url, headers={"Authorization": "Basic %%%", "Accept": TAXII}
+    )
+    assert_taxii_error(status, headers, body, 401, "not base64")
+
+
+async def test_bearer_token_is_username_dot_secret(hub: RunningHub) -> None:
+    token = f"ng-cert-read.{hub.password('ng-cert-read')}"
+    status, _, body = await call(
+        "GET", hub.api_root, headers={"Authorization": f"Bearer {token}", "Accept": TAXII}
+    )
+    assert status == 200 and body["max_content_length"] > 0
+
+
+async def test_accept_and_content_type_are_negotiated(hub: RunningHub) -> None:
+    headers = {**basic(hub, "ng-cert-read"), "Accept": "application/xml"}
+    status, h, body = await call("GET", hub.api_root, headers=headers)
+    assert_taxii_error(status, h, body, 406, "application/xml")
+    headers = {**basic(hub, "ng-cert-submit"), "Content-Type": "application/json"}
+    status, h, body = await call(
+        "POST", hub.collection_url("inbox") + "objects/", headers=headers, data=b"{}"
+    )
+    assert_taxii_error(status, h, body, 415, "Content-Type was 'application/json'")
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected", "words"),
+    [
+        (b"{not json", 400, "not JSON"),
+        (b"[]", 400, "a JSON object"),
+        (b'{"objects": []}', 400, "at least one object"),
+        (b'{"objects": [{"type": "indicator"}]}', 422, "objects[0] has no 'id'"),
+        (b'{"objects": [{"id": "x--1"}, 7]}', 422, "objects[1] is not a JSON object"),
+    ],
+)
+async def test_malformed_envelopes_are_refused_before_anything_is_stored(
+    hub: RunningHub, payload: bytes, expected: int, words: str
+) -> None:
+    headers = {**basic(hub, "ng-cert-submit"), "Content-Type": TAXII}
+    status, h, body = await call(
+        "POST", hub.collection_url("inbox") + "objects/", headers=headers, data=payload
+    )
+    assert_taxii_error(status, h, body, expected, words)
+
+
+async def test_oversized_body_gets_413(hub: RunningHub) -> None:
+    limit = hub.settings.max_content_length
+    headers = {**basic(hub, "ng-cert-submit"), "Content-Type": TAXII}
+    payload = io.BytesIO(b'{"objects": [{"id": "x--1", "pad": "' + b"a" * limit + b'"}]}')
+    status, h, body = await call(
+        "POST", hub.collection_url("inbox") + "objects/", headers=headers, data=payload
+    )
+    assert_taxii_error(status, h, body, 413, "max_content_length")
+
+
+async def test_roles_and_collections_are_enforced(hub: RunningHub) -> None:
+    report = orjson.dumps(
+        {
+            "objects": incident_report(
+                hub.settings.federation.member("ng-cert").identity, "ngCERT", TLP2["green"]
+            )
+        }
+    )
+    reader = {**basic(hub, "ng-cert-read"), "Content-Type": TAXII}
+    status, h, body = await call(
+        "POST", hub.collection_url("inbox") + "objects/", headers=reader, data=report
+    )
+    assert_taxii_error(status, h, body, 404, "no collection")  # the inbox is not even listed
+    submitter = basic(hub, "ng-cert-submit")
+    status, h, body = await call("GET", hub.collection_url("inbox") + "objects/", headers=submitter)
+    assert_taxii_error(status, h, body, 403, "may not read")
+    status, h, body = await call("GET", hub.api_root + "collections/no-such/", headers=submitter)
+    assert_taxii_error(status, h, body, 404, "no collection 'no-such'")
+    operator = basic(hub, "hub-operator")
+    status, h, body = await call("GET", hub.api_root + "collections/", headers=operator)
+    assert status == 200 and body == {}  # operators run the hub; they read no feeds
+
+
+async def test_a_status_is_visible_only_to_its_submitter(hub: RunningHub) -> None:
+    report = orjson.dumps(
+        {
+            "objects": incident_report(
+                hub.settings.federation.member("ng-cert").identity, "ngCERT", TLP2["green"]
+            )
+        }
+    )
+    headers = {**basic(hub, "ng-cert-submit"), "Content-Type": TAXII}
+    status, _, accepted = await call(
+        "POST", hub.collection_url("inbox") + "objects/", headers=headers, data=report
+    )
+    assert status == 202 and accepted["status"] == "pending" and accepted["pending_count"] == 4
+    url = f"{hub.api_root}status/{accepted['id']}/"
+    status, _, mine = await call("GET", url, headers=basic(hub, "ng-cert-read"))
+    assert status == 200 and mine["id"] == accepted["id"]
+    status, h, body = await call("GET", url, headers=basic(hub, "gh-cert-submit"))
+    assert_taxii_error(status, h, body, 404, "no status")
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("limit=abc", "limit='abc'"),
+        ("limit=0", "limit='0'"),
+        ("next=garbage", "not a cursor"),
+        ("added_after=yesterday", "added_after='yesterday'"),
+        ("match[id]=nope", "not a STIX identifier"),
+        ("match[version]=latest", "match[version]='latest'"),
+        ("colour=red", "colour"),
+    ],
+)
+async def test_bad_query_parameters_get_400(hub: RunningHub, query: str, words: str) -> None:
+    url = hub.collection_url("region-west-africa") + "objects/?" + query
+    status, h, body = await call("GET", url, headers=basic(hub, "ng-cert-read"))
+    assert_taxii_error(status, h, body, 400, words)
+
+
+async def test_unknown_routes_and_methods_answer_in_taxii_form(hub: RunningHub) -> None:
+    status, h, body = await call(
+        "GET", hub.api_root + "nothing-here/", headers=basic(hub, "ng-cert-read")
+    )
+    assert_taxii_error(status, h, body, 404, "Not Found")
+    status, h, body = await call(
+        "DELETE", hub.api_root + "collections/", headers=basic(hub, "ng-cert-read")
+    )
+    assert status == 405 and body["http_status"] == "405"

@@ -1,0 +1,78 @@
+"""The federation file: the example holds, and a bad file says where it is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.federation import FederationError, load_federation, parse_federation
+from tests.conftest import ROOT
+
+EXAMPLE = Path(ROOT, "examples", "federation.yaml")
+TEXT = EXAMPLE.read_text()
+
+
+def line_of(text: str, needle: str, nth: int = 0) -> int:
+    hits = [i + 1 for i, line in enumerate(text.splitlines()) if needle in line]
+    return hits[nth]
+
+
+def test_example_federation_is_a_real_region() -> None:
+    federation = load_federation(EXAMPLE)
+    assert len(federation.members) >= 5
+    assert len({m.country for m in federation.members}) >= 4
+    assert len(federation.regions) >= 2
+    for region in federation.regions:
+        assert len(federation.members_of(region.id)) >= 2
+    for member in federation.members:
+        roles = [a.roles for a in member.accounts]
+        assert frozenset({"submit"}) in roles and frozenset({"read"}) in roles
+    assert [a.username for a in federation.hub.accounts if a.can("operate")]
+
+
+def problems(text: str) -> str:
+    with pytest.raises(FederationError) as caught:
+        parse_federation(text, "fed.yaml")
+    return str(caught.value)
+
+
+def test_an_undeclared_region_is_named_with_its_line() -> None:
+    text = TEXT.replace("regions: [east-africa]", "regions: [north-africa]", 1)
+    line = line_of(text, "regions: [north-africa]")
+    assert (
+        f"fed.yaml:{line}: members[3].regions[0]: 'north-africa' is not a region declared"
+        in problems(text)
+    )
+
+
+def test_duplicates_are_refused() -> None:
+    text = TEXT.replace("username: gh-cert-read", "username: ng-cert-read")
+    assert "username 'ng-cert-read' is used twice" in problems(text)
+    first = TEXT.split("identity: identity--")[2].split("\n")[0]
+    text = TEXT.replace(TEXT.split("identity: identity--")[3].split("\n")[0], first)
+    assert "is already the identity of member 'ng-cert'" in problems(text)
+
+
+def test_schema_errors_name_the_field() -> None:
+    text = TEXT.replace("roles: [read]", "roles: [admin]", 1)
+    message = problems(text)
+    assert f"fed.yaml:{line_of(text, 'roles: [admin]')}: members[0].accounts[1].roles[0]" in message
+    assert "'admin' is not one of" in message
+    assert "Additional properties are not allowed ('colour'" in problems(TEXT + "colour: red\n")
+
+
+def test_sharing_rules_are_not_silently_ignored_before_they_exist() -> None:
+    text = TEXT.replace("sharing: {}", "sharing: {green: all}", 1)
+    assert "members[0].sharing: Additional properties are not allowed ('green'" in problems(text)
+
+
+def test_yaml_syntax_errors_give_the_line() -> None:
+    text = TEXT.replace("  - id: west-africa", "  - id: [west-africa", 1)
+    assert "not valid YAML" in problems(text)
+    assert "fed.yaml:" in problems(text)
+
+
+def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FederationError, match="missing.yaml: .*cannot read"):
+        load_federation(tmp_path / "missing.yaml")
