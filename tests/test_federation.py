@@ -74,5 +74,5 @@ def test_yaml_syntax_errors_give_the_line() -> None:
 
 
 def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(FederationError, match="missing.yaml: .*cannot read"):
+    with pytest.raises(FederationError, match=r"missing\.yaml: .*cannot read"):
         load_federation(tmp_path / "missing.yaml")
