@@ -14,7 +14,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
-TESTDATA = ROOT.parent / "shared" / "testdata" / "stix"
+
+
+def _testdata() -> Path:
+    """../shared/testdata/stix: real third-party STIX content. Missing data fails the run."""
+    candidates = [
+        Path(os.environ["CIRT_HUB_TESTDATA"]) if os.environ.get("CIRT_HUB_TESTDATA") else None,
+        ROOT.parent / "shared" / "testdata" / "stix",
+        Path("/work/shared/testdata/stix"),
+    ]
+    for candidate in candidates:
+        if candidate is not None and (candidate / "README.md").is_file():
+            return candidate
+    raise pytest.UsageError(
+        "the shared STIX test data was not found (looked in ../shared/testdata/stix and "
+        "/work/shared/testdata/stix); set CIRT_HUB_TESTDATA to its folder"
+    )
+
+
+TESTDATA = _testdata()
 
 
 def free_port() -> int:
@@ -81,3 +99,20 @@ async def hub(bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str):
         bus_url, tmp_path / "data", demo_secrets, topic_prefix=f"t{unique}."
     ) as running:
         yield running
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A skipped test is not a passing one: any skip fails the run (Kafka tests included)."""
+    if _skipped and exitstatus == 0:
+        print(f"\n{len(_skipped)} test(s) skipped, which this suite counts as failures:")
+        for nodeid in _skipped:
+            print(f"  {nodeid}")
+        session.exitstatus = 1

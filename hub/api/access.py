@@ -7,7 +7,7 @@ from aiohttp import web
 from hub.api.keys import ACCOUNT, AUTH, COLLECTIONS
 from hub.api.media import STIX_MEDIA_TYPE
 from hub.collections import Collection
-from hub.errors import NotFound
+from hub.errors import Forbidden, NotFound
 from hub.federation import Account
 
 
@@ -31,6 +31,16 @@ def visible_collection(request: web.Request, account: Account) -> Collection:
     if found is None or not found.visible_to(account):
         raise NotFound(f"no collection {key!r} is visible to account {account.username!r}")
     return found
+
+
+async def permitted_collection(request: web.Request, action: str) -> tuple[Account, Collection]:
+    """The caller and the collection in the path, if it may `action` ("read"/"write") there."""
+    account = await caller(request)
+    collection = visible_collection(request, account)
+    allowed = collection.can_read(account) if action == "read" else collection.can_write(account)
+    if not allowed:
+        raise Forbidden(f"account {account.username!r} may not {action} {collection.alias!r}")
+    return account, collection
 
 
 def collection_resource(collection: Collection, account: Account) -> dict[str, object]:

@@ -22,6 +22,11 @@ def basic(hub: RunningHub, username: str, password: str | None = None) -> dict[s
     return {"Authorization": f"Basic {token}", "Accept": TAXII}
 
 
+def green_envelope(hub: RunningHub, member: str) -> bytes:
+    identity = hub.settings.federation.member(member).identity
+    return orjson.dumps({"objects": incident_report(identity, member, TLP2["green"])})
+
+
 async def call(method: str, url: str, **kwargs) -> tuple[int, dict, dict]:
     async with aiohttp.ClientSession() as session, session.request(method, url, **kwargs) as r:
         body = await r.read()
@@ -101,13 +106,7 @@ async def test_oversized_body_gets_413(hub: RunningHub) -> None:
 
 
 async def test_roles_and_collections_are_enforced(hub: RunningHub) -> None:
-    report = orjson.dumps(
-        {
-            "objects": incident_report(
-                hub.settings.federation.member("ng-cert").identity, "ngCERT", TLP2["green"]
-            )
-        }
-    )
+    report = green_envelope(hub, "ng-cert")
     reader = {**basic(hub, "ng-cert-read"), "Content-Type": TAXII}
     status, h, body = await call(
         "POST", hub.collection_url("inbox") + "objects/", headers=reader, data=report
@@ -124,13 +123,7 @@ async def test_roles_and_collections_are_enforced(hub: RunningHub) -> None:
 
 
 async def test_a_status_is_visible_only_to_its_submitter(hub: RunningHub) -> None:
-    report = orjson.dumps(
-        {
-            "objects": incident_report(
-                hub.settings.federation.member("ng-cert").identity, "ngCERT", TLP2["green"]
-            )
-        }
-    )
+    report = green_envelope(hub, "ng-cert")
     headers = {**basic(hub, "ng-cert-submit"), "Content-Type": TAXII}
     status, _, accepted = await call(
         "POST", hub.collection_url("inbox") + "objects/", headers=headers, data=report

@@ -15,6 +15,7 @@ from tests.stixdata import shared_objects
 
 SCO_TYPES = tuple(OBJ_MAP_OBSERVABLE)
 OASIS_EXAMPLES = sorted((TESTDATA / "oasis-cti-documentation-examples").glob("*.json"))
+assert len(OASIS_EXAMPLES) >= 10, f"OASIS examples missing from {TESTDATA}"
 
 
 def submission_of(objects: list) -> Submission:

@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hub.api.access import caller, visible_collection
+from hub.api.access import permitted_collection
 from hub.api.keys import BUS, FOLLOWER, REQUEST_ID, SETTINGS, VIEW
 from hub.api.media import require_taxii_accept, require_taxii_content, taxii_response
 from hub.api.taxii.query import encode_cursor, object_query
 from hub.bus import BusError, Message
-from hub.errors import BadRequest, Forbidden, InvalidStix, PayloadTooLarge, Unavailable
+from hub.errors import BadRequest, InvalidStix, PayloadTooLarge, Unavailable
 from hub.pipeline.decode import encode_intake
 from hub.pipeline.emit import rfc3339_now
 from hub.status import pending_status
@@ -28,10 +28,7 @@ log = logging.getLogger(__name__)
 
 async def get_objects(request: web.Request) -> web.Response:
     require_taxii_accept(request)
-    account = await caller(request)
-    collection = visible_collection(request, account)
-    if not collection.can_read(account):
-        raise Forbidden(f"account {account.username!r} may not read {collection.alias!r}")
+    _, collection = await permitted_collection(request, "read")
     settings = request.app[SETTINGS]
     page = await request.app[VIEW].objects(
         object_query(request, collection.alias, settings.page_limit)
@@ -71,10 +68,7 @@ def _envelope_objects(body: bytes) -> list[dict[str, Any]]:
 
 async def add_objects(request: web.Request) -> web.Response:
     require_taxii_accept(request)
-    account = await caller(request)
-    collection = visible_collection(request, account)
-    if not collection.can_write(account):
-        raise Forbidden(f"account {account.username!r} may not write to {collection.alias!r}")
+    account, _ = await permitted_collection(request, "write")
     require_taxii_content(request)
     settings = request.app[SETTINGS]
     if (request.content_length or 0) > settings.max_content_length:
