@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -105,7 +106,10 @@ def _run(coro) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # The data dir holds TLP:RED content, statuses and demo secrets: owner-only files.
+    os.umask(0o077)
     data_dir = (args.data_dir or default_data_dir()).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         validate_bus_url(args.bus)
         demo = None

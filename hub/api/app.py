@@ -6,17 +6,15 @@ its start succeeded), so a test can start a whole hub and stop it cleanly.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
 
 from aiohttp import web
 
 from hub.api import health
 from hub.api.auth import Authenticator
-from hub.api.keys import AUTH, BUS, COLLECTIONS, FOLLOWER, SETTINGS, VIEW
+from hub.api.background import supervised
+from hub.api.keys import AUTH, BUS, COLLECTIONS, FOLLOWER, RUNNERS, SETTINGS, VIEW
 from hub.api.middleware import request_id, taxii_errors
 from hub.api.taxii import collections, discovery, objects, status
 from hub.bus import Bus
@@ -32,35 +30,6 @@ from hub.store.view import View
 
 log = logging.getLogger(__name__)
 Context = Callable[[web.Application], AsyncIterator[None]]
-
-
-class Runner(Protocol):
-    async def run(self) -> None: ...
-    def stop(self) -> None: ...
-
-
-async def _run_in_background(name: str, runner: Runner, drain_seconds: float = 10.0):
-    """Run `runner` as a task for the app's lifetime; ask it to stop, then wait for it."""
-    task = asyncio.create_task(runner.run(), name=name)
-    task.add_done_callback(
-        lambda t: (
-            t.cancelled()
-            or t.exception() is None
-            or log.error("%s stopped: %r", name, t.exception())
-        )
-    )
-    try:
-        yield
-    finally:
-        runner.stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), drain_seconds)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        except Exception:
-            pass  # already logged by the done callback
 
 
 def _bus_context(given: Bus | None) -> Context:
@@ -94,7 +63,8 @@ async def _view_context(app: web.Application) -> AsyncIterator[None]:
     follower = ViewFollower(app[BUS], view)
     app[FOLLOWER] = follower
     try:
-        async for _ in _run_in_background("view-follower", follower):
+        async with supervised("view-follower", follower) as state:
+            app[RUNNERS].append(state)
             yield
     finally:
         await view.close()
@@ -110,8 +80,13 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         group=f"{settings.topic_prefix}pipeline",
         transactional_id=f"{settings.topic_prefix}pipeline-{settings.node_id}",
     )
-    async for _ in _run_in_background("pipeline", worker):
+    async with supervised("pipeline", worker) as state:
+        app[RUNNERS].append(state)
         yield
+
+
+async def _close_auth(app: web.Application) -> None:
+    app[AUTH].close()
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application:
@@ -123,6 +98,8 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     app[SETTINGS] = settings
     app[COLLECTIONS] = build_collections(settings.federation)
     app[AUTH] = Authenticator(settings.federation)
+    app.on_cleanup.append(_close_auth)
+    app[RUNNERS] = []
     app.cleanup_ctx.append(_bus_context(bus))
     if settings.runs_api:
         app.cleanup_ctx.append(_view_context)

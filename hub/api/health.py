@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from hub.api.keys import BUS, FOLLOWER, SETTINGS, VIEW
+from hub.api.keys import BUS, FOLLOWER, RUNNERS, SETTINGS, VIEW
 from hub.bus import BusError
 
 
@@ -36,6 +36,10 @@ async def readyz(request: web.Request) -> web.Response:
             view_ends = {tp: off for tp, off in ends.items() if tp.topic != settings.topics.intake}
             lag = request.app[FOLLOWER].lag(view_ends)
             checks["view"] = {"ok": lag <= settings.max_view_lag, "lag": lag}
+    for runner in request.app[RUNNERS]:
+        checks[runner.name] = {"ok": runner.running, "restarts": runner.restarts}
+        if runner.last_error:
+            checks[runner.name]["last_error"] = runner.last_error
     ready = all(c["ok"] for c in checks.values())
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},

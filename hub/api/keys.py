@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.api.auth import Authenticator
+from hub.api.background import Supervised
 from hub.bus import Bus
 from hub.collections import Collection
 from hub.config import Settings
@@ -18,5 +19,6 @@ AUTH = web.AppKey("authenticator", Authenticator)
 BUS = web.AppKey("bus", Bus)
 VIEW = web.AppKey("view", View)
 FOLLOWER = web.AppKey("follower", ViewFollower)
+RUNNERS = web.AppKey("runners", list[Supervised])
 ACCOUNT = web.RequestKey("account", Account)  # the authenticated caller
 REQUEST_ID = web.RequestKey("request_id", str)

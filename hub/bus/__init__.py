@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from hub.bus.errors import BusError, BusUnavailable, CommitFailed
+from hub.bus.errors import BusError, BusUnavailable, CommitFailed, MessageTooLarge
 
 __all__ = [
     "Bus",
@@ -21,6 +21,7 @@ __all__ = [
     "CommitFailed",
     "GroupConsumer",
     "Message",
+    "MessageTooLarge",
     "Position",
     "Reader",
     "Record",

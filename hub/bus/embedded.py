@@ -397,6 +397,8 @@ class EmbeddedGroupConsumer:
         self._me = _Membership()
         self._positions: dict[TopicPartition, int] = {}
         self._assignment: frozenset[TopicPartition] = frozenset()
+        self._partitions_seen: frozenset[TopicPartition] = frozenset()
+        self._rewind_pending = False
         self._started = False
 
     async def start(self) -> None:
@@ -471,8 +473,8 @@ class EmbeddedGroupConsumer:
             return (row[0] if row else 0), members, _topic_partitions(conn, self._topics)
 
         generation, members, tps = await self._bus.read(load)
-        known = set(self._assignment)
-        if generation != self._me.generation or any(tp not in known for tp in tps):
+        # New partitions (a topic created or grown) rebalance too, like Kafka's metadata refresh.
+        if generation != self._me.generation or frozenset(tps) != self._partitions_seen:
             await self._rebalance(generation, members, tps)
 
     async def _rebalance(
@@ -486,6 +488,7 @@ class EmbeddedGroupConsumer:
         # Like an eager Kafka rebalance: restart every partition from the committed offset,
         # so whatever was fetched but not committed under the old generation comes again.
         self._positions = await self._bus.read(lambda c: _committed(c, self._group, mine))
+        self._partitions_seen = frozenset(tps)
         self._me.generation = generation
 
     def assignment(self) -> frozenset[TopicPartition]:
@@ -494,6 +497,10 @@ class EmbeddedGroupConsumer:
     async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
         async def read_once() -> list[Record]:
             await self._heartbeat()
+            if self._rewind_pending:
+                await self._rewind()
+                if self._rewind_pending:
+                    raise BusUnavailable(f"cannot read group {self._group!r} offsets")
             positions = dict(self._positions)
             return await self._bus.read(lambda c: _read_records(c, positions, max_records))
 
@@ -538,13 +545,17 @@ class EmbeddedGroupConsumer:
 
         try:
             await self._bus.write(commit_unit)
-        except CommitFailed:
+        except BaseException:
             await self._rewind()
             raise
 
     async def _rewind(self) -> None:
+        """Go back to the committed offsets; if even that read fails, the next fetch does it."""
+        self._rewind_pending = True
         tps = list(self._assignment)
-        self._positions = await self._bus.read(lambda c: _committed(c, self._group, tps))
+        with suppress(BusUnavailable):
+            self._positions = await self._bus.read(lambda c: _committed(c, self._group, tps))
+            self._rewind_pending = False
 
 
 def _bump_generation(conn: sqlite3.Connection, group: str) -> None:

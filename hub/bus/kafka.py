@@ -9,14 +9,16 @@ so records of an aborted or unfinished unit are never seen.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiokafka
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from hub.bus import (
     Message,
@@ -26,7 +28,7 @@ from hub.bus import (
     TopicSpec,
     next_offsets,
 )
-from hub.bus.errors import BusUnavailable, CommitFailed
+from hub.bus.errors import BusUnavailable, CommitFailed, MessageTooLarge
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class KafkaSettings:
     client_id: str = "cirt-hub"
     replication_factor: int = 1
     request_timeout_ms: int = 30_000
+    # Kafka's default record limit is ~1 MB; a TAXII request may be 10 MiB and its intake
+    # record a little more, so producers, topics and fetches all allow this much.
+    max_message_bytes: int = 32 * 1024 * 1024
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,7 +88,10 @@ class KafkaBus:
             return
         # Idempotence + acks=all: a publish that returned is replicated and never duplicated.
         producer = aiokafka.AIOKafkaProducer(
-            enable_idempotence=True, acks="all", **self.client_options()
+            enable_idempotence=True,
+            acks="all",
+            max_request_size=self.settings.max_message_bytes,
+            **self.client_options(),
         )
         admin = AIOKafkaAdminClient(**self.client_options())
         meta = aiokafka.AIOKafkaConsumer(
@@ -118,17 +126,15 @@ class KafkaBus:
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         _, admin = self._running()
         existing = set(await admin.list_topics())
+        size = {"max.message.bytes": str(self.settings.max_message_bytes)}
         # Feed and audit topics are the system of record: no time or size retention.
+        forever = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
         new = [
             NewTopic(
                 s.name,
                 num_partitions=s.partitions,
                 replication_factor=self.settings.replication_factor,
-                topic_configs=(
-                    {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
-                    if s.retain_forever
-                    else {}
-                ),
+                topic_configs={**size, **(forever if s.retain_forever else {})},
             )
             for s in specs
             if s.name not in existing
@@ -156,6 +162,10 @@ class KafkaBus:
                 for m in messages
             ]
             results = await asyncio.gather(*futures)
+        except MessageSizeTooLargeError as exc:
+            raise MessageTooLarge(
+                f"a record is over the bus limit of {self.settings.max_message_bytes} bytes"
+            ) from exc
         except KafkaError as exc:
             raise BusUnavailable(f"Kafka publish failed: {exc}") from exc
         return [Position(r.topic, r.partition, r.offset) for r in results]
@@ -203,6 +213,24 @@ class KafkaBus:
         return KafkaReader(self, list(topics), dict(start))
 
 
+class _Revocations(ConsumerRebalanceListener):
+    """Holds a rebalance until the unit in flight has committed or aborted.
+
+    aiokafka's offset commit inside a transaction carries no group generation, so without
+    this a unit could commit offsets for partitions already handed to another member.
+    """
+
+    def __init__(self, unit_lock: asyncio.Lock) -> None:
+        self._unit_lock = unit_lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._unit_lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
 class KafkaGroupConsumer:
     def __init__(
         self, bus: KafkaBus, group: str, topics: list[str], transactional_id: str | None
@@ -213,13 +241,14 @@ class KafkaGroupConsumer:
         self._transactional_id = transactional_id
         self._consumer: aiokafka.AIOKafkaConsumer | None = None
         self._producer: aiokafka.AIOKafkaProducer | None = None
+        self._unit_lock = asyncio.Lock()
+        self._rewind_pending = False
 
     async def start(self) -> None:
         if self._consumer is not None:
             return
         options = self._bus.client_options()
         consumer = aiokafka.AIOKafkaConsumer(
-            *self._topics,
             group_id=self._group,
             # Offsets move only with the unit that used the records (or an explicit commit).
             enable_auto_commit=False,
@@ -228,6 +257,7 @@ class KafkaGroupConsumer:
             # Frequent heartbeats make a rebalance (a member joining or leaving) take well
             # under a second instead of ~3 s; the cost is a small request every 0.5 s.
             heartbeat_interval_ms=500,
+            max_partition_fetch_bytes=self._bus.settings.max_message_bytes,
             **options,
         )
         producer = None
@@ -237,10 +267,12 @@ class KafkaGroupConsumer:
                 transactional_id=self._transactional_id,
                 enable_idempotence=True,
                 acks="all",
+                max_request_size=self._bus.settings.max_message_bytes,
                 **options,
             )
         try:
             await consumer.start()
+            consumer.subscribe(self._topics, listener=_Revocations(self._unit_lock))
             if producer is not None:
                 await producer.start()
         except KafkaError as exc:
@@ -269,6 +301,10 @@ class KafkaGroupConsumer:
 
     async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
         consumer = self._running()
+        if self._rewind_pending:
+            await self._rewind()
+            if self._rewind_pending:
+                raise BusUnavailable(f"cannot read the committed offsets of {self._group!r}")
         try:
             batches = await consumer.getmany(
                 timeout_ms=int(timeout * 1000), max_records=max_records
@@ -277,16 +313,23 @@ class KafkaGroupConsumer:
             raise BusUnavailable(f"Kafka fetch for group {self._group!r}: {exc}") from exc
         return _records(batches)
 
+    def _check_owned(self, offsets: dict[TopicPartition, int]) -> None:
+        lost = set(offsets) - self.assignment()
+        if lost:
+            raise CommitFailed(f"partitions {sorted(lost)} were reassigned before the commit")
+
     async def commit(self, records: Sequence[Record]) -> None:
         consumer = self._running()
         offsets = next_offsets(records)
         if not offsets:
             return
-        try:
-            await consumer.commit(_kafka_offsets(offsets))
-        except KafkaError as exc:
-            await self._rewind()
-            raise CommitFailed(f"commit for group {self._group!r} failed: {exc}") from exc
+        async with self._unit_lock:
+            try:
+                self._check_owned(offsets)
+                await consumer.commit(_kafka_offsets(offsets))
+            except (KafkaError, CommitFailed) as exc:
+                await self._rewind()
+                raise CommitFailed(f"commit for group {self._group!r} failed: {exc}") from exc
 
     @asynccontextmanager
     async def transaction(self, consumed: Sequence[Record]) -> AsyncIterator[_KafkaTxn]:
@@ -294,32 +337,45 @@ class KafkaGroupConsumer:
             raise RuntimeError("transaction() needs a consumer made with a transactional_id")
         producer = self._producer
         offsets = next_offsets(consumed)
-        try:
-            async with producer.transaction():
-                txn = _KafkaTxn(producer)
-                yield txn
-                await txn.flush()
-                if offsets:
-                    await producer.send_offsets_to_transaction(_kafka_offsets(offsets), self._group)
-        except KafkaError as exc:
-            await self._rewind()
-            raise CommitFailed(f"transaction for group {self._group!r} failed: {exc}") from exc
-        except BaseException:
-            await self._rewind()
-            raise
+        async with self._unit_lock:
+            try:
+                async with producer.transaction():
+                    txn = _KafkaTxn(producer)
+                    yield txn
+                    await txn.flush()
+                    if offsets:
+                        self._check_owned(offsets)
+                        await producer.send_offsets_to_transaction(
+                            _kafka_offsets(offsets), self._group
+                        )
+            except KafkaError as exc:
+                await self._rewind()
+                if isinstance(exc, MessageSizeTooLargeError):
+                    raise MessageTooLarge(f"a record is over the bus limit: {exc}") from exc
+                raise CommitFailed(f"transaction for {self._group!r} failed: {exc}") from exc
+            except BaseException:
+                await self._rewind()
+                raise
 
     async def _rewind(self) -> None:
-        """Go back to the committed offsets so uncommitted records are fetched again."""
+        """Go back to the committed offsets so uncommitted records are fetched again.
+
+        If the offsets cannot be read now, fetch() tries again before reading anything.
+        """
+        self._rewind_pending = True
         consumer = self._consumer
         if consumer is None:
             return
-        with suppress(KafkaError):
+        try:
             for tp in consumer.assignment():
                 committed = await consumer.committed(tp)
                 if committed is None:
                     await consumer.seek_to_beginning(tp)
                 else:
                     consumer.seek(tp, committed)
+        except KafkaError:
+            return
+        self._rewind_pending = False
 
 
 class _KafkaTxn:
@@ -337,6 +393,9 @@ class _KafkaTxn:
         await asyncio.gather(*self._futures)
 
 
+_METADATA_CHECK_SECONDS = 30.0
+
+
 class KafkaReader:
     def __init__(self, bus: KafkaBus, topics: list[str], start: dict[TopicPartition, int]) -> None:
         self._bus = bus
@@ -344,6 +403,7 @@ class KafkaReader:
         self._positions = start
         self._consumer: aiokafka.AIOKafkaConsumer | None = None
         self._assigned: set[TopicPartition] = set()
+        self._next_metadata_check = 0.0
 
     async def start(self) -> None:
         if self._consumer is not None:
@@ -352,6 +412,7 @@ class KafkaReader:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            max_partition_fetch_bytes=self._bus.settings.max_message_bytes,
             **self._bus.client_options(),
         )
         try:
@@ -360,7 +421,6 @@ class KafkaReader:
             await consumer.stop()
             raise BusUnavailable(f"Kafka reader: {exc}") from exc
         self._consumer = consumer
-        await self._assign()
 
     async def _assign(self) -> None:
         """Take every partition of the topics, including ones created since the last call."""
@@ -382,9 +442,13 @@ class KafkaReader:
     async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
         if self._consumer is None:
             raise BusUnavailable("Kafka reader is not running")
+        if time.monotonic() >= self._next_metadata_check:
+            # Partitions added since the start (a topic created or grown) join the read.
+            self._next_metadata_check = time.monotonic() + _METADATA_CHECK_SECONDS
+            await self._assign()
         if not self._assigned:
             await asyncio.sleep(timeout)
-            await self._assign()
+            self._next_metadata_check = 0.0
             return []
         try:
             batches = await self._consumer.getmany(

@@ -15,6 +15,10 @@ INTAKE_VERSION = 1
 class UndecodableRecord(ValueError):
     """The intake record is not a submission this hub wrote or understands."""
 
+    def __init__(self, message: str, *, is_json: bool = True) -> None:
+        super().__init__(message)
+        self.is_json = is_json
+
 
 def encode_intake(
     *,
@@ -44,7 +48,7 @@ def decode(record: Record) -> Submission:
     try:
         data = orjson.loads(record.value)
     except orjson.JSONDecodeError as exc:
-        raise UndecodableRecord(f"intake record is not JSON: {exc}") from exc
+        raise UndecodableRecord(f"intake record is not JSON: {exc}", is_json=False) from exc
     if not isinstance(data, dict) or data.get("v") != INTAKE_VERSION:
         raise UndecodableRecord("intake record is not a version-1 submission")
     fields = ("status_id", "member", "account", "received", "request_id")

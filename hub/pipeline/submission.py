@@ -26,13 +26,16 @@ class Item:
 
     @property
     def id(self) -> str:
-        return str(self.obj.get("id", ""))
+        value = self.obj.get("id") if isinstance(self.obj, Mapping) else None
+        return value if isinstance(value, str) else ""
 
     @property
     def version(self) -> str | None:
         """The object's version for TAXII: `modified`, else `created`; None for SCOs."""
+        if not isinstance(self.obj, Mapping):
+            return None
         value = self.obj.get("modified") or self.obj.get("created")
-        return str(value) if value else None
+        return value if isinstance(value, str) and value else None
 
     @property
     def accepted(self) -> bool:

@@ -50,6 +50,10 @@ def problem_with(obj: Mapping[str, Any]) -> str | None:
         stix2.parse(dict(obj), allow_custom=True, version="2.1")
     except (STIXError, ValueError, TypeError) as exc:
         return str(exc)
+    except Exception as exc:
+        # stix2 trips over some malformed shapes (e.g. "extensions": 5) with other errors;
+        # they are still this object's fault, not the hub's.
+        return f"malformed object ({type(exc).__name__}: {exc})"
     if custom and not str(obj.get("id", "")).startswith(f"{kind}--"):
         return f"id {obj.get('id')!r} does not start with its type {kind!r}"
     created, modified = _timestamp(obj.get("created")), _timestamp(obj.get("modified"))

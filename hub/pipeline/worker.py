@@ -8,35 +8,41 @@ batch either fully done or fully redelivered.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import orjson
 
-from hub.bus import Bus, BusError, Message, Record
+from hub.bus import Bus, BusError, CommitFailed, GroupConsumer, Message, Record
 from hub.pipeline.decode import UndecodableRecord, decode
 from hub.pipeline.emit import emit, rfc3339_now
-from hub.pipeline.submission import Stage, Submission
+from hub.pipeline.submission import Stage
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
-def _rejected_record(topics: Topics, record: Record, reason: str, message: str) -> Message:
-    # The raw intake value travels along, so the record can be replayed after a fix.
-    return Message(
-        topics.rejected,
-        orjson.dumps(
-            {
-                "reason": reason,
-                "message": message,
-                "intake": {"partition": record.partition, "offset": record.offset},
-                "value": record.value.decode("utf-8", "replace"),
-            }
-        ),
-        key=record.key,
+def _rejected_record(
+    topics: Topics, record: Record, reason: str, message: str, *, is_json: bool
+) -> Message:
+    """A whole intake record refused; its raw value travels along so it can be replayed."""
+    head = orjson.dumps(
+        {
+            "reason": reason,
+            "message": message,
+            "intake": {"partition": record.partition, "offset": record.offset},
+        }
+    )[:-1]
+    # JSON is spliced in as is (no escaping, no growth); anything else goes as base64.
+    raw = (
+        b',"record":' + record.value
+        if is_json
+        else b',"record_base64":"' + base64.b64encode(record.value) + b'"'
     )
+    return Message(topics.rejected, head + raw + b"}", key=record.key)
 
 
 @dataclass
@@ -57,43 +63,59 @@ class PipelineWorker:
             try:
                 submission = decode(record)
             except UndecodableRecord as exc:
-                messages.append(_rejected_record(self.topics, record, "undecodable", str(exc)))
+                messages.append(
+                    _rejected_record(
+                        self.topics, record, "undecodable", str(exc), is_json=exc.is_json
+                    )
+                )
                 continue
             try:
-                done: Submission = self.pipeline(submission)
+                messages.extend(emit(self.pipeline(submission), self.topics, date_added))
             except Exception:
                 # A bug must not eat an accepted submission: refuse it visibly and keep the
                 # raw record on `rejected` for replay, under an id that is also in the log.
                 error_id = uuid.uuid4().hex
                 log.exception("pipeline failed on intake record (error_id=%s)", error_id)
                 reason = f"internal error while processing (error_id {error_id})"
-                done = submission.map_accepted(lambda i, r=reason: i.refuse("internal-error", r))
-                messages.append(_rejected_record(self.topics, record, "internal-error", reason))
-            messages.extend(emit(done, self.topics, date_added))
+                refused = submission.map_accepted(lambda i, r=reason: i.refuse("internal-error", r))
+                messages.append(
+                    _rejected_record(self.topics, record, "internal-error", reason, is_json=True)
+                )
+                messages.extend(emit(refused, self.topics, date_added))
         return messages
 
     async def run(self) -> None:
         """Consume intake until stop() is called; commit each batch as one unit."""
-        consumer = self.bus.group_consumer(
-            self.group, [self.topics.intake], transactional_id=self.transactional_id
-        )
-        await consumer.start()
-        try:
-            while not self._stopping.is_set():
-                try:
-                    batch = await consumer.fetch(max_records=self.batch_size, timeout=0.5)
-                    if not batch:
-                        continue
-                    messages = await asyncio.to_thread(self.process, batch)
-                    async with consumer.transaction(batch) as txn:
-                        for message in messages:
-                            await txn.send(message)
-                except BusError as exc:
-                    # The batch was not committed: it comes again once the bus is back.
-                    log.warning("pipeline batch not committed, will retry: %s", exc)
-                    await asyncio.sleep(0.5 if exc.retriable else 5.0)
-        finally:
-            await consumer.stop()
+        while not self._stopping.is_set():
+            consumer = self.bus.group_consumer(
+                self.group, [self.topics.intake], transactional_id=self.transactional_id
+            )
+            try:
+                await consumer.start()
+                await self._consume(consumer)
+            except BusError as exc:
+                # Nothing of the batch in hand was committed. A fresh consumer starts from the
+                # committed offsets, so the batch comes again once the bus is back.
+                log.warning("pipeline consumer failed, starting a new one: %s", exc)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+            finally:
+                with suppress(BusError):
+                    await consumer.stop()
+
+    async def _consume(self, consumer: GroupConsumer) -> None:
+        while not self._stopping.is_set():
+            batch = await consumer.fetch(max_records=self.batch_size, timeout=0.5)
+            if not batch:
+                continue
+            messages = await asyncio.to_thread(self.process, batch)
+            try:
+                async with consumer.transaction(batch) as txn:
+                    for message in messages:
+                        await txn.send(message)
+            except CommitFailed as exc:
+                # A rebalance took the partitions; the consumer rewound, the new owner redoes it.
+                log.info("pipeline batch not committed (%s); it will be redelivered", exc)
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it, then return from run()."""

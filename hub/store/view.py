@@ -3,11 +3,16 @@
 Filled from the feed and status topics. Each batch of records is applied idempotently,
 and the offsets it came from are stored in the same transaction, so a restart resumes
 exactly where it stopped and deleting the file rebuilds it from the topics.
+
+`date_added` is the pipeline's routing time, nudged forward where needed so that on this
+node it strictly increases in ingest order: a client polling with `added_after` set to
+the last `date_added` it saw can then never miss an object that arrived later.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +23,7 @@ import orjson
 
 from hub.bus import Record, TopicPartition
 from hub.sqlite import SqliteThread, in_transaction
+from hub.stix import timestamps
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -46,18 +52,21 @@ CREATE TABLE IF NOT EXISTS positions (
     next_offset INTEGER NOT NULL,
     PRIMARY KEY (topic, partition)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
 def timestamp_key(value: str | None) -> str:
-    """A sortable form of an RFC 3339 timestamp, whatever its precision ('' if none)."""
+    """A sortable form of a STIX timestamp, whatever its precision ('' if none or invalid)."""
     if not value:
         return ""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return timestamps.sort_key(value)
     except ValueError:
-        return value
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return ""
 
 
 @dataclass(frozen=True)
@@ -138,11 +147,16 @@ def _select_page(conn: sqlite3.Connection, q: ObjectQuery) -> Page:
     )
 
 
-def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record) -> None:
+def _routed_at(record: Record) -> datetime:
+    stamp = (record.header("date-added") or b"").decode()
+    try:
+        return timestamps.parse(stamp)
+    except ValueError:
+        return datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+
+
+def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record, added: str) -> None:
     obj: dict[str, Any] = orjson.loads(record.value)
-    added = (record.header("date-added") or b"").decode() or datetime.fromtimestamp(
-        record.timestamp_ms / 1000, UTC
-    ).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     version = obj.get("modified") or obj.get("created")
     conn.execute(
         "INSERT OR IGNORE INTO objects (collection, id, type, spec_version, version,"
@@ -175,6 +189,16 @@ def _apply_status(conn: sqlite3.Connection, record: Record) -> None:
     )
 
 
+def _load_meta(conn: sqlite3.Connection) -> tuple[str, datetime | None]:
+    """The view's epoch (made once per file) and the last date_added it gave out."""
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)", (uuid.uuid4().hex[:12],)
+    )
+    epoch = conn.execute("SELECT value FROM meta WHERE name = 'epoch'").fetchone()[0]
+    row = conn.execute("SELECT date_added FROM objects ORDER BY seq DESC LIMIT 1").fetchone()
+    return epoch, (timestamps.parse(row[0]) if row else None)
+
+
 class View:
     """Reads and writes the node's view; every call runs on the view's own SQLite thread."""
 
@@ -183,10 +207,14 @@ class View:
         self._feeds = feeds  # topic → collection alias
         self._status_topic = status_topic
         self._db = SqliteThread(path, name="view", pragmas=("synchronous=NORMAL",), schema=_SCHEMA)
+        self.epoch = ""
+        self._last_added: datetime | None = None
 
     async def open(self) -> None:
+        """Open (or create) the file; its epoch changes only when the file is made anew."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._db.start()
+        self.epoch, self._last_added = await self._db.run(_load_meta)
 
     async def close(self) -> None:
         await self._db.stop()
@@ -205,13 +233,21 @@ class View:
     async def apply(self, records: Sequence[Record]) -> None:
         """Apply `records` and move the stored positions past them, in one transaction."""
 
-        def body(conn: sqlite3.Connection) -> None:
+        last_added = self._last_added
+
+        def body(conn: sqlite3.Connection) -> datetime | None:
+            latest = last_added
             ends: dict[TopicPartition, int] = {}
             for record in records:
                 if record.topic == self._status_topic:
                     _apply_status(conn, record)
                 elif record.topic in self._feeds:
-                    _apply_feed(conn, self._feeds[record.topic], record)
+                    added = _routed_at(record)
+                    if latest is not None and added <= latest:
+                        added = latest + timestamps.ONE_MICROSECOND
+                    latest = added
+                    stamp = timestamps.format_micros(added)
+                    _apply_feed(conn, self._feeds[record.topic], record, stamp)
                 ends[record.tp] = max(ends.get(record.tp, 0), record.offset + 1)
             conn.executemany(
                 "INSERT INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)"
@@ -219,8 +255,9 @@ class View:
                 " next_offset = MAX(next_offset, excluded.next_offset)",
                 [(tp.topic, tp.partition, off) for tp, off in ends.items()],
             )
+            return latest
 
-        await self._db.run(lambda conn: in_transaction(conn, lambda: body(conn)))
+        self._last_added = await self._db.run(lambda conn: in_transaction(conn, lambda: body(conn)))
 
     async def objects(self, query: ObjectQuery) -> Page:
         return await self._db.run(lambda conn: _select_page(conn, query))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 
@@ -141,8 +142,14 @@ async def test_a_status_is_visible_only_to_its_submitter(hub: RunningHub) -> Non
     [
         ("limit=abc", "limit='abc'"),
         ("limit=0", "limit='0'"),
+        ("limit=%C2%B2", "limit='²'"),
         ("next=garbage", "not a cursor"),
+        # base64 of "v1:<epoch>:99999999999999999999999": a number SQLite cannot hold
+        ("next=djE6YWJjOjk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5", "not a cursor"),
         ("added_after=yesterday", "added_after='yesterday'"),
+        ("added_after=2026-01-01", "with a time zone"),
+        ("added_after=0001-01-01T00:00:00%2B01:00", "not a valid time"),
+        ("match[version]=0001-01-01T00:00:00%2B01:00", "not a valid time"),
         ("match[id]=nope", "not a STIX identifier"),
         ("match[version]=latest", "match[version]='latest'"),
         ("colour=red", "colour"),
@@ -163,3 +170,48 @@ async def test_unknown_routes_and_methods_answer_in_taxii_form(hub: RunningHub) 
         "DELETE", hub.api_root + "collections/", headers=basic(hub, "ng-cert-read")
     )
     assert status == 405 and body["http_status"] == "405"
+
+
+async def test_credentials_that_are_not_ascii_or_utf8_get_401(hub: RunningHub) -> None:
+    status, h, body = await call(
+        "GET", hub.api_root, headers={"Authorization": "Basic é", "Accept": TAXII}
+    )
+    assert_taxii_error(status, h, body, 401, "not base64")
+    # Raw bytes that are not UTF-8, as a broken client could send them.
+    host, port = hub.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"GET /taxii2/hub/ HTTP/1.1\r\nHost: x\r\nAccept: "
+        + TAXII.encode()
+        + b"\r\nAuthorization: Bearer ng-cert-read.\xff\xfe\r\nConnection: close\r\n\r\n"
+    )
+    response = await reader.read()
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 401"), response[:200]
+    assert b"UTF-8" in response
+
+
+async def test_integers_stix_cannot_hold_are_refused_not_rounded(hub: RunningHub) -> None:
+    headers = {**basic(hub, "ng-cert-submit"), "Content-Type": TAXII}
+    obj = (
+        b'{"type": "x-custom", "spec_version": "2.1", "id": "x-custom--'
+        b'5f1c2b8e-4a8a-4c27-9b1e-2a6f1e0c9d11", "x_count": 123456789012345678901234567890}'
+    )
+    status, h, body = await call(
+        "POST",
+        hub.collection_url("inbox") + "objects/",
+        headers=headers,
+        data=b'{"objects": [' + obj + b"]}",
+    )
+    assert_taxii_error(status, h, body, 422, "outside the range STIX allows")
+
+
+async def test_a_cursor_from_another_view_is_refused(hub: RunningHub) -> None:
+    from hub.api.taxii.query import encode_cursor
+
+    url = hub.collection_url("region-west-africa") + "objects/?next=" + encode_cursor("0ther", 5)
+    status, h, body = await call("GET", url, headers=basic(hub, "ng-cert-read"))
+    assert_taxii_error(status, h, body, 400, "not a cursor")
+    url = hub.collection_url("region-west-africa") + "objects/?next=" + encode_cursor("abc123", 5)
+    status, h, body = await call("GET", url, headers=basic(hub, "ng-cert-read"))
+    assert_taxii_error(status, h, body, 400, "another node")

@@ -85,6 +85,10 @@ def test_demo_hub_round_trip_and_clean_stop(served) -> None:
     got = feed.get_objects()["objects"]
     assert {o["id"] for o in got} == {o["id"] for o in report}
 
+    # What the hub keeps on disk (content, statuses, secrets) is readable by its owner only.
+    for path in [data_dir, *data_dir.iterdir()]:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is open to others"
+
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     printed = proc.stdout.read()

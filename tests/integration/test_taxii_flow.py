@@ -107,3 +107,14 @@ async def test_invalid_objects_are_refused_with_their_reason(hub: RunningHub) ->
     assert "earlier than created" in failures[older["id"]]
     delivered = {o["id"] for o in await read_all(hub, "region-west-africa", "sn-cert-read")}
     assert delivered == {o["id"] for o in good}
+
+
+async def test_a_three_megabyte_report_goes_through(hub: RunningHub) -> None:
+    """Kafka's default record limit is 1 MB; the hub's limit is what TAXII advertises."""
+    report = incident_report(member_identity(hub, "sn-cert"), "CERT-SN", TLP2["green"])
+    log_excerpt = "Nov 20 08:00:01 web01 sshd[811]: Failed password for root from 203.0.113.45\n"
+    report[1]["description"] = log_excerpt * (3 * 1024 * 1024 // len(log_excerpt))
+    status = await submit(hub, "sn-cert-submit", report)
+    assert status.success_count == 4, status.failures
+    received = {o["id"]: o for o in await read_all(hub, "region-west-africa", "gh-cert-read")}
+    assert received[report[1]["id"]]["description"] == report[1]["description"]

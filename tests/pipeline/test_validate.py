@@ -70,6 +70,7 @@ def test_stix_20_objects_are_refused_and_told_why() -> None:
         ({"pattern": "[ipv4-addr:value = ]"}, "pattern"),
         ({"spec_version": "2.0"}, "spec_version is '2.0'"),
         ({"type": "bundle"}, "is a bundle"),
+        ({"extensions": 5}, "objects[1]"),
     ],
 )
 def test_broken_objects_are_refused_saying_what_is_wrong(change: dict, expected: str) -> None:

@@ -165,3 +165,48 @@ async def test_paging_while_objects_keep_arriving_misses_nothing(tmp_path_factor
 def test_timestamp_key_orders_mixed_precision() -> None:
     assert timestamp_key("2026-01-01T00:00:00Z") < timestamp_key("2026-01-01T00:00:00.001Z")
     assert timestamp_key("2026-01-01T00:00:00.000Z") == timestamp_key("2026-01-01T00:00:00Z")
+    # Digits past microseconds still count, and offsets are converted to UTC.
+    assert timestamp_key("2026-01-01T00:00:00.0000001Z") > timestamp_key("2026-01-01T00:00:00Z")
+    assert timestamp_key("2026-01-01T01:00:00+01:00") == timestamp_key("2026-01-01T00:00:00Z")
+
+
+async def test_added_after_polling_never_misses_objects_routed_in_one_instant(
+    tmp_path: Path,
+) -> None:
+    view = await open_view(tmp_path / "view.sqlite3")
+    try:
+        objs = [indicator(f"indicator--{uuid.uuid4()}", "2026-01-01T00:00:00Z") for _ in range(250)]
+        await view.apply([feed_record(i, o) for i, o in enumerate(objs)])  # one routing stamp
+        seen: list[str] = []
+        added_after = None
+        while True:  # a poller that only ever uses added_after = last date_added it saw
+            page = await view.objects(
+                ObjectQuery("region-west-africa", added_after=added_after, limit=100)
+            )
+            if not page.objects:
+                break
+            seen += [orjson.loads(b)["id"] for b in page.objects]
+            added_after = page.last_added
+        assert seen == [o["id"] for o in objs]
+    finally:
+        await view.close()
+
+
+async def test_date_added_keeps_increasing_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "view.sqlite3"
+    view = await open_view(path)
+    first = indicator(f"indicator--{uuid.uuid4()}", "2026-01-01T00:00:00Z")
+    await view.apply([feed_record(0, first, added="2030-01-01T00:00:00.000Z")])
+    epoch = view.epoch
+    await view.close()
+    view = await open_view(path)
+    try:
+        assert view.epoch == epoch
+        later = indicator(f"indicator--{uuid.uuid4()}", "2026-01-01T00:00:00Z")
+        await view.apply([feed_record(1, later, added="2026-01-01T00:00:00.000Z")])  # older stamp
+        page = await view.objects(
+            ObjectQuery("region-west-africa", added_after="2030-01-01T00:00:00Z", limit=10)
+        )
+        assert [orjson.loads(b)["id"] for b in page.objects] == [later["id"]]
+    finally:
+        await view.close()

@@ -6,7 +6,9 @@ then reported on the status resource as a success or a failure with its reason.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -17,7 +19,7 @@ from hub.api.access import permitted_collection
 from hub.api.keys import BUS, FOLLOWER, REQUEST_ID, SETTINGS, VIEW
 from hub.api.media import require_taxii_accept, require_taxii_content, taxii_response
 from hub.api.taxii.query import encode_cursor, object_query
-from hub.bus import BusError, Message
+from hub.bus import BusError, Message, MessageTooLarge
 from hub.errors import BadRequest, InvalidStix, PayloadTooLarge, Unavailable
 from hub.pipeline.decode import encode_intake
 from hub.pipeline.emit import rfc3339_now
@@ -29,12 +31,12 @@ log = logging.getLogger(__name__)
 async def get_objects(request: web.Request) -> web.Response:
     require_taxii_accept(request)
     _, collection = await permitted_collection(request, "read")
-    settings = request.app[SETTINGS]
-    page = await request.app[VIEW].objects(
-        object_query(request, collection.alias, settings.page_limit)
+    settings, view = request.app[SETTINGS], request.app[VIEW]
+    page = await view.objects(
+        object_query(request, collection.alias, settings.page_limit, view.epoch)
     )
     head = (
-        b'{"more":true,"next":"%s",' % encode_cursor(page.last_seq).encode()
+        b'{"more":true,"next":"%s",' % encode_cursor(view.epoch, page.last_seq).encode()
         if page.more
         else (b'{"more":false,')
     )
@@ -47,12 +49,33 @@ async def get_objects(request: web.Request) -> web.Response:
     return taxii_response(body, headers=headers)
 
 
+# STIX integers must fit in 54 bits (STIX 2.1 section 2.16); orjson would silently turn
+# integers beyond 64 bits into floats, so bodies with long digit runs get an exact check.
+_LONG_DIGITS = re.compile(rb"[0-9]{16,}")
+_STIX_INT_MAX = 2**53 - 1
+
+
+def _exact_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > _STIX_INT_MAX:
+        raise InvalidStix(
+            f"the integer {text[:40]} is outside the range STIX allows (±(2^53-1)); "
+            "send it as a string"
+        )
+    return value
+
+
 def _envelope_objects(body: bytes) -> list[dict[str, Any]]:
     """The objects of a TAXII envelope (or, leniently, a STIX bundle), checked for shape."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the request body is not JSON: {exc}") from exc
+    if _LONG_DIGITS.search(body):
+        try:
+            json.loads(body, parse_int=_exact_int)
+        except RecursionError as exc:
+            raise BadRequest("the request body is nested too deeply") from exc
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a TAXII envelope: a JSON object")
     objects = data.get("objects")
@@ -95,6 +118,8 @@ async def add_objects(request: web.Request) -> web.Response:
     try:
         # Keyed by member: one member's submissions keep their order through the pipeline.
         await bus.publish([Message(topics.intake, intake, key=account.member.encode())])
+    except MessageTooLarge as exc:
+        raise PayloadTooLarge(f"the submission is larger than the bus accepts: {exc}") from exc
     except BusError as exc:
         log.warning("intake not durable, answering 503: %s", exc)
         raise Unavailable("the hub cannot store submissions right now; retry later") from exc

@@ -1,7 +1,9 @@
 """TAXII 2.1 filtering and paging parameters (sections 3.4, 3.5) → an ObjectQuery.
 
 `next` is an opaque cursor over the view's ingest sequence, never a timestamp, so paging
-neither skips nor repeats when many objects share one `date_added`.
+neither skips nor repeats when many objects share one `date_added`. The sequence is this
+node's view's own, so the cursor names the view (its epoch) and another view refuses it
+rather than skip or repeat objects.
 """
 
 from __future__ import annotations
@@ -9,37 +11,45 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime
 
 from aiohttp import web
 
 from hub.errors import BadRequest
+from hub.stix import timestamps
 from hub.store.view import ObjectQuery
 
 _VERSION_WORDS = {"first", "last", "all"}
 _STIX_ID = re.compile(r"^[a-z0-9][a-z0-9-]*--[0-9a-fA-F-]{36}$")
-_CURSOR_PREFIX = "v1:"
+_CURSOR = re.compile(r"v1:([0-9a-f]{1,32}):([0-9]{1,18})")
+_LIMIT = re.compile(r"[0-9]{1,9}")
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+def encode_cursor(epoch: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{epoch}:{seq}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(text: str) -> int:
+def decode_cursor(text: str, epoch: str) -> int:
+    """The sequence number in a cursor this view gave out; 400 for anything else."""
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        if raw.startswith(_CURSOR_PREFIX) and raw[len(_CURSOR_PREFIX) :].isdigit():
-            return int(raw[len(_CURSOR_PREFIX) :])
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise BadRequest(f"next={text!r} is not a cursor this server gave out")
+        raw = ""
+    match = _CURSOR.fullmatch(raw)
+    if match is None:
+        raise BadRequest(f"next={text!r} is not a cursor this server gave out")
+    if match.group(1) != epoch:
+        raise BadRequest(
+            f"next={text!r} was given out by another node or before this node's view was "
+            "rebuilt; start again without next (or use added_after)"
+        )
+    return int(match.group(2))
 
 
 def _timestamp(name: str, value: str) -> str:
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        timestamps.sort_key(value)
     except ValueError as exc:
-        raise BadRequest(f"{name}={value!r} is not an RFC 3339 timestamp") from exc
+        raise BadRequest(f"{name}={value!r}: {exc}") from exc
     return value
 
 
@@ -50,12 +60,12 @@ def _list(request: web.Request, name: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-def object_query(request: web.Request, collection: str, max_limit: int) -> ObjectQuery:
+def object_query(request: web.Request, collection: str, max_limit: int, epoch: str) -> ObjectQuery:
     """Parse and check the query string of a Get Objects request."""
     q = request.query
     limit = max_limit
     if "limit" in q:
-        if not q["limit"].isdigit() or int(q["limit"]) < 1:
+        if not _LIMIT.fullmatch(q["limit"]) or int(q["limit"]) < 1:
             raise BadRequest(f"limit={q['limit']!r} must be a positive integer")
         limit = min(int(q["limit"]), max_limit)
     ids = _list(request, "match[id]")
@@ -80,7 +90,7 @@ def object_query(request: web.Request, collection: str, max_limit: int) -> Objec
         raise BadRequest(f"unsupported query parameter(s): {', '.join(unknown)}")
     return ObjectQuery(
         collection=collection,
-        after_seq=decode_cursor(q["next"]) if "next" in q else 0,
+        after_seq=decode_cursor(q["next"], epoch) if "next" in q else 0,
         added_after=_timestamp("added_after", q["added_after"]) if "added_after" in q else None,
         ids=ids,
         types=_list(request, "match[type]"),
