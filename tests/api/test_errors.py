@@ -204,6 +204,15 @@ async def test_integers_stix_cannot_hold_are_refused_not_rounded(hub: RunningHub
         data=b'{"objects": [' + obj + b"]}",
     )
     assert_taxii_error(status, h, body, 422, "outside the range STIX allows")
+    for digits, expected in ((30, 422), (300, 422), (400, 400)):  # 400: not even a double
+        number = b"9" * digits
+        status, h, body = await call(
+            "POST",
+            hub.collection_url("inbox") + "objects/",
+            headers=headers,
+            data=b'{"objects": [{"id": "x--1", "n": ' + number + b"}]}",
+        )
+        assert status == expected and body["http_status"] == str(expected), body
 
 
 async def test_a_cursor_from_another_view_is_refused(hub: RunningHub) -> None:

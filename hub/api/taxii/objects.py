@@ -49,14 +49,15 @@ async def get_objects(request: web.Request) -> web.Response:
     return taxii_response(body, headers=headers)
 
 
-# STIX integers must fit in 54 bits (STIX 2.1 section 2.16); orjson would silently turn
-# integers beyond 64 bits into floats, so bodies with long digit runs get an exact check.
+# STIX 2.1 integers must fit in a signed 54-bit value; orjson would silently turn integers
+# beyond 64 bits into floats, so bodies with long digit runs get an exact check.
 _LONG_DIGITS = re.compile(rb"[0-9]{16,}")
 _STIX_INT_MAX = 2**53 - 1
 
 
 def _exact_int(text: str) -> int:
-    value = int(text)
+    # Past 16 digits it is out of range anyway; int() of thousands of digits would refuse.
+    value = int(text) if len(text.lstrip("-")) <= 16 else _STIX_INT_MAX + 1
     if abs(value) > _STIX_INT_MAX:
         raise InvalidStix(
             f"the integer {text[:40]} is outside the range STIX allows (±(2^53-1)); "
