@@ -1,8 +1,9 @@
 """The TAXII collections the federation implies, and who may read or write each.
 
-`inbox` takes submissions; each region has a feed its members read; each member has its
-own feed (what was routed to that member alone). A collection's TAXII id is a UUID
-derived from the hub and the alias, so every node of one hub names it the same way.
+`inbox` takes submissions; `public` is readable by every member; each region has a feed
+its members read; each member has its own feed (what was routed to that member alone).
+A collection's TAXII id is a UUID derived from the hub and the alias, so every node of
+one hub names it the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from hub.federation import Account, Federation
 
 INBOX = "inbox"
+PUBLIC = "public"
 _NAMESPACE = uuid.UUID("9d1c1b0e-4d1f-4c8e-9a43-2f1b7c0e5a61")
 
 
@@ -59,6 +61,14 @@ def build_collections(federation: Federation) -> dict[str, Collection]:
             writable=True,
         )
     ]
+    found.append(
+        make(
+            PUBLIC,
+            "Public",
+            "TLP:CLEAR content every member may read, and the hub's public definitions.",
+            frozenset(m.id for m in federation.members),
+        )
+    )
     for region in federation.regions:
         members = frozenset(m.id for m in federation.members_of(region.id))
         found.append(

@@ -6,15 +6,17 @@ by file, line and field (`examples/federation.yaml:41: members[2].regions[0]: ..
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import rfc8785
 import yaml
 
 Path_ = tuple[str | int, ...]
@@ -88,6 +90,20 @@ class Federation:
     regions: tuple[Region, ...]
     members: tuple[Member, ...]
     source: str = "<memory>"
+
+    @cached_property
+    def policy_version(self) -> str:
+        """A short hash of everything routing depends on (regions, members, their rules).
+
+        Recorded with every routed object, so a decision can be traced to the rules in force.
+        """
+        rules = {
+            "regions": [r.id for r in self.regions],
+            "members": {
+                m.id: {"regions": list(m.regions), "sharing": m.sharing} for m in self.members
+            },
+        }
+        return hashlib.sha256(rfc8785.dumps(rules)).hexdigest()[:16]
 
     def member(self, member_id: str) -> Member:
         return next(m for m in self.members if m.id == member_id)

@@ -49,7 +49,7 @@ async def test_discovery_names_the_api_root_as_the_client_reached_it(hub: Runnin
     assert server.default.url == hub.api_root
     await asyncio.to_thread(server.default.refresh)
     aliases = {c.alias for c in server.default.collections}
-    assert aliases == {"region-west-africa", "member-gh-cert"}
+    assert aliases == {"public", "region-west-africa", "member-gh-cert"}
 
 
 async def test_green_incident_from_one_member_is_read_by_its_region(hub: RunningHub) -> None:
