@@ -34,7 +34,13 @@ class Collection:
         return self.writable and account.can("submit") and account.member is not None
 
     def visible_to(self, account: Account) -> bool:
+        """Listed for this account: it may read or write here."""
         return self.can_read(account) or self.can_write(account)
+
+    def known_to(self, account: Account) -> bool:
+        """Addressable by this account: visible, or the inbox of its own member (so a reader
+        that posts there learns it lacks the submit role rather than that the inbox is gone)."""
+        return self.visible_to(account) or (self.writable and account.member is not None)
 
 
 def region_alias(region_id: str) -> str:

@@ -31,7 +31,6 @@ class Settings:
     topic_prefix: str = "cirt-hub."
     partitions: int = 1
     node_id: str = "node-1"
-    max_content_length: int = 10 * 1024 * 1024
     # How long a POST waits for its own status to reach this node's view (read-your-writes).
     status_visible_timeout: float = 2.0
     max_view_lag: int = 10_000
@@ -46,6 +45,10 @@ class Settings:
             raise SettingsError("partitions: must be at least 1")
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port: {self.port} is not a TCP port")
+
+    @property
+    def max_content_length(self) -> int:
+        return self.federation.hub.limits.max_content_length
 
     @property
     def topics(self) -> Topics:

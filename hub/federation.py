@@ -76,12 +76,23 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one submission may hold (the federation file's `hub.limits`)."""
+
+    max_content_length: int = 10 * 1024 * 1024
+    max_objects: int = 10_000
+    max_depth: int = 32
+    max_string_length: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class HubInfo:
     id: str
     name: str
     identity: str
     contact: str = ""
     accounts: tuple[Account, ...] = ()
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,9 @@ class Federation:
 
     def members_of(self, region_id: str) -> tuple[Member, ...]:
         return tuple(m for m in self.members if region_id in m.regions)
+
+    def member_by_identity(self, identity: str) -> Member | None:
+        return next((m for m in self.members if m.identity == identity), None)
 
 
 @cache
@@ -230,6 +244,7 @@ def _build(data: dict[str, Any], source: str) -> Federation:
             identity=hub["identity"],
             contact=hub.get("contact", ""),
             accounts=_accounts(hub.get("accounts", []), None),
+            limits=Limits(**hub.get("limits", {})),
         ),
         regions=tuple(Region(r["id"], r["name"]) for r in data["regions"]),
         members=tuple(

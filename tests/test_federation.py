@@ -62,9 +62,14 @@ def test_schema_errors_name_the_field() -> None:
     assert "Additional properties are not allowed ('colour'" in problems(TEXT + "colour: red\n")
 
 
-def test_sharing_rules_are_not_silently_ignored_before_they_exist() -> None:
-    text = TEXT.replace("sharing: {}", "sharing: {green: all}", 1)
-    assert "members[0].sharing: Additional properties are not allowed ('green'" in problems(text)
+def test_unknown_sharing_rules_are_not_silently_ignored() -> None:
+    text = TEXT.replace("default_tlp: amber", "colour: red", 1)
+    assert "members[0].sharing: Additional properties are not allowed ('colour'" in problems(text)
+    text = TEXT.replace("default_tlp: amber", "default_tlp: purple", 1)
+    line = line_of(text, "default_tlp: purple")
+    assert f"fed.yaml:{line}: members[0].sharing.default_tlp: 'purple' is not one of" in problems(
+        text
+    )
 
 
 def test_yaml_syntax_errors_give_the_line() -> None:

@@ -28,7 +28,7 @@ def visible_collection(request: web.Request, account: Account) -> Collection:
     key = request.match_info["collection"]
     collections = request.app[COLLECTIONS]
     found = collections.get(key) or next((c for c in collections.values() if c.id == key), None)
-    if found is None or not found.visible_to(account):
+    if found is None or not found.known_to(account):
         raise NotFound(f"no collection {key!r} is visible to account {account.username!r}")
     return found
 
@@ -39,7 +39,11 @@ async def permitted_collection(request: web.Request, action: str) -> tuple[Accou
     collection = visible_collection(request, account)
     allowed = collection.can_read(account) if action == "read" else collection.can_write(account)
     if not allowed:
-        raise Forbidden(f"account {account.username!r} may not {action} {collection.alias!r}")
+        role = "read" if action == "read" else "submit"
+        raise Forbidden(
+            f"account {account.username!r} may not {action} {collection.alias!r} "
+            f"(it needs the {role!r} role there)"
+        )
     return account, collection
 
 

@@ -21,9 +21,12 @@ from hub.bus import Bus
 from hub.bus.url import open_bus
 from hub.collections import build_collections, feed_aliases
 from hub.config import Settings
+from hub.pipeline.decode import Decode
+from hub.pipeline.mark import Mark
+from hub.pipeline.provenance import Provenance
 from hub.pipeline.route import Route
 from hub.pipeline.submission import compose
-from hub.pipeline.validate import validate
+from hub.pipeline.validate import Validate
 from hub.pipeline.worker import PipelineWorker
 from hub.store.follower import ViewFollower
 from hub.store.view import View
@@ -72,10 +75,17 @@ async def _view_context(app: web.Application) -> AsyncIterator[None]:
 
 async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pipeline = compose(validate, Route(settings.federation))
+    federation = settings.federation
+    pipeline = compose(
+        Validate(federation),
+        Provenance(federation),
+        Mark(federation),
+        Route(federation),
+    )
     worker = PipelineWorker(
         bus=app[BUS],
         topics=settings.topics,
+        decode=Decode(federation),
         pipeline=pipeline,
         group=f"{settings.topic_prefix}pipeline",
         transactional_id=f"{settings.topic_prefix}pipeline-{settings.node_id}",

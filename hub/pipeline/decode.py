@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from hub.bus import Record
+from hub.federation import Federation
 from hub.pipeline.submission import Item, Submission
 
 INTAKE_VERSION = 1
@@ -43,14 +47,11 @@ def encode_intake(
     )
 
 
-def decode(record: Record) -> Submission:
-    """Read one intake record; raises UndecodableRecord saying what is wrong."""
-    try:
-        data = orjson.loads(record.value)
-    except orjson.JSONDecodeError as exc:
-        raise UndecodableRecord(f"intake record is not JSON: {exc}", is_json=False) from exc
-    if not isinstance(data, dict) or data.get("v") != INTAKE_VERSION:
-        raise UndecodableRecord("intake record is not a version-1 submission")
+ACCOUNT_HEADER = "cirt-hub-account"
+_RECORD_NAMESPACE = uuid.UUID("3b0e6d0c-6a55-4d7e-9d7c-51f0a3e9a8b2")
+
+
+def _from_hub(data: dict[str, Any]) -> Submission:
     fields = ("status_id", "member", "account", "received", "request_id")
     missing = [f for f in fields if not isinstance(data.get(f), str)]
     if missing or not isinstance(data.get("objects"), list):
@@ -63,3 +64,60 @@ def decode(record: Record) -> Submission:
         request_id=data["request_id"],
         items=tuple(Item(i, obj) for i, obj in enumerate(data["objects"])),
     )
+
+
+@dataclass(frozen=True)
+class Decode:
+    """An intake record → a Submission, or UndecodableRecord saying what is wrong.
+
+    Two kinds of record reach `intake`: what the hub's API wrote (`"v": 1`), and a STIX
+    envelope or bundle a member's own Kafka producer wrote, naming its account in the
+    `cirt-hub-account` header (Kafka ACLs decide who may write to the topic at all).
+    """
+
+    federation: Federation
+
+    def __call__(self, record: Record) -> Submission:
+        try:
+            data = orjson.loads(record.value)
+        except orjson.JSONDecodeError as exc:
+            raise UndecodableRecord(f"intake record is not JSON: {exc}", is_json=False) from exc
+        if not isinstance(data, dict):
+            raise UndecodableRecord("intake record is not a JSON object")
+        if "v" in data:
+            if data["v"] != INTAKE_VERSION:
+                raise UndecodableRecord(f"intake record version {data['v']!r} is unknown")
+            return _from_hub(data)
+        return self._from_member(record, data)
+
+    def _from_member(self, record: Record, data: dict[str, Any]) -> Submission:
+        raw_account = record.header(ACCOUNT_HEADER)
+        if raw_account is None:
+            raise UndecodableRecord(
+                f"a member's intake record needs the {ACCOUNT_HEADER!r} header naming its account"
+            )
+        username = raw_account.decode("utf-8", "replace")
+        account = self.federation.account(username)
+        if account is None or account.member is None or not account.can("submit"):
+            raise UndecodableRecord(f"account {username!r} may not submit")
+        objects = data.get("objects")
+        if not isinstance(objects, list) or not objects:
+            raise UndecodableRecord("not a STIX bundle or TAXII envelope with objects")
+        limit = self.federation.hub.limits.max_objects
+        if len(objects) > limit:
+            raise UndecodableRecord(f"{len(objects)} objects; this hub accepts {limit} at once")
+        # The same record read twice (a redelivery) must make the same status, not a second.
+        status_id = str(
+            uuid.uuid5(_RECORD_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}")
+        )
+        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+        return Submission(
+            status_id=status_id,
+            member=account.member,
+            account=account.username,
+            received=received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            request_id=(record.header("request-id") or status_id.encode()).decode(
+                "utf-8", "replace"
+            ),
+            items=tuple(Item(i, obj) for i, obj in enumerate(objects)),
+        )

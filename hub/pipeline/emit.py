@@ -37,13 +37,17 @@ def emit(submission: Submission, topics: Topics, date_added: str) -> list[Messag
                 for c in item.collections
             )
         else:
+            # The object travels as sent, so a refusal can be inspected and replayed.
             refusal = {
                 "status_id": submission.status_id,
                 "member": submission.member,
+                "account": submission.account,
+                "received": submission.received,
                 "index": item.index,
                 "id": item.id,
                 "reason": item.refusal.reason,
                 "message": item.refusal.message,
+                "object": item.obj,
             }
             messages.append(Message(topics.rejected, orjson.dumps(refusal), key=status_key))
     status = complete_status(

@@ -1,76 +1,249 @@
-"""validate: each object must be STIX 2.1 that OASIS's stix2 library accepts.
+"""validate: each object must be well-formed STIX 2.1, within the hub's limits.
 
-Custom content in the deprecated-but-everywhere `x-`/`x_` style (MITRE ATT&CK's
-`x-mitre-*`) passes; any other type the library does not know is refused.
+OASIS's stix2 library checks what it knows (required properties, id formats, reference
+types, closed vocabularies, indicator patterns). Around it the hub checks what the library
+lets through: timestamps in UTC with `Z`, `modified` ≥ `created`, `confidence` 0-100,
+the shape of objects the library does not know, size and depth limits, and duplicates.
+
+Custom content: types and properties defined through STIX 2.1 extension-definitions pass;
+legacy `x-` types and `x_` properties (deprecated in 2.1, everywhere in real data such as
+MITRE ATT&CK's `x-mitre-*`) pass unless the member's rules say `allow_custom: false`;
+any other unknown type is refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 import stix2
 from stix2 import v21
-from stix2.exceptions import STIXError
+from stix2.exceptions import ExtraPropertiesError, STIXError
 
+from hub.federation import Federation, Limits
 from hub.pipeline.submission import Item, Submission
+from hub.stix import timestamps
 
-_SCO_TYPES = frozenset(v21.OBJ_MAP_OBSERVABLE)
-_KNOWN_TYPES = frozenset(v21.OBJ_MAP) | _SCO_TYPES
+SCO_TYPES = frozenset(v21.OBJ_MAP_OBSERVABLE)
+KNOWN_TYPES = frozenset(v21.OBJ_MAP) | SCO_TYPES
+NEW_TYPE_EXTENSIONS = frozenset({"new-sdo", "new-sro", "new-sco"})
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_IDENTIFIER = re.compile(rf"[a-z0-9][a-z0-9-]*[a-z0-9]--{_UUID}")
+_CUSTOM_PROPERTY = re.compile(r"[a-z0-9_]{3,250}")
+_STIX_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
+_TIMESTAMP_PROPERTIES = frozenset(
+    {
+        "created",
+        "modified",
+        "valid_from",
+        "valid_until",
+        "first_seen",
+        "last_seen",
+        "first_observed",
+        "last_observed",
+        "published",
+        "start_time",
+        "end_time",
+    }
+)
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+class Refuse(Exception):
+    """An object is not acceptable; `path` names the property, `expected` what was wanted."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
-def problem_with(obj: Mapping[str, Any]) -> str | None:
-    """What makes `obj` unacceptable STIX 2.1, or None."""
-    kind = obj.get("type")
-    if not isinstance(kind, str) or not kind:
-        return "has no 'type'"
-    if kind == "bundle":
-        return "is a bundle; send its objects, not a bundle inside the envelope"
-    custom = kind.startswith("x-")
-    if not custom and kind not in _KNOWN_TYPES:
-        return f"type {kind!r} is not a STIX 2.1 type (custom types must start with 'x-')"
-    if kind not in _SCO_TYPES and obj.get("spec_version") != "2.1":
-        found = obj.get("spec_version")
-        return (
-            f"spec_version is {found!r}; only STIX 2.1 is accepted"
-            if found is not None
-            else "has no spec_version (STIX 2.0 content?); only STIX 2.1 is accepted"
+@dataclass(frozen=True)
+class Shape:
+    """How far an object's JSON goes: nesting depth and longest string."""
+
+    depth: int
+    longest: int
+    longest_at: str
+
+
+def shape_of(obj: Any) -> Shape:
+    """Depth and longest string of a JSON value, without recursion (input may be hostile)."""
+    depth, longest, longest_at = 0, 0, ""
+    stack: list[tuple[Any, int, str]] = [(obj, 1, "")]
+    while stack:
+        value, level, path = stack.pop()
+        depth = max(depth, level)
+        if isinstance(value, Mapping):
+            for key, child in value.items():
+                stack.append((child, level + 1, f"{path}.{key}" if path else str(key)))
+        elif isinstance(value, list):
+            stack.extend((child, level + 1, f"{path}[{i}]") for i, child in enumerate(value))
+        elif isinstance(value, str) and len(value) > longest:
+            longest, longest_at = len(value), path
+    return Shape(depth, longest, longest_at)
+
+
+def _check_limits(obj: Mapping[str, Any], limits: Limits) -> None:
+    shape = shape_of(obj)
+    if shape.depth > limits.max_depth:
+        raise Refuse(f"nested {shape.depth} levels deep; this hub accepts {limits.max_depth}")
+    if shape.longest > limits.max_string_length:
+        raise Refuse(
+            f"a string of {shape.longest} characters; this hub accepts {limits.max_string_length}",
+            shape.longest_at,
         )
-    try:
-        stix2.parse(dict(obj), allow_custom=True, version="2.1")
-    except (STIXError, ValueError, TypeError) as exc:
-        return str(exc)
-    except Exception as exc:
-        # stix2 trips over some malformed shapes (e.g. "extensions": 5) with other errors;
-        # they are still this object's fault, not the hub's.
-        return f"malformed object ({type(exc).__name__}: {exc})"
-    if custom and not str(obj.get("id", "")).startswith(f"{kind}--"):
-        return f"id {obj.get('id')!r} does not start with its type {kind!r}"
-    created, modified = _timestamp(obj.get("created")), _timestamp(obj.get("modified"))
-    if created and modified and modified < created:
-        return f"modified ({obj['modified']}) is earlier than created ({obj['created']})"
+
+
+def _new_type_extension(obj: Mapping[str, Any]) -> str | None:
+    """The extension_type when an extension-definition defines this object's type."""
+    extensions = obj.get("extensions")
+    if not isinstance(extensions, Mapping):
+        return None
+    for key, value in extensions.items():
+        if (
+            key.startswith("extension-definition--")
+            and isinstance(value, Mapping)
+            and value.get("extension_type") in NEW_TYPE_EXTENSIONS
+        ):
+            return str(value["extension_type"])
     return None
 
 
-def _check(item: Item) -> Item:
-    if not isinstance(item.obj, Mapping):
-        return item.refuse("invalid-stix", f"objects[{item.index}] is not a JSON object")
-    problem = problem_with(item.obj)
-    if problem is None:
-        return item
-    return item.refuse("invalid-stix", f"objects[{item.index}] ({item.id or 'no id'}): {problem}")
+def _check_common(obj: Mapping[str, Any], kind: str, object_like: bool) -> None:
+    """What the stix2 library does not check on types it does not know."""
+    obj_id = obj.get("id")
+    if not isinstance(obj_id, str) or not obj_id.startswith(f"{kind}--"):
+        raise Refuse(f"id {obj_id!r} must be '{kind}--' followed by a UUID", "id")
+    if not _IDENTIFIER.fullmatch(obj_id):
+        raise Refuse(f"id {obj_id!r} is not '<type>--<UUID>'", "id")
+    if object_like:
+        for required in ("created", "modified"):
+            if required not in obj:
+                raise Refuse(f"missing required property {required!r}", required)
+    for key, value in obj.items():
+        if key.startswith("x_"):
+            continue  # legacy custom properties mean what their author says (ATT&CK uses "")
+        if key.endswith("_ref") and not (isinstance(value, str) and _IDENTIFIER.fullmatch(value)):
+            raise Refuse(f"{value!r} is not a STIX identifier", key)
+        if key.endswith("_refs"):
+            if not isinstance(value, list):
+                raise Refuse("must be a list of STIX identifiers", key)
+            for i, ref in enumerate(value):
+                if not (isinstance(ref, str) and _IDENTIFIER.fullmatch(ref)):
+                    raise Refuse(f"{ref!r} is not a STIX identifier", f"{key}[{i}]")
 
 
-def validate(submission: Submission) -> Submission:
+def _check_stix(obj: Mapping[str, Any], allow_custom: bool) -> None:
+    """Parse with the stix2 library; custom content only where the member allows it."""
+    try:
+        stix2.parse(dict(obj), allow_custom=False, version="2.1")
+        return
+    except ExtraPropertiesError as exc:
+        if not allow_custom:
+            raise Refuse(f"custom properties are not accepted from this member ({exc})") from exc
+        for name in exc.properties:
+            if not _CUSTOM_PROPERTY.fullmatch(name):
+                raise Refuse(
+                    "custom property names must be 3-250 characters of a-z, 0-9 and _", name
+                ) from exc
+    except (STIXError, ValueError, TypeError) as exc:
+        if "unknown extension type" not in str(exc):
+            raise Refuse(str(exc)) from exc
+        if not allow_custom:
+            raise Refuse(f"custom extensions are not accepted from this member ({exc})") from exc
+    try:
+        stix2.parse(dict(obj), allow_custom=True, version="2.1")
+    except (STIXError, ValueError, TypeError) as exc:
+        raise Refuse(str(exc)) from exc
+
+
+def _check_values(obj: Mapping[str, Any]) -> None:
+    """Timestamps in UTC with `Z`, modified ≥ created, confidence 0-100."""
+    for key in _TIMESTAMP_PROPERTIES & obj.keys():
+        value = obj[key]
+        if not (isinstance(value, str) and _STIX_TIMESTAMP.fullmatch(value)):
+            raise Refuse(f"{value!r} is not a STIX timestamp (UTC, e.g. 2026-11-20T08:00:00Z)", key)
+        timestamps.sort_key(value)  # a real date and time, not 2026-13-45
+    created, modified = obj.get("created"), obj.get("modified")
+    if created and modified and timestamps.sort_key(modified) < timestamps.sort_key(created):
+        raise Refuse(f"modified ({modified}) is earlier than created ({created})", "modified")
+    confidence = obj.get("confidence")
+    if confidence is not None and not (
+        isinstance(confidence, int) and not isinstance(confidence, bool) and 0 <= confidence <= 100
+    ):
+        raise Refuse(f"{confidence!r} is not an integer from 0 to 100", "confidence")
+
+
+def check_object(obj: Any, limits: Limits, allow_custom: bool = True) -> None:
+    """Raise Refuse saying what makes `obj` unacceptable STIX 2.1 for this hub."""
+    if not isinstance(obj, Mapping):
+        raise Refuse("is not a JSON object")
+    _check_limits(obj, limits)
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise Refuse("has no 'type'", "type")
+    if kind == "bundle":
+        raise Refuse("is a bundle; send its objects, not a bundle inside the envelope", "type")
+    legacy_custom = kind.startswith("x-")
+    defined_by = _new_type_extension(obj)
+    if kind not in KNOWN_TYPES and not legacy_custom and defined_by is None:
+        raise Refuse(
+            f"type {kind!r} is not a STIX 2.1 type; custom types need an extension-definition "
+            "(extension_type new-sdo/new-sro/new-sco) or the legacy 'x-' prefix",
+            "type",
+        )
+    if legacy_custom and not allow_custom:
+        raise Refuse(f"custom type {kind!r} is not accepted from this member", "type")
+    is_sco = kind in SCO_TYPES or defined_by == "new-sco"
+    if not is_sco and obj.get("spec_version") != "2.1":
+        found = obj.get("spec_version")
+        raise Refuse(
+            f"spec_version is {found!r}; only STIX 2.1 is accepted"
+            if found is not None
+            else "has no spec_version (STIX 2.0 content?); only STIX 2.1 is accepted",
+            "spec_version",
+        )
+    if kind in KNOWN_TYPES:
+        _check_stix(obj, allow_custom)
+    else:
+        _check_common(obj, kind, object_like=not is_sco)
+    _check_values(obj)
+
+
+@dataclass(frozen=True)
+class Validate:
     """Refuse each object that is not valid STIX 2.1, saying what is wrong and where."""
-    return submission.map_accepted(_check)
+
+    federation: Federation
+
+    def _refuse(self, item: Item, exc: Refuse) -> Item:
+        where = f" property '{exc.path}':" if exc.path else ""
+        name = item.id or "no id"
+        return item.refuse("invalid-stix", f"objects[{item.index}] ({name}):{where} {exc}")
+
+    def __call__(self, submission: Submission) -> Submission:
+        limits = self.federation.hub.limits
+        member = next((m for m in self.federation.members if m.id == submission.member), None)
+        allow_custom = bool(member.sharing.get("allow_custom", True)) if member else False
+        seen: dict[tuple[str, str], int] = {}
+
+        def check(item: Item) -> Item:
+            try:
+                check_object(item.obj, limits, allow_custom)
+            except Refuse as exc:
+                return self._refuse(item, exc)
+            except Exception as exc:
+                # stix2 trips over some malformed shapes (e.g. "extensions": 5) with other
+                # errors; they are still this object's fault, not the hub's.
+                return self._refuse(item, Refuse(f"malformed ({type(exc).__name__}: {exc})"))
+            key = (item.id, item.version or "")
+            if key in seen:
+                return self._refuse(
+                    item, Refuse(f"duplicate of objects[{seen[key]}] (same id and version)")
+                )
+            seen[key] = item.index
+            return item
+
+        return submission.map_accepted(check)

@@ -11,15 +11,16 @@ import asyncio
 import base64
 import logging
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
 import orjson
 
 from hub.bus import Bus, BusError, CommitFailed, GroupConsumer, Message, Record
-from hub.pipeline.decode import UndecodableRecord, decode
+from hub.pipeline.decode import UndecodableRecord
 from hub.pipeline.emit import emit, rfc3339_now
-from hub.pipeline.submission import Stage
+from hub.pipeline.submission import Stage, Submission
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def _rejected_record(
 class PipelineWorker:
     bus: Bus
     topics: Topics
+    decode: Callable[[Record], Submission]
     pipeline: Stage
     group: str
     transactional_id: str
@@ -61,7 +63,7 @@ class PipelineWorker:
         date_added = rfc3339_now()
         for record in records:
             try:
-                submission = decode(record)
+                submission = self.decode(record)
             except UndecodableRecord as exc:
                 messages.append(
                     _rejected_record(

@@ -25,13 +25,15 @@ class Tlp(IntEnum):
 
 
 @cache
-def tlp_by_marking_id() -> dict[str, Tlp]:
-    """Every TLP marking-definition id (1.0 and 2.0) and its level."""
+def _table() -> dict[str, dict[str, str]]:
     text = resources.files("hub.stix").joinpath("tlp_markings.json").read_text()
-    table = json.loads(text)
-    return {
-        mid: Tlp.named(entry["level"]) for mid, entry in table.items() if not mid.startswith("_")
-    }
+    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
+
+
+@cache
+def tlp_by_marking_id() -> dict[str, Tlp]:
+    """Every TLP marking-definition id (1.0, 2.0, and other tools' aliases) and its level."""
+    return {mid: Tlp.named(entry["level"]) for mid, entry in _table().items()}
 
 
 def marking_refs(obj: Mapping[str, Any]) -> Iterator[str]:
@@ -51,3 +53,44 @@ def strictest_tlp(obj: Mapping[str, Any]) -> Tlp | None:
     table = tlp_by_marking_id()
     levels = [table[ref] for ref in marking_refs(obj) if ref in table]
     return max(levels) if levels else None
+
+
+TLP2_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+
+
+def standard_tlp_id(marking_id: str) -> str:
+    """The standard (TLP 1.0/2.0) id for a TLP marking another tool names its own way."""
+    return _table().get(marking_id, {}).get("alias_of", marking_id)
+
+
+def tlp2_id(level: Tlp) -> str:
+    """The OASIS TLP 2.0 marking-definition id of a level."""
+    return next(
+        k for k, v in _table().items() if v["tlp"] == "2.0" and Tlp.named(v["level"]) is level
+    )
+
+
+def tlp_definition_problem(obj: Mapping[str, Any]) -> str | None:
+    """Why a marking-definition that uses a TLP id is not that TLP definition (None if it is).
+
+    Anyone may send the standard definitions; nobody may give a TLP id another meaning.
+    """
+    entry = _table().get(str(obj.get("id")))
+    if entry is None:
+        return None
+    level, name = entry["level"], entry["name"]
+    if entry["tlp"] == "1.0":
+        definition = obj.get("definition")
+        if obj.get("definition_type") != "tlp" or not (
+            isinstance(definition, Mapping)
+            and definition.get("tlp") == level.replace("clear", "white")
+        ):
+            return f"redefines {name}: a TLP 1.0 id needs definition_type 'tlp' and tlp '{level}'"
+    elif entry["tlp"] == "2.0":
+        extensions = obj.get("extensions")
+        extension = extensions.get(TLP2_EXTENSION) if isinstance(extensions, Mapping) else None
+        if not (isinstance(extension, Mapping) and extension.get("tlp_2_0") == level):
+            return f"redefines {name}: a TLP 2.0 id needs the TLP 2.0 extension with '{level}'"
+    if obj.get("name", name) != name and obj.get("x_opencti_definition", name) != name:
+        return f"redefines {name}: its name is {obj.get('name')!r}"
+    return None

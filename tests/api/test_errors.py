@@ -112,7 +112,7 @@ async def test_roles_and_collections_are_enforced(hub: RunningHub) -> None:
     status, h, body = await call(
         "POST", hub.collection_url("inbox") + "objects/", headers=reader, data=report
     )
-    assert_taxii_error(status, h, body, 404, "no collection")  # the inbox is not even listed
+    assert_taxii_error(status, h, body, 403, "needs the 'submit' role")
     submitter = basic(hub, "ng-cert-submit")
     status, h, body = await call("GET", hub.collection_url("inbox") + "objects/", headers=submitter)
     assert_taxii_error(status, h, body, 403, "may not read")

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from stix2.v21 import OBJ_MAP_OBSERVABLE
 
+from hub.federation import Limits, load_federation
 from hub.pipeline.submission import Item, Submission
-from hub.pipeline.validate import problem_with, validate
-from tests.conftest import TESTDATA
+from hub.pipeline.validate import Refuse, Validate, check_object
+from tests.conftest import ROOT, TESTDATA
 from tests.stixdata import shared_objects
 
 SCO_TYPES = tuple(OBJ_MAP_OBSERVABLE)
@@ -18,9 +19,21 @@ OASIS_EXAMPLES = sorted((TESTDATA / "oasis-cti-documentation-examples").glob("*.
 assert len(OASIS_EXAMPLES) >= 10, f"OASIS examples missing from {TESTDATA}"
 
 
-def submission_of(objects: list) -> Submission:
+FEDERATION = load_federation(ROOT / "examples" / "federation.yaml")
+validate = Validate(FEDERATION)
+
+
+def submission_of(objects: list, member: str = "ng-cert") -> Submission:
     items = tuple(Item(i, o) for i, o in enumerate(objects))
-    return Submission("s-1", "ng-cert", "ng-cert-submit", "2026-11-23T00:00:00.000Z", "r", items)
+    return Submission("s-1", member, f"{member}-submit", "2026-11-23T00:00:00.000Z", "r", items)
+
+
+def problem_with(obj: dict) -> str | None:
+    try:
+        check_object(obj, Limits())
+    except Refuse as exc:
+        return str(exc)
+    return None
 
 
 @pytest.mark.parametrize("path", OASIS_EXAMPLES, ids=lambda p: p.stem)

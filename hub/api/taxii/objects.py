@@ -66,7 +66,7 @@ def _exact_int(text: str) -> int:
     return value
 
 
-def _envelope_objects(body: bytes) -> list[dict[str, Any]]:
+def _envelope_objects(body: bytes, max_objects: int) -> list[dict[str, Any]]:
     """The objects of a TAXII envelope (or, leniently, a STIX bundle), checked for shape."""
     try:
         data = orjson.loads(body)
@@ -82,6 +82,10 @@ def _envelope_objects(body: bytes) -> list[dict[str, Any]]:
     objects = data.get("objects")
     if not isinstance(objects, list) or not objects:
         raise BadRequest("the envelope must have an 'objects' array with at least one object")
+    if len(objects) > max_objects:
+        raise PayloadTooLarge(
+            f"the envelope holds {len(objects)} objects; this hub accepts {max_objects} at once"
+        )
     for i, obj in enumerate(objects):
         if not isinstance(obj, dict):
             raise InvalidStix(f"objects[{i}] is not a JSON object")
@@ -100,7 +104,7 @@ async def add_objects(request: web.Request) -> web.Response:
             f"the body is {request.content_length} bytes; max_content_length is "
             f"{settings.max_content_length}"
         )
-    objects = _envelope_objects(await request.read())
+    objects = _envelope_objects(await request.read(), settings.federation.hub.limits.max_objects)
     assert account.member is not None  # can_write() holds only for member accounts
 
     status_id = str(uuid.uuid4())
