@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aiohttp import web
@@ -14,6 +14,7 @@ from hub.api.app import create_app
 from hub.api.keys import COLLECTIONS
 from hub.config import Role, Settings
 from hub.demo import DEMO_ACCOUNTS_FILE, DemoAccount, demo_federation
+from hub.federation import Limits
 from tests.conftest import free_port
 
 
@@ -45,11 +46,14 @@ async def running_hub(
     topic_prefix: str = "cirt-hub.",
     role: Role = "all",
     node_id: str = "node-test",
+    limits: Limits | None = None,
 ) -> AsyncIterator[RunningHub]:
     """The demo federation (secrets from `secrets_file`) served on 127.0.0.1:<free port>."""
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(secrets_file, data_dir / DEMO_ACCOUNTS_FILE)
     federation, accounts = demo_federation(data_dir)
+    if limits is not None:
+        federation = replace(federation, hub=replace(federation.hub, limits=limits))
     port = free_port()
     settings = Settings(
         federation=federation,

@@ -13,7 +13,10 @@ any other unknown type is refused.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +36,18 @@ NEW_TYPE_EXTENSIONS = frozenset({"new-sdo", "new-sro", "new-sco"})
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _IDENTIFIER = re.compile(rf"[a-z0-9][a-z0-9-]*[a-z0-9]--{_UUID}")
 _CUSTOM_PROPERTY = re.compile(r"[a-z0-9_]{3,250}")
+_LANGUAGE = re.compile(r"[a-z]{3}(-[A-Za-z0-9]{2,8})*")
+_REGISTRY_HIVES = frozenset(
+    {
+        "HKEY_CLASSES_ROOT",
+        "HKEY_CURRENT_CONFIG",
+        "HKEY_CURRENT_USER",
+        "HKEY_LOCAL_MACHINE",
+        "HKEY_PERFORMANCE_DATA",
+        "HKEY_USERS",
+        "HKEY_DYN_DATA",
+    }
+)
 _STIX_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 _TIMESTAMP_PROPERTIES = frozenset(
     {
@@ -111,52 +126,117 @@ def _new_type_extension(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _check_common(obj: Mapping[str, Any], kind: str, object_like: bool) -> None:
-    """What the stix2 library does not check on types it does not know."""
-    obj_id = obj.get("id")
-    if not isinstance(obj_id, str) or not obj_id.startswith(f"{kind}--"):
-        raise Refuse(f"id {obj_id!r} must be '{kind}--' followed by a UUID", "id")
-    if not _IDENTIFIER.fullmatch(obj_id):
-        raise Refuse(f"id {obj_id!r} is not '<type>--<UUID>'", "id")
-    if object_like:
-        for required in ("created", "modified"):
-            if required not in obj:
-                raise Refuse(f"missing required property {required!r}", required)
+def is_identifier(value: object) -> bool:
+    """`type--UUID` with an RFC 4122 UUID, as STIX requires of every id and reference."""
+    if not (isinstance(value, str) and _IDENTIFIER.fullmatch(value)):
+        return False
+    parsed = uuid.UUID(value.rsplit("--", 1)[1])
+    # RFC 4122 variant; versions 1-5 of RFC 4122 and 6-8 of its successor RFC 9562.
+    return parsed.variant == uuid.RFC_4122 and 1 <= (parsed.version or 0) <= 8
+
+
+def _check_refs(obj: Mapping[str, Any]) -> None:
+    """Every top-level `*_ref` / `*_refs` holds STIX identifiers (custom `x_` ones aside)."""
     for key, value in obj.items():
         if key.startswith("x_"):
             continue  # legacy custom properties mean what their author says (ATT&CK uses "")
-        if key.endswith("_ref") and not (isinstance(value, str) and _IDENTIFIER.fullmatch(value)):
+        if key.endswith("_ref") and not is_identifier(value):
             raise Refuse(f"{value!r} is not a STIX identifier", key)
         if key.endswith("_refs"):
             if not isinstance(value, list):
                 raise Refuse("must be a list of STIX identifiers", key)
             for i, ref in enumerate(value):
-                if not (isinstance(ref, str) and _IDENTIFIER.fullmatch(ref)):
+                if not is_identifier(ref):
                     raise Refuse(f"{ref!r} is not a STIX identifier", f"{key}[{i}]")
 
 
-def _check_stix(obj: Mapping[str, Any], allow_custom: bool) -> None:
-    """Parse with the stix2 library; custom content only where the member allows it."""
-    try:
-        stix2.parse(dict(obj), allow_custom=False, version="2.1")
+def _check_common(obj: Mapping[str, Any], kind: str) -> None:
+    """The id of an object the stix2 library does not know."""
+    obj_id = obj.get("id")
+    if not isinstance(obj_id, str) or not obj_id.startswith(f"{kind}--"):
+        raise Refuse(f"id {obj_id!r} must be '{kind}--' followed by a UUID", "id")
+    if not is_identifier(obj_id):
+        raise Refuse(f"id {obj_id!r} is not '<type>--<RFC 4122 UUID>'", "id")
+
+
+def _check_required_times(obj: Mapping[str, Any], kind: str, is_sco: bool) -> None:
+    # The stix2 library fills a missing `modified` from `created`; STIX 2.1 requires both
+    # on SDOs and SROs (a marking-definition has only `created`).
+    if is_sco:
         return
-    except ExtraPropertiesError as exc:
-        if not allow_custom:
-            raise Refuse(f"custom properties are not accepted from this member ({exc})") from exc
-        for name in exc.properties:
+    required = ("created",) if kind == "marking-definition" else ("created", "modified")
+    for name in required:
+        if name not in obj:
+            raise Refuse(f"missing required property {name!r}", name)
+
+
+def _check_observables(obj: Mapping[str, Any], kind: str) -> None:
+    """SCO rules the stix2 library lets through but the STIX 2.1 text makes MUSTs."""
+    if kind == "process" and uuid.UUID(str(obj["id"]).rsplit("--", 1)[1]).version != 4:
+        raise Refuse("a process has no ID contributing properties, so its id MUST be UUIDv4", "id")
+    if kind == "artifact" and ("payload_bin" in obj) == ("url" in obj):
+        raise Refuse("an artifact carries its content in payload_bin or by url: one of them")
+    if kind == "artifact" and "decryption_key" in obj and "encryption_algorithm" not in obj:
+        raise Refuse("decryption_key needs encryption_algorithm", "decryption_key")
+    if kind == "artifact" and "payload_bin" in obj:
+        try:
+            base64.b64decode(str(obj["payload_bin"]), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise Refuse("must be base64-encoded binary", "payload_bin") from exc
+    if kind == "software":
+        for i, language in enumerate(obj.get("languages") or []):
+            if not (isinstance(language, str) and _LANGUAGE.fullmatch(language)):
+                raise Refuse(
+                    f"{language!r} is not an ISO 639-2 language code (e.g. 'eng')",
+                    f"languages[{i}]",
+                )
+    if kind == "windows-registry-key":
+        key = str(obj.get("key", ""))
+        hive = key.split("\\", 1)[0].upper()
+        if key and hive not in _REGISTRY_HIVES:
+            raise Refuse(
+                f"the hive {hive!r} must be written in full (e.g. HKEY_LOCAL_MACHINE)", "key"
+            )
+
+
+def _check_not_coerced(obj: Mapping[str, Any], parsed: Any) -> None:
+    """The stix2 library quietly turns "x" into ["x"] and "3" into 3; STIX JSON may not."""
+    if not isinstance(parsed, Mapping):
+        return
+    for key, raw in obj.items():
+        value = parsed.get(key)
+        if isinstance(value, list) and not isinstance(raw, list):
+            raise Refuse("must be a JSON array", key)
+        if isinstance(value, bool) and not isinstance(raw, bool):
+            raise Refuse("must be true or false", key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and isinstance(raw, str):
+            raise Refuse("must be a number, not a string", key)
+
+
+def _check_stix(obj: Mapping[str, Any], allow_custom: bool) -> None:
+    """Parse with the stix2 library; custom content only where the member allows it.
+
+    What fails a strict parse but passes a lenient one is custom content: custom properties,
+    extensions, hash algorithms (an open vocabulary), references to custom objects.
+    """
+    try:
+        _check_not_coerced(obj, stix2.parse(dict(obj), allow_custom=False, version="2.1"))
+        return
+    except (STIXError, ValueError, TypeError) as exc:
+        strict_error = exc
+    try:
+        parsed = stix2.parse(dict(obj), allow_custom=True, version="2.1")
+    except (STIXError, ValueError, TypeError) as exc:
+        raise Refuse(str(exc)) from exc
+    _check_not_coerced(obj, parsed)
+    if not allow_custom:
+        raise Refuse(f"custom content is not accepted from this member ({strict_error})")
+    if isinstance(strict_error, ExtraPropertiesError):
+        for name in strict_error.properties:
             if not _CUSTOM_PROPERTY.fullmatch(name):
                 raise Refuse(
                     "custom property names must be 3-250 characters of a-z, 0-9 and _", name
-                ) from exc
-    except (STIXError, ValueError, TypeError) as exc:
-        if "unknown extension type" not in str(exc):
-            raise Refuse(str(exc)) from exc
-        if not allow_custom:
-            raise Refuse(f"custom extensions are not accepted from this member ({exc})") from exc
-    try:
-        stix2.parse(dict(obj), allow_custom=True, version="2.1")
-    except (STIXError, ValueError, TypeError) as exc:
-        raise Refuse(str(exc)) from exc
+                ) from strict_error
 
 
 def _check_values(obj: Mapping[str, Any]) -> None:
@@ -206,9 +286,14 @@ def check_object(obj: Any, limits: Limits, allow_custom: bool = True) -> None:
             "spec_version",
         )
     if kind in KNOWN_TYPES:
+        if not is_identifier(obj.get("id")):
+            raise Refuse(f"id {obj.get('id')!r} is not '<type>--<RFC 4122 UUID>'", "id")
         _check_stix(obj, allow_custom)
     else:
-        _check_common(obj, kind, object_like=not is_sco)
+        _check_common(obj, kind)
+    _check_required_times(obj, kind, is_sco)
+    _check_refs(obj)
+    _check_observables(obj, kind)
     _check_values(obj)
 
 

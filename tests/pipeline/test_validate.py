@@ -79,7 +79,7 @@ def test_stix_20_objects_are_refused_and_told_why() -> None:
             {"type": "weird-thing", "id": "weird-thing--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"},
             "not a STIX 2.1 type",
         ),
-        ({"id": "indicator--123"}, "not a valid STIX identifier"),
+        ({"id": "indicator--123"}, "RFC 4122 UUID"),
         ({"pattern": "[ipv4-addr:value = ]"}, "pattern"),
         ({"spec_version": "2.0"}, "spec_version is '2.0'"),
         ({"type": "bundle"}, "is a bundle"),
