@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -13,11 +14,12 @@ from pathlib import Path
 from aiohttp import web
 
 from hub.bus import BusError
-from hub.bus.url import BusUrlError, validate_bus_url
+from hub.bus.url import BusUrlError, open_bus, validate_bus_url
 from hub.config import ROLES, Settings, SettingsError, default_data_dir, node_id
 from hub.credentials import hash_secret, new_secret
 from hub.demo import DemoAccount, demo_accounts_json, demo_federation
 from hub.federation import FederationError, load_federation
+from hub.topics import Topics
 
 log = logging.getLogger("cirt_hub")
 
@@ -50,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a federation file")
     check.add_argument("file", type=Path)
+
+    rejected = sub.add_parser("rejected", help="what intake refused, and why")
+    rejected_sub = rejected.add_subparsers(dest="rejected_command", required=True)
+    listing = rejected_sub.add_parser("list", help="list refusals, oldest first")
+    listing.add_argument("--data-dir", type=Path, default=None)
+    listing.add_argument("--bus", default="embedded", help="embedded, or kafka://HOST:PORT")
+    listing.add_argument("--topic-prefix", default="cirt-hub.")
+    listing.add_argument("--member", help="only this member's refusals")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -94,6 +105,31 @@ async def _serve(settings: Settings, demo: list[DemoAccount] | None) -> int:
     await stop.wait()
     print("cirt-hub: stopping (finishing in-flight work)", file=sys.stderr)
     await runner.cleanup()
+    return 0
+
+
+async def _list_rejected(args: argparse.Namespace) -> int:
+    from hub.rejections import describe, rejections
+
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    try:
+        validate_bus_url(args.bus)
+    except BusUrlError as exc:
+        print(f"cirt-hub: {exc}", file=sys.stderr)
+        return 2
+    bus = open_bus(args.bus, data_dir)
+    try:
+        await bus.start()
+        count = 0
+        async for entry in rejections(bus, Topics(args.topic_prefix), member=args.member):
+            count += 1
+            print(json.dumps(entry) if args.json else describe(entry), flush=True)
+        print(f"{count} refusal(s)", file=sys.stderr)
+    except BusError as exc:
+        print(f"cirt-hub: cannot read the bus: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await bus.stop()
     return 0
 
 
@@ -158,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    roles: [{', '.join(roles)}]")
         print(f'    secret_hash: "{hash_secret(secret)}"')
         return 0
+    if args.command == "rejected":
+        return _run(_list_rejected(args))
     if args.command == "check-config":
         try:
             federation = load_federation(args.file)

@@ -141,13 +141,15 @@ def _check_refs(obj: Mapping[str, Any]) -> None:
         if key.startswith("x_"):
             continue  # legacy custom properties mean what their author says (ATT&CK uses "")
         if key.endswith("_ref") and not is_identifier(value):
-            raise Refuse(f"{value!r} is not a STIX identifier", key)
+            raise Refuse(f"{value!r} is not a STIX identifier (type--RFC 4122 UUID)", key)
         if key.endswith("_refs"):
             if not isinstance(value, list):
                 raise Refuse("must be a list of STIX identifiers", key)
             for i, ref in enumerate(value):
                 if not is_identifier(ref):
-                    raise Refuse(f"{ref!r} is not a STIX identifier", f"{key}[{i}]")
+                    raise Refuse(
+                        f"{ref!r} is not a STIX identifier (type--RFC 4122 UUID)", f"{key}[{i}]"
+                    )
 
 
 def _check_common(obj: Mapping[str, Any], kind: str) -> None:

@@ -9,48 +9,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 
 from hub.api.keys import BUS, COLLECTIONS, VIEW
 from hub.bus import Message
 from hub.collections import feed_aliases
-from hub.federation import Limits
 from hub.pipeline.decode import ACCOUNT_HEADER
 from hub.store.view import ObjectQuery
-from tests.hubs import RunningHub, running_hub
+from tests.hubs import RunningHub
+from tests.intake.conftest import credentials, identities, wait_complete
 from tests.intake.corpus import HTTP_CASES, OBJECT_CASES, TAXII, HttpCase, envelope, resolve
-
-LIMITS = Limits(max_content_length=256 * 1024, max_objects=50, max_depth=16, max_string_length=4096)
-
-
-@pytest.fixture
-async def corpus_hub(
-    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
-) -> AsyncIterator[RunningHub]:
-    async with running_hub(
-        bus_url, tmp_path / "data", demo_secrets, topic_prefix=f"c{unique}.", limits=LIMITS
-    ) as hub:
-        yield hub
-
-
-def identities(hub: RunningHub) -> dict[str, str]:
-    federation = hub.settings.federation
-    return {"hub": federation.hub.identity, **{m.id: m.identity for m in federation.members}}
-
-
-def credentials(hub: RunningHub, account: str) -> dict[str, str]:
-    if not account:
-        return {}
-    username, _, password = account.partition(":")
-    secret = password or hub.password(username)
-    token = base64.b64encode(f"{username}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 async def post(
@@ -83,21 +54,6 @@ async def test_every_malformed_request_gets_its_4xx(corpus_hub: RunningHub) -> N
             elif body.get("http_status") != str(status) or not body.get("title"):
                 wrong.append(f"{case.name}: not a TAXII error body: {body}")
     assert not wrong, "\n".join(wrong)
-
-
-async def wait_complete(
-    session: aiohttp.ClientSession, hub: RunningHub, status_id: str, account: str
-) -> dict[str, Any]:
-    url = f"{hub.api_root}status/{status_id}/"
-    headers = {"Accept": TAXII, **credentials(hub, account)}
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        async with session.get(url, headers=headers) as response:
-            doc = orjson.loads(await response.read())
-        if doc.get("status") == "complete":
-            return doc
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"status {status_id} never completed")
 
 
 async def everything_delivered(hub: RunningHub) -> set[str]:

@@ -118,3 +118,12 @@ async def test_a_three_megabyte_report_goes_through(hub: RunningHub) -> None:
     assert status.success_count == 4, status.failures
     received = {o["id"]: o for o in await read_all(hub, "region-west-africa", "gh-cert-read")}
     assert received[report[1]["id"]]["description"] == report[1]["description"]
+
+
+async def test_the_oasis_incident_core_example_is_not_blocked(hub: RunningHub) -> None:
+    """OASIS's validator flags its extension keys; the hub accepts it (see README)."""
+    report = shared_objects("oasis-incident-core-examples/incident_ransom.json")
+    status = await submit(hub, "ke-cirt-submit", report)
+    assert status.failure_count == 0, status.failures
+    delivered = {o["id"] for o in await read_all(hub, "member-ke-cirt", "ke-cirt-read")}
+    assert delivered == {o["id"] for o in report}
