@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.conftest import TESTDATA
 from tests.stixdata import TLP1_WHITE, TLP2
 
 TAXII = "application/taxii+json;version=2.1"
@@ -635,3 +636,12 @@ def resolve(objects: list[dict[str, Any]], identities: dict[str, str]) -> list[d
     for name, identity in identities.items():
         text = text.replace(f'"@{name}"', f'"{identity}"')
     return json.loads(text)
+
+
+def _oasis_negative(name: str) -> HttpCase:
+    path = TESTDATA / "oasis-stix-validator-tests" / "test_examples" / name
+    return HttpCase(f"OASIS validator negative {name}", path.read_bytes(), 400, "not JSON")
+
+
+# The OASIS validator's own not-JSON negatives, sent as they are.
+HTTP_CASES += [_oasis_negative("invalid_braces.json"), _oasis_negative("invalid_comma.json")]
