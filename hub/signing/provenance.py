@@ -29,6 +29,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import orjson
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -64,8 +65,43 @@ def extension_definition() -> dict[str, Any]:
     return json.loads(resources.files("hub").joinpath(path).read_text())
 
 
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _orjson_is_canonical(value: object) -> bool:
+    """True when orjson's sorted output is byte for byte RFC 8785 for `value`: no floats
+    (number formatting differs), integers within I-JSON's range, keys in ASCII (the two
+    sort orders agree there). String escaping is the same in both; the tests hold orjson
+    to rfc8785 on random JSON."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if v is None or isinstance(v, str | bool):
+            continue
+        if isinstance(v, int):
+            if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
+                continue
+            return False
+        if isinstance(v, dict):
+            for key, item in v.items():
+                if not isinstance(key, str) or not key.isascii():
+                    return False
+                stack.append(item)
+        elif isinstance(v, list):
+            stack.extend(v)
+        else:
+            return False
+    return True
+
+
 def canonical(obj: Mapping[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON: the bytes every signature here covers."""
+    """RFC 8785 canonical JSON: the bytes every signature here covers.
+
+    The `rfc8785` package is the reference, and decides every case orjson might get wrong;
+    the common case (STIX without floats) goes through orjson, about 100 times faster.
+    """
+    if _orjson_is_canonical(obj):
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
     return rfc8785.dumps(obj)
 
 
