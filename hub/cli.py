@@ -1,4 +1,5 @@
-"""`cirt-hub`: serve the hub, show the demo accounts, make account secrets, check a config."""
+"""`cirt-hub`: serve the hub, show the demo accounts, make account secrets, check a config,
+manage the signing keys, verify signed objects."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from hub.config import ROLES, Settings, SettingsError, default_data_dir, node_id
 from hub.credentials import hash_secret, new_secret
 from hub.demo import DemoAccount, demo_accounts_json, demo_federation
 from hub.federation import FederationError, load_federation
+from hub.signing import commands as signing_commands
+from hub.signing.keyring import KeyringError, passphrase_from_environment
 from hub.topics import Topics
 
 log = logging.getLogger("cirt_hub")
@@ -37,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--role", choices=ROLES, default="all")
     serve.add_argument("--topic-prefix", default="cirt-hub.")
     serve.add_argument("--partitions", type=int, default=None, help="partitions per topic")
+    serve.add_argument("--keys-dir", type=Path, default=None, help="signing keys (DATA_DIR/keys)")
+    serve.add_argument(
+        "--insecure-dev-keys",
+        action="store_true",
+        help="run without a key passphrase: the signing key is stored unencrypted (demo only)",
+    )
 
     demo = sub.add_parser("demo", help="the built-in demo federation")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)
@@ -61,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--topic-prefix", default="cirt-hub.")
     listing.add_argument("--member", help="only this member's refusals")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    signing_commands.add_parsers(sub)
     return parser
 
 
@@ -81,7 +91,7 @@ async def _serve(settings: Settings, demo: list[DemoAccount] | None) -> int:
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
-    except (BusError, OSError) as exc:
+    except (BusError, OSError, KeyringError) as exc:
         print(f"cirt-hub: cannot start: {exc}", file=sys.stderr)
         await runner.cleanup()
         return 1
@@ -92,6 +102,10 @@ async def _serve(settings: Settings, demo: list[DemoAccount] | None) -> int:
         print(f"  TAXII discovery: {base}/taxii2/")
         print(f"  inbox:           {base}/taxii2/hub/collections/inbox/objects/")
     print(f"  health:          {base}/healthz  {base}/readyz")
+    if settings.runs_api:
+        print(f"  hub keys (JWKS): {base}/.well-known/jwks.json")
+    if settings.runs_pipeline and settings.key_passphrase is None:
+        print(signing_commands.INSECURE_WARNING.format(dir=settings.signing_keys_dir))
     if demo:
         print("DEMO federation with generated secrets (username, cirt, roles, secret):")
         _print_accounts(demo)
@@ -153,6 +167,16 @@ def serve(args: argparse.Namespace) -> int:
             federation, demo = demo_federation(data_dir)
         else:
             federation = load_federation(args.config)
+        passphrase = passphrase_from_environment()
+        # The demo falls back to dev keys (and says so); a real federation needs the passphrase.
+        if passphrase is None and args.role != "api" and not (args.insecure_dev_keys or demo):
+            print(
+                "cirt-hub: the hub's signing key needs a passphrase: set "
+                "CIRT_HUB_KEY_PASSPHRASE or CIRT_HUB_KEY_PASSPHRASE_FILE "
+                "(or, for a throwaway demo only, give --insecure-dev-keys)",
+                file=sys.stderr,
+            )
+            return 2
         embedded = args.bus == "embedded"
         settings = Settings(
             federation=federation,
@@ -164,8 +188,10 @@ def serve(args: argparse.Namespace) -> int:
             topic_prefix=args.topic_prefix,
             partitions=args.partitions or (1 if embedded else 3),
             node_id=node_id(data_dir),
+            keys_dir=args.keys_dir.resolve() if args.keys_dir else None,
+            key_passphrase=passphrase,
         )
-    except (FederationError, SettingsError, BusUrlError) as exc:
+    except (FederationError, SettingsError, BusUrlError, KeyringError) as exc:
         print(f"cirt-hub: {exc}", file=sys.stderr)
         return 2
     return _run(_serve(settings, demo))
@@ -196,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "rejected":
         return _run(_list_rejected(args))
+    if args.command in signing_commands.COMMANDS:
+        return signing_commands.run(args)
     if args.command == "check-config":
         try:
             federation = load_federation(args.file)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +35,10 @@ class Settings:
     status_visible_timeout: float = 2.0
     max_view_lag: int = 10_000
     page_limit: int = 1000
+    # The hub's signing keys, shared by its pipeline nodes (read-write) and API nodes (read).
+    keys_dir: Path | None = None
+    # Opens the private signing key; None means unencrypted dev keys (--insecure-dev-keys).
+    key_passphrase: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -53,6 +57,10 @@ class Settings:
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def signing_keys_dir(self) -> Path:
+        return self.keys_dir or self.data_dir / "keys"
 
     @property
     def runs_api(self) -> bool:

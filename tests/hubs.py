@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -14,8 +14,11 @@ from hub.api.app import create_app
 from hub.api.keys import COLLECTIONS
 from hub.config import Role, Settings
 from hub.demo import DEMO_ACCOUNTS_FILE, DemoAccount, demo_federation
-from hub.federation import Limits
+from hub.federation import Federation
 from tests.conftest import free_port
+
+# Test hubs keep their signing keys encrypted, as a real hub does.
+KEY_PASSPHRASE = "test-only passphrase: correct horse battery staple"
 
 
 @dataclass(frozen=True)
@@ -46,14 +49,16 @@ async def running_hub(
     topic_prefix: str = "cirt-hub.",
     role: Role = "all",
     node_id: str = "node-test",
-    limits: Limits | None = None,
+    adjust: Callable[[Federation], Federation] | None = None,
+    keys_dir: Path | None = None,
 ) -> AsyncIterator[RunningHub]:
-    """The demo federation (secrets from `secrets_file`) served on 127.0.0.1:<free port>."""
+    """The demo federation (secrets from `secrets_file`, changed by `adjust` if given)
+    served on 127.0.0.1:<free port>."""
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(secrets_file, data_dir / DEMO_ACCOUNTS_FILE)
     federation, accounts = demo_federation(data_dir)
-    if limits is not None:
-        federation = replace(federation, hub=replace(federation.hub, limits=limits))
+    if adjust is not None:
+        federation = adjust(federation)
     port = free_port()
     settings = Settings(
         federation=federation,
@@ -64,6 +69,8 @@ async def running_hub(
         topic_prefix=topic_prefix,
         partitions=1 if bus_url == "embedded" else 2,
         node_id=node_id,
+        keys_dir=keys_dir,
+        key_passphrase=KEY_PASSPHRASE,
     )
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

@@ -81,3 +81,15 @@ def test_yaml_syntax_errors_give_the_line() -> None:
 def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FederationError, match=r"missing\.yaml: .*cannot read"):
         load_federation(tmp_path / "missing.yaml")
+
+
+def test_a_member_may_require_signatures_on_what_it_sends() -> None:
+    rule = "default_tlp: amber\n      require_signature: true"
+    text = TEXT.replace("default_tlp: amber", rule, 1)
+    sharing = parse_federation(text, "fed.yaml").members[0].sharing
+    assert sharing == {"default_tlp": "amber", "require_signature": True}
+    text = TEXT.replace("default_tlp: amber", "require_signature: yes please", 1)
+
+    assert "members[0].sharing.require_signature: 'yes please' is not of type 'boolean'" in (
+        problems(text)
+    )

@@ -6,28 +6,43 @@ its start succeeded), so a test can start a whole hub and stop it cleanly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from hub.api import health
+from hub.api import health, jwks
 from hub.api.auth import Authenticator
 from hub.api.background import supervised
-from hub.api.keys import AUTH, BUS, COLLECTIONS, FOLLOWER, RUNNERS, SETTINGS, VIEW
+from hub.api.keys import (
+    AUTH,
+    BUS,
+    COLLECTIONS,
+    FOLLOWER,
+    RUNNERS,
+    SETTINGS,
+    SIGNING_KEYS,
+    VIEW,
+)
 from hub.api.middleware import request_id, taxii_errors
 from hub.api.taxii import collections, discovery, objects, status
-from hub.bus import Bus
+from hub.bus import Bus, BusError
 from hub.bus.url import open_bus
 from hub.collections import build_collections, feed_aliases
 from hub.config import Settings
+from hub.pipeline.authenticate import Authenticate
 from hub.pipeline.decode import Decode
 from hub.pipeline.mark import Mark
 from hub.pipeline.provenance import Provenance
 from hub.pipeline.route import Route
+from hub.pipeline.sign import Sign
 from hub.pipeline.submission import compose
 from hub.pipeline.validate import Validate
 from hub.pipeline.worker import PipelineWorker
+from hub.signing.definition import publish_definition
+from hub.signing.keyring import KeyStore
+from hub.signing.provenance import HubSigner
 from hub.store.follower import ViewFollower
 from hub.store.view import View
 
@@ -76,10 +91,20 @@ async def _view_context(app: web.Application) -> AsyncIterator[None]:
 async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     federation = settings.federation
+    signer = HubSigner(app[SIGNING_KEYS], settings.key_passphrase)
+    await asyncio.to_thread(signer.refresh)  # the first start makes the key; scrypt runs here
+    try:
+        await publish_definition(
+            app[BUS], settings.bus_url, signer, federation, settings.topics, settings.data_dir
+        )
+    except BusError as exc:
+        log.warning("extension-definition not published (tried again at next start): %s", exc)
     pipeline = compose(
+        Authenticate(federation),
         Validate(federation),
         Provenance(federation),
         Mark(federation),
+        Sign(signer, federation),
         Route(federation),
     )
     worker = PipelineWorker(
@@ -108,6 +133,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     app[SETTINGS] = settings
     app[COLLECTIONS] = build_collections(settings.federation)
     app[AUTH] = Authenticator(settings.federation)
+    app[SIGNING_KEYS] = KeyStore(settings.signing_keys_dir)
     app.on_cleanup.append(_close_auth)
     app[RUNNERS] = []
     app.cleanup_ctx.append(_bus_context(bus))
@@ -127,4 +153,6 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         app.router.add_get(root + "collections/{collection}/objects/", objects.get_objects)
         app.router.add_post(root + "collections/{collection}/objects/", objects.add_objects)
         app.router.add_get(root + "status/{status}/", status.get_status)
+        app.router.add_get("/.well-known/jwks.json", jwks.hub_jwks)
+        app.router.add_get("/api/v1/member-keys", jwks.member_keys)
     return app

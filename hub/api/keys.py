@@ -10,6 +10,7 @@ from hub.bus import Bus
 from hub.collections import Collection
 from hub.config import Settings
 from hub.federation import Account
+from hub.signing.keyring import KeyStore
 from hub.store.follower import ViewFollower
 from hub.store.view import View
 
@@ -20,5 +21,6 @@ BUS = web.AppKey("bus", Bus)
 VIEW = web.AppKey("view", View)
 FOLLOWER = web.AppKey("follower", ViewFollower)
 RUNNERS = web.AppKey("runners", list[Supervised])
+SIGNING_KEYS = web.AppKey("signing_keys", KeyStore)
 ACCOUNT = web.RequestKey("account", Account)  # the authenticated caller
 REQUEST_ID = web.RequestKey("request_id", str)

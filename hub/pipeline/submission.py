@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from hub.signing.members import MemberSignature
+
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
@@ -23,6 +25,8 @@ class Item:
     obj: Mapping[str, Any]
     refusal: Refusal | None = None
     collections: tuple[str, ...] = ()
+    member_signature: MemberSignature | None = None  # verified by authenticate, carried by sign
+    redacted: bool = False  # a policy stage removed properties; sign says so in the provenance
 
     @property
     def id(self) -> str:

@@ -94,6 +94,7 @@ def test_demo_hub_round_trip_and_clean_stop(served) -> None:
     printed = proc.stdout.read()
     assert f"http://127.0.0.1:{port}/taxii2/" in printed
     assert submitter["password"] in printed  # the demo prints its generated secrets
+    assert "WARNING: INSECURE DEV KEYS" in printed  # the demo's signing key is unencrypted
 
 
 def test_bad_federation_file_stops_startup_naming_file_line_and_field(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,11 @@ async def corpus_hub(
     bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
 ) -> AsyncIterator[RunningHub]:
     async with running_hub(
-        bus_url, tmp_path / "data", demo_secrets, topic_prefix=f"c{unique}.", limits=LIMITS
+        bus_url,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"c{unique}.",
+        adjust=lambda f: replace(f, hub=replace(f.hub, limits=LIMITS)),
     ) as hub:
         yield hub
 

@@ -1,0 +1,66 @@
+"""authenticate: check each object's member signature, if it has one, and take it off.
+
+What follows sees the object as the member signed it (without the provenance extension);
+the verified signature travels beside it, on the item, until sign carries it to readers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from hub.federation import Federation
+from hub.pipeline.submission import Item, Submission
+from hub.signing.members import MemberKeys, MemberSignatureError
+from hub.signing.provenance import (
+    CanonicalizationError,
+    canonical,
+    extension_of,
+    without_extension,
+)
+
+
+@dataclass(frozen=True)
+class Authenticate:
+    federation: Federation
+    keys: MemberKeys = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", MemberKeys.from_federation(self.federation))
+
+    def __call__(self, submission: Submission) -> Submission:
+        member = submission.member
+        sender = next((m for m in self.federation.members if m.id == member), None)
+        required = sender is not None and sender.sharing.get("require_signature") is True
+
+        def check(item: Item) -> Item:
+            if not isinstance(item.obj, Mapping):
+                return item  # validate refuses it, saying why
+            where = f"objects[{item.index}] ({item.id or 'no id'})"
+            ext = extension_of(item.obj)
+            body = without_extension(item.obj) if ext is not None else item.obj
+            if ext is not None and not isinstance(ext, Mapping):
+                return item.refuse(
+                    "member-signature-malformed",
+                    f"{where}: the provenance extension must be a JSON object",
+                )
+            jws = ext.get("member_signature") if ext is not None else None
+            if jws is None:
+                if required:
+                    return item.refuse(
+                        "member-signature-missing",
+                        f"{where}: {member!r} requires a signature on every object it sends "
+                        "(sharing.require_signature) and this one is not signed",
+                    )
+                return replace(item, obj=body)
+            try:
+                payload = canonical(body)
+            except CanonicalizationError as exc:
+                return item.refuse("invalid-stix", f"{where}: has no canonical JSON form: {exc}")
+            try:
+                signature = self.keys.check(jws, payload, member)
+            except MemberSignatureError as exc:
+                return item.refuse(exc.reason, f"{where}: {exc.message}")
+            return replace(item, obj=body, member_signature=signature)
+
+        return submission.map_accepted(check)
