@@ -25,7 +25,7 @@ from hub.api.keys import (
     SIGNING_KEYS,
     VIEW,
 )
-from hub.api.middleware import request_id, taxii_errors
+from hub.api.middleware import compression, request_id, taxii_errors
 from hub.api.taxii import collections, discovery, objects, status
 from hub.bus import Bus, BusError
 from hub.bus.url import open_bus
@@ -127,7 +127,7 @@ async def _close_auth(app: web.Application) -> None:
 def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application:
     """One hub node: API and view, pipeline, or both, as `settings.role` says."""
     app = web.Application(
-        middlewares=[request_id, taxii_errors],
+        middlewares=[request_id, taxii_errors, compression],
         client_max_size=settings.max_content_length,
     )
     app[SETTINGS] = settings
@@ -152,6 +152,12 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         app.router.add_get(root + "collections/{collection}/", collections.get_collection)
         app.router.add_get(root + "collections/{collection}/objects/", objects.get_objects)
         app.router.add_post(root + "collections/{collection}/objects/", objects.add_objects)
+        app.router.add_get(root + "collections/{collection}/objects/{object}/", objects.get_object)
+        app.router.add_get(
+            root + "collections/{collection}/objects/{object}/versions/", objects.get_versions
+        )
+        app.router.add_get(root + "collections/{collection}/manifest/", objects.get_manifest)
+
         app.router.add_get(root + "status/{status}/", status.get_status)
         app.router.add_get("/.well-known/jwks.json", jwks.hub_jwks)
         app.router.add_get("/api/v1/member-keys", jwks.member_keys)

@@ -86,3 +86,15 @@ async def taxii_errors(request: web.Request, handler: Handler) -> web.StreamResp
             error_id=error_id,
         )
         return taxii_response(body, status=500)
+
+
+_COMPRESS_ABOVE = 1024
+
+
+@web.middleware
+async def compression(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """gzip/deflate larger answers for clients that accept it (slow links are common)."""
+    response = await handler(request)
+    if isinstance(response, web.Response) and len(response.body or b"") > _COMPRESS_ABOVE:
+        response.enable_compression()  # negotiated against the request's Accept-Encoding
+    return response

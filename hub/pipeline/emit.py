@@ -55,12 +55,22 @@ def emit(submission: Submission, topics: Topics, date_added: str) -> list[Messag
         submission.received,
         ((i.id, i.version, i.refusal.message if i.refusal else None) for i in submission.items),
     )
+    # What each view must hold before it shows this status complete (read-your-writes).
+    delivered = [
+        [collection, item.id, item.version or ""]
+        for item in submission.items
+        if item.refusal is None
+        for collection in item.collections
+    ]
     messages.append(
         Message(
             topics.status,
             orjson.dumps(status),
             key=status_key,
-            headers=(("member", submission.member.encode()),),
+            headers=(
+                ("member", submission.member.encode()),
+                ("delivered", orjson.dumps(delivered)),
+            ),
         )
     )
     return messages

@@ -11,6 +11,7 @@ the last `date_added` it saw can then never miss an object that arrived later.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from collections.abc import Sequence
@@ -44,7 +45,9 @@ CREATE TABLE IF NOT EXISTS statuses (
     id TEXT PRIMARY KEY,
     member TEXT NOT NULL,
     complete INTEGER NOT NULL,
-    doc BLOB NOT NULL
+    doc BLOB NOT NULL,
+    final_doc BLOB,     -- the complete status, held until its objects are all in the view
+    awaiting BLOB       -- JSON [[collection, id, version_key], ...] still missing
 );
 CREATE TABLE IF NOT EXISTS positions (
     topic TEXT NOT NULL,
@@ -83,13 +86,35 @@ class ObjectQuery:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stored version of an object in a collection."""
+
+    seq: int
+    date_added: str
+    id: str
+    version: str | None  # `modified`, else `created`; None for objects with neither
+    spec_version: str
+    json: bytes  # the object as delivered
+
+
 @dataclass(frozen=True)
 class Page:
-    objects: list[bytes]  # each the object's JSON, as delivered
-    first_added: str | None
-    last_added: str | None
+    entries: list[Entry]
     last_seq: int
     more: bool
+
+    @property
+    def objects(self) -> list[bytes]:
+        return [e.json for e in self.entries]
+
+    @property
+    def first_added(self) -> str | None:
+        return self.entries[0].date_added if self.entries else None
+
+    @property
+    def last_added(self) -> str | None:
+        return self.entries[-1].date_added if self.entries else None
 
 
 def _in(column: str, values: Sequence[str]) -> tuple[str, list[str]]:
@@ -132,18 +157,15 @@ def _select_page(conn: sqlite3.Connection, q: ObjectQuery) -> Page:
         where.append(clause)
         args.extend(more)
     rows = conn.execute(
-        f"SELECT o.seq, o.date_added, o.json FROM objects o WHERE {' AND '.join(where)}"
-        " ORDER BY o.seq LIMIT ?",
+        "SELECT o.seq, o.date_added, o.id, o.version, o.spec_version, o.json FROM objects o"
+        f" WHERE {' AND '.join(where)} ORDER BY o.seq LIMIT ?",
         [*args, q.limit + 1],
     ).fetchall()
-    more_rows = len(rows) > q.limit
-    rows = rows[: q.limit]
+    entries = [Entry(*row) for row in rows[: q.limit]]
     return Page(
-        objects=[r[2] for r in rows],
-        first_added=rows[0][1] if rows else None,
-        last_added=rows[-1][1] if rows else None,
-        last_seq=rows[-1][0] if rows else q.after_seq,
-        more=more_rows,
+        entries=entries,
+        last_seq=entries[-1].seq if entries else q.after_seq,
+        more=len(rows) > q.limit,
     )
 
 
@@ -175,18 +197,92 @@ def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record, added
     )
 
 
+def _missing(conn: sqlite3.Connection, wanted: list[list[str]]) -> list[list[str]]:
+    return [
+        key
+        for key in wanted
+        if conn.execute(
+            "SELECT 1 FROM objects WHERE collection = ? AND id = ? AND version_key = ?", key
+        ).fetchone()
+        is None
+    ]
+
+
 def _apply_status(conn: sqlite3.Connection, record: Record) -> None:
     doc = orjson.loads(record.value)
-    complete = int(doc.get("status") == "complete")
     member = (record.header("member") or b"").decode()
-    # A final status wins over the pending one, whichever arrives first.
+    if doc.get("status") != "complete":
+        # A pending status never replaces what is there: the final one may have come first.
+        conn.execute(
+            "INSERT OR IGNORE INTO statuses (id, member, complete, doc) VALUES (?, ?, 0, ?)",
+            (doc["id"], member, record.value),
+        )
+        return
+    # "complete" is shown only once every object it reports delivered is readable here, so
+    # a client that saw it complete never reads a collection that lacks what it sent.
+    delivered = orjson.loads(record.header("delivered") or b"[]")
+    wanted = [[c, i, timestamp_key(v)] for c, i, v in delivered]
+    missing = _missing(conn, wanted)
+    pending = orjson.dumps({**doc, "status": "pending"}) if missing else record.value
     conn.execute(
-        "INSERT INTO statuses (id, member, complete, doc) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET member = excluded.member,"
-        " complete = excluded.complete, doc = excluded.doc"
-        " WHERE statuses.complete = 0",
-        (doc["id"], member, complete, record.value),
+        "INSERT INTO statuses (id, member, complete, doc, final_doc, awaiting)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET member = excluded.member,"
+        " complete = excluded.complete, doc = excluded.doc, final_doc = excluded.final_doc,"
+        " awaiting = excluded.awaiting WHERE statuses.complete = 0",
+        (
+            doc["id"],
+            member,
+            0 if missing else 1,
+            pending,
+            record.value if missing else None,
+            orjson.dumps(missing) if missing else None,
+        ),
     )
+
+
+def _release_held_statuses(conn: sqlite3.Connection) -> None:
+    """Complete the held statuses whose objects have all arrived."""
+    held = conn.execute("SELECT id, awaiting FROM statuses WHERE final_doc IS NOT NULL").fetchall()
+    for status_id, awaiting in held:
+        missing = _missing(conn, orjson.loads(awaiting))
+        if missing:
+            conn.execute(
+                "UPDATE statuses SET awaiting = ? WHERE id = ?", (orjson.dumps(missing), status_id)
+            )
+        else:
+            conn.execute(
+                "UPDATE statuses SET complete = 1, doc = final_doc, final_doc = NULL,"
+                " awaiting = NULL WHERE id = ?",
+                (status_id,),
+            )
+
+
+VIEW_LAYOUT = "2"
+
+
+def _layout_of(path: Path) -> str | None:
+    """The layout version of an existing view file (None when there is no file yet)."""
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE name = 'layout'").fetchone()
+    except sqlite3.OperationalError:
+        return "unknown"
+    finally:
+        conn.close()
+    return row[0] if row else "unknown"
+
+
+def _discard_other_layout(path: Path) -> None:
+    if _layout_of(path) not in (None, VIEW_LAYOUT):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _mark_layout(conn: sqlite3.Connection) -> None:
+
+    conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('layout', ?)", (VIEW_LAYOUT,))
 
 
 def _load_meta(conn: sqlite3.Connection) -> tuple[str, datetime | None]:
@@ -211,9 +307,15 @@ class View:
         self._last_added: datetime | None = None
 
     async def open(self) -> None:
-        """Open (or create) the file; its epoch changes only when the file is made anew."""
+        """Open (or create) the file; its epoch changes only when the file is made anew.
+
+        A file from another version of the view's layout is deleted: the view is rebuilt
+        from the topics, which are the system of record.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_discard_other_layout, self.path)
         await self._db.start()
+        await self._db.run(_mark_layout)
         self.epoch, self._last_added = await self._db.run(_load_meta)
 
     async def close(self) -> None:
@@ -255,6 +357,7 @@ class View:
                 " next_offset = MAX(next_offset, excluded.next_offset)",
                 [(tp.topic, tp.partition, off) for tp, off in ends.items()],
             )
+            _release_held_statuses(conn)
             return latest
 
         self._last_added = await self._db.run(lambda conn: in_transaction(conn, lambda: body(conn)))

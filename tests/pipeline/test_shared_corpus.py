@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
-
-from stix2validator import ValidationOptions, validate_instance
 
 from hub.federation import Limits
 from hub.pipeline.validate import Refuse, check_object
 from tests.conftest import TESTDATA
+from tests.stixdata import oasis_errors_of_all
 
 # Not STIX content: JSON Schemas of the validator's tests, and medallion's server fixture.
 NOT_STIX = ("oasis-stix-validator-tests/test_schemas/", "medallion-taxii21/default_data.json")
@@ -104,22 +102,11 @@ def test_every_shared_object_is_accepted_or_refused_for_a_documented_reason() ->
         assert by_folder[folder] == 0, f"{folder}: {by_folder[folder]} refused"
 
 
-def oasis_errors(obj: dict[str, Any]) -> str:
-    """The OASIS validator's errors for one object ('' when it is valid)."""
-    result = validate_instance(obj, ValidationOptions(version="2.1"))
-    return "" if result.is_valid else " | ".join(str(e) for e in result.errors)
-
-
 def test_what_the_hub_accepts_passes_the_oasis_validator_or_is_listed() -> None:
-
     accepted, _ = verdicts()
     unique = list({json.dumps(o, sort_keys=True): o for o in accepted}.values())
-    # The validator does ~100 objects/s: use both cores.
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        results = pool.map(oasis_errors, unique, chunksize=200)
-        disagreements = {
-            o["id"]: errors for o, errors in zip(unique, results, strict=True) if errors
-        }
+    results = oasis_errors_of_all(unique)
+    disagreements = {o["id"]: e for o, e in zip(unique, results, strict=True) if e}
     assert set(disagreements) == set(ACCEPTED_DESPITE_VALIDATOR), disagreements
     for obj_id, words in ACCEPTED_DESPITE_VALIDATOR.items():
         assert words in disagreements[obj_id]

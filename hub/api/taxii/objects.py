@@ -1,4 +1,5 @@
-"""TAXII 2.1 objects (sections 5.3, 5.4): readers get what routing granted; members submit.
+"""TAXII 2.1 objects (sections 5.3-5.8): readers get what routing granted; members submit.
+
 
 A submission is answered 202 only after it is durable on the bus; every object in it is
 then reported on the status resource as a success or a failure with its reason.
@@ -18,35 +19,82 @@ from aiohttp import web
 from hub.api.access import permitted_collection
 from hub.api.keys import BUS, FOLLOWER, REQUEST_ID, SETTINGS, VIEW
 from hub.api.media import require_taxii_accept, require_taxii_content, taxii_response
-from hub.api.taxii.query import encode_cursor, object_query
+from hub.api.taxii.paging import date_added_headers, more_and_next
+from hub.api.taxii.query import ONE_OBJECT, VERSIONS, object_query
 from hub.bus import BusError, Message, MessageTooLarge
-from hub.errors import BadRequest, InvalidStix, PayloadTooLarge, Unavailable
+from hub.errors import BadRequest, InvalidStix, NotFound, PayloadTooLarge, Unavailable
 from hub.pipeline.decode import encode_intake
 from hub.pipeline.emit import rfc3339_now
 from hub.status import pending_status
+from hub.store.view import Entry, Page
 
 log = logging.getLogger(__name__)
 
 
-async def get_objects(request: web.Request) -> web.Response:
+def _envelope(page: Page, epoch: str) -> web.Response:
+    # The stored JSON is spliced in as is: no parse and re-serialise per object.
+    head = orjson.dumps(more_and_next(page, epoch))[:-1]
+    body = head + b',"objects":[' + b",".join(page.objects) + b"]}"
+    return taxii_response(body, headers=date_added_headers(page))
+
+
+async def _read_page(request: web.Request, **query: Any) -> tuple[Page, str]:
     require_taxii_accept(request)
     _, collection = await permitted_collection(request, "read")
     settings, view = request.app[SETTINGS], request.app[VIEW]
     page = await view.objects(
-        object_query(request, collection.alias, settings.page_limit, view.epoch)
+        object_query(request, collection.alias, settings.page_limit, view.epoch, **query)
     )
-    head = (
-        b'{"more":true,"next":"%s",' % encode_cursor(view.epoch, page.last_seq).encode()
-        if page.more
-        else (b'{"more":false,')
+    return page, view.epoch
+
+
+async def get_objects(request: web.Request) -> web.Response:
+    """Get Objects (5.3): an envelope of the objects the filters select, paged."""
+    return _envelope(*await _read_page(request))
+
+
+async def get_object(request: web.Request) -> web.Response:
+    """Get an Object (5.5): its versions the filters select (the latest by default)."""
+    object_id = request.match_info["object"]
+    page, epoch = await _read_page(request, allowed=ONE_OBJECT, object_id=object_id)
+    if not page.entries and not page.more and "next" not in request.query:
+        raise NotFound(f"no object {object_id!r} in this collection matches")
+    return _envelope(page, epoch)
+
+
+async def get_versions(request: web.Request) -> web.Response:
+    """Get Object Versions (5.8): every version of one object, oldest first, paged."""
+    object_id = request.match_info["object"]
+    page, epoch = await _read_page(
+        request, allowed=VERSIONS, object_id=object_id, default_versions=("all",)
     )
-    # The stored JSON is spliced in as is: no parse and re-serialise per object.
-    body = head + b'"objects":[' + b",".join(page.objects) + b"]}"
-    headers = {}
-    if page.first_added:
-        headers["X-TAXII-Date-Added-First"] = page.first_added
-        headers["X-TAXII-Date-Added-Last"] = page.last_added or page.first_added
-    return taxii_response(body, headers=headers)
+    if not page.entries and not page.more and "next" not in request.query:
+        raise NotFound(f"no object {object_id!r} in this collection")
+    body = {**more_and_next(page, epoch), "versions": [version_of(e) for e in page.entries]}
+    return taxii_response(body, headers=date_added_headers(page))
+
+
+async def get_manifest(request: web.Request) -> web.Response:
+    """Get Object Manifests (5.6): id, date added, version and media type per object."""
+    page, epoch = await _read_page(request)
+    body = {
+        **more_and_next(page, epoch),
+        "objects": [
+            {
+                "id": e.id,
+                "date_added": e.date_added,
+                "version": version_of(e),
+                "media_type": f"application/stix+json;version={e.spec_version}",
+            }
+            for e in page.entries
+        ],
+    }
+    return taxii_response(body, headers=date_added_headers(page))
+
+
+def version_of(entry: Entry) -> str:
+    # Objects without `modified` or `created` (SCOs) have one version: when it was added.
+    return entry.version or entry.date_added
 
 
 # STIX 2.1 integers must fit in a signed 54-bit value; orjson would silently turn integers

@@ -60,23 +60,9 @@ def _list(request: web.Request, name: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-def object_query(request: web.Request, collection: str, max_limit: int, epoch: str) -> ObjectQuery:
-    """Parse and check the query string of a Get Objects request."""
-    q = request.query
-    limit = max_limit
-    if "limit" in q:
-        if not _LIMIT.fullmatch(q["limit"]) or int(q["limit"]) < 1:
-            raise BadRequest(f"limit={q['limit']!r} must be a positive integer")
-        limit = min(int(q["limit"]), max_limit)
-    ids = _list(request, "match[id]")
-    for obj_id in ids:
-        if not _STIX_ID.match(obj_id):
-            raise BadRequest(f"match[id]={obj_id!r} is not a STIX identifier")
-    versions = _list(request, "match[version]") or ("last",)
-    for version in versions:
-        if version not in _VERSION_WORDS:
-            _timestamp("match[version]", version)
-    known = {
+# Which filters each TAXII endpoint takes (sections 5.3-5.8).
+OBJECTS = frozenset(
+    {
         "limit",
         "next",
         "added_after",
@@ -85,9 +71,40 @@ def object_query(request: web.Request, collection: str, max_limit: int, epoch: s
         "match[version]",
         "match[spec_version]",
     }
-    unknown = sorted(set(q) - known)
+)
+ONE_OBJECT = frozenset({"limit", "next", "added_after", "match[version]", "match[spec_version]"})
+VERSIONS = frozenset({"limit", "next", "added_after", "match[spec_version]"})
+
+
+def object_query(
+    request: web.Request,
+    collection: str,
+    max_limit: int,
+    epoch: str,
+    *,
+    allowed: frozenset[str] = OBJECTS,
+    object_id: str | None = None,
+    default_versions: tuple[str, ...] = ("last",),
+) -> ObjectQuery:
+    """Parse and check the query string of a TAXII read request (objects, an object,
+    its versions, the manifest); `allowed` names the filters that endpoint takes."""
+    q = request.query
+    unknown = sorted(set(q) - allowed)
     if unknown:
-        raise BadRequest(f"unsupported query parameter(s): {', '.join(unknown)}")
+        raise BadRequest(f"unsupported query parameter(s) here: {', '.join(unknown)}")
+    limit = max_limit
+    if "limit" in q:
+        if not _LIMIT.fullmatch(q["limit"]) or int(q["limit"]) < 1:
+            raise BadRequest(f"limit={q['limit']!r} must be a positive integer")
+        limit = min(int(q["limit"]), max_limit)
+    ids = (object_id,) if object_id else _list(request, "match[id]")
+    for obj_id in ids:
+        if not _STIX_ID.match(obj_id):
+            raise BadRequest(f"{obj_id!r} is not a STIX identifier")
+    versions = _list(request, "match[version]") or default_versions
+    for version in versions:
+        if version not in _VERSION_WORDS:
+            _timestamp("match[version]", version)
     return ObjectQuery(
         collection=collection,
         after_seq=decode_cursor(q["next"], epoch) if "next" in q else 0,
