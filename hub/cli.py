@@ -14,12 +14,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hub.audit import commands as audit_commands
 from hub.bus import BusError
 from hub.bus.url import BusUrlError, open_bus, validate_bus_url
 from hub.config import ROLES, Settings, SettingsError, default_data_dir, node_id
 from hub.credentials import hash_secret, new_secret
 from hub.demo import DemoAccount, demo_accounts_json, demo_federation
 from hub.federation import FederationError, load_federation
+from hub.policy import commands as policy_commands
 from hub.signing import commands as signing_commands
 from hub.signing.keyring import KeyringError, passphrase_from_environment
 from hub.topics import Topics
@@ -46,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run without a key passphrase: the signing key is stored unencrypted (demo only)",
     )
+    serve.add_argument(
+        "--pseudonym-key", type=Path, help="pseudonymisation key file, the same on every node"
+    )
 
     demo = sub.add_parser("demo", help="the built-in demo federation")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)
@@ -71,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--member", help="only this member's refusals")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     signing_commands.add_parsers(sub)
+    policy_commands.register(sub)
+    audit_commands.register(sub)
     return parser
 
 
@@ -190,6 +197,7 @@ def serve(args: argparse.Namespace) -> int:
             node_id=node_id(data_dir),
             keys_dir=args.keys_dir.resolve() if args.keys_dir else None,
             key_passphrase=passphrase,
+            pseudonym_key_file=args.pseudonym_key,
         )
     except (FederationError, SettingsError, BusUrlError, KeyringError) as exc:
         print(f"cirt-hub: {exc}", file=sys.stderr)
@@ -224,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(_list_rejected(args))
     if args.command in signing_commands.COMMANDS:
         return signing_commands.run(args)
+    if args.command == "policy":
+        return policy_commands.run(args)
+    if args.command == "audit":
+        return audit_commands.run(args)
     if args.command == "check-config":
         try:
             federation = load_federation(args.file)

@@ -1,7 +1,8 @@
 """The TAXII collections the federation implies, and who may read or write each.
 
 `inbox` takes submissions; `public` is readable by every member; each region has a feed
-its members read; each member has its own feed (what was routed to that member alone).
+its members read; each member has its own feed (everything routed to that member alone,
+AMBER and RED addressed to it included); `alerts` holds the hub's major-incident alerts.
 A collection's TAXII id is a UUID derived from the hub and the alias, so every node of
 one hub names it the same way.
 """
@@ -15,6 +16,7 @@ from hub.federation import Account, Federation
 
 INBOX = "inbox"
 PUBLIC = "public"
+ALERTS = "alerts"
 _NAMESPACE = uuid.UUID("9d1c1b0e-4d1f-4c8e-9a43-2f1b7c0e5a61")
 
 
@@ -72,6 +74,14 @@ def build_collections(federation: Federation) -> dict[str, Collection]:
             PUBLIC,
             "Public",
             "TLP:CLEAR content every member may read, and the hub's public definitions.",
+            frozenset(m.id for m in federation.members),
+        )
+    )
+    found.append(
+        make(
+            ALERTS,
+            "Alerts",
+            "Major-incident alerts the hub raises from what members share.",
             frozenset(m.id for m in federation.members),
         )
     )

@@ -39,6 +39,8 @@ class Settings:
     keys_dir: Path | None = None
     # Opens the private signing key; None means unencrypted dev keys (--insecure-dev-keys).
     key_passphrase: str | None = field(default=None, repr=False)
+    # The federation-wide key of pseudonymisation; every pipeline node must use the same one.
+    pseudonym_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -61,6 +63,10 @@ class Settings:
     @property
     def signing_keys_dir(self) -> Path:
         return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def pseudonym_key_path(self) -> Path:
+        return self.pseudonym_key_file or self.data_dir / "pseudonym.key"
 
     @property
     def runs_api(self) -> bool:

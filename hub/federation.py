@@ -19,6 +19,8 @@ import jsonschema
 import rfc8785
 import yaml
 
+from hub.policy.rules import sharing_problems
+
 Path_ = tuple[str | int, ...]
 ROLES = ("submit", "read", "operate")
 
@@ -226,6 +228,8 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
             if kids.index(kid) != j:
                 problem((*base, "public_keys", j, "kid"), f"key id {kid!r} is used twice")
         check_accounts((*base, "accounts"), member["accounts"])
+    for path, message in sharing_problems(data, ("members",)):
+        problem(path, message)
     return problems
 
 

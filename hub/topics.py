@@ -27,6 +27,16 @@ class Topics:
     def audit(self) -> str:
         return f"{self.prefix}audit"
 
+    @property
+    def decisions(self) -> str:
+        """Routing decisions as the pipeline makes them; the audit chainer links them."""
+        return f"{self.prefix}decisions"
+
+    @property
+    def held(self) -> str:
+        """Deliveries under embargo, until the releaser moves them to their feeds."""
+        return f"{self.prefix}held"
+
     def feed(self, collection: str) -> str:
         return f"{self.prefix}feed.{collection}"
 
@@ -37,5 +47,8 @@ class Topics:
             TopicSpec(self.rejected, partitions),
             TopicSpec(self.status, partitions),
             TopicSpec(self.audit, 1),
+            # One partition each: one total order for the audit chain and for releases.
+            TopicSpec(self.decisions, 1),
+            TopicSpec(self.held, 1),
             *(TopicSpec(self.feed(c), partitions) for c in collections),
         ]

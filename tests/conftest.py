@@ -116,3 +116,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for nodeid in _skipped:
             print(f"  {nodeid}")
         session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How much the leak-freedom property explored, in the run's summary."""
+    module = sys.modules.get("tests.policy.test_leak_freedom")
+    for bus, (federations, objects, checks) in getattr(module, "EXPLORED", {}).items():
+        terminalreporter.write_line(
+            f"leak-freedom on {bus}: {federations} random federations, {objects} objects, "
+            f"{checks} (reader account, object) pairs checked against the oracle"
+        )

@@ -93,3 +93,27 @@ def test_a_member_may_require_signatures_on_what_it_sends() -> None:
     assert "members[0].sharing.require_signature: 'yes please' is not of type 'boolean'" in (
         problems(text)
     )
+
+
+def test_sharing_rules_must_name_declared_regions_members_and_reader_accounts() -> None:
+    text = TEXT.replace(
+        "        amber: [member:ng-cert, member:sn-cert]",
+        "        amber: [member:ng-cert, region:sahel]\n        red: [account:gh-cert-submit]",
+    )
+    found = problems(text)
+    line = line_of(text, "region:sahel")
+    assert (
+        f"fed.yaml:{line}: members[1].sharing.recipients.amber[1]: 'sahel' is not a region" in found
+    )
+    red = "members[1].sharing.recipients.red[0]: 'gh-cert-submit' is not a member account"
+    assert f"{red} with the read role" in found
+
+
+def test_a_sharing_rule_of_the_wrong_shape_is_refused_by_the_schema() -> None:
+    found = problems(
+        TEXT.replace("        red: [account:ke-cirt-read]", "        red: [member:ke-cirt]")
+    )
+    assert "members[4].sharing.recipients.red[0]: 'member:ke-cirt' does not match" in found
+    assert "TLP:RED goes to named reader accounts only" in found
+    found = problems(TEXT.replace("min_confidence: 30", "min_confidence: 30\n      embargo: 6h"))
+    assert "members[2].sharing.embargo: '6h' does not match" in found

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from hub.api import health, jwks
+from hub.api import explain, health, jwks
 from hub.api.auth import Authenticator
 from hub.api.background import supervised
 from hub.api.keys import (
@@ -27,19 +27,24 @@ from hub.api.keys import (
 )
 from hub.api.middleware import compression, request_id, taxii_errors
 from hub.api.taxii import collections, discovery, objects, status
+from hub.audit.chainer import audit_chainer
 from hub.bus import Bus, BusError
 from hub.bus.url import open_bus
 from hub.collections import build_collections, feed_aliases
 from hub.config import Settings
 from hub.pipeline.authenticate import Authenticate
 from hub.pipeline.decode import Decode
+from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.mark import Mark
 from hub.pipeline.provenance import Provenance
+from hub.pipeline.release import releaser
 from hub.pipeline.route import Route
 from hub.pipeline.sign import Sign
 from hub.pipeline.submission import compose
 from hub.pipeline.validate import Validate
 from hub.pipeline.worker import PipelineWorker
+from hub.policy.entitlement import Policy
+from hub.policy.pseudonyms import load_key
 from hub.signing.definition import publish_definition
 from hub.signing.keyring import KeyStore
 from hub.signing.provenance import HubSigner
@@ -75,6 +80,7 @@ async def _view_context(app: web.Application) -> AsyncIterator[None]:
         settings.data_dir / f"view-{settings.node_id}.sqlite3",
         feeds=feeds,
         status_topic=settings.topics.status,
+        audit_topic=settings.topics.audit,
     )
     await view.open()
     app[VIEW] = view
@@ -99,13 +105,15 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         )
     except BusError as exc:
         log.warning("extension-definition not published (tried again at next start): %s", exc)
+    history = DeliveryHistory(app[BUS], settings.topics.decisions)
+    route = Route(Policy(federation), load_key(settings.pseudonym_key_path), history)
     pipeline = compose(
         Authenticate(federation),
         Validate(federation),
         Provenance(federation),
         Mark(federation),
+        route,
         Sign(signer, federation),
-        Route(federation),
     )
     worker = PipelineWorker(
         bus=app[BUS],
@@ -114,9 +122,14 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         pipeline=pipeline,
         group=f"{settings.topic_prefix}pipeline",
         transactional_id=f"{settings.topic_prefix}pipeline-{settings.node_id}",
+        history=history,
     )
-    async with supervised("pipeline", worker) as state:
-        app[RUNNERS].append(state)
+    async with (
+        supervised("pipeline", worker) as state,
+        supervised("audit-chainer", audit_chainer(settings, app[BUS])) as chainer,
+        supervised("embargo-releaser", releaser(settings, app[BUS])) as release,
+    ):
+        app[RUNNERS].extend((state, chainer, release))
         yield
 
 
@@ -161,4 +174,5 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         app.router.add_get(root + "status/{status}/", status.get_status)
         app.router.add_get("/.well-known/jwks.json", jwks.hub_jwks)
         app.router.add_get("/api/v1/member-keys", jwks.member_keys)
+        app.router.add_get("/api/v1/explain/{object_id}", explain.explain)
     return app

@@ -7,6 +7,7 @@ Apache Kafka). No code outside this package knows which one it has.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ __all__ = [
     "TopicSpec",
     "Transaction",
     "next_offsets",
+    "read_to",
 ]
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -133,6 +135,23 @@ class Reader(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]: ...
+
+    async def positions(self) -> dict[TopicPartition, int]:
+        """The next offset to read per partition; past transaction markers on Kafka, so it
+        reaches end_offsets() once everything committed has been read."""
+
+
+async def read_to(reader: Reader, ends: dict[TopicPartition, int], timeout: float = 30.0):
+    """Every record from the reader's positions up to `ends` (from end_offsets())."""
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        positions = await reader.positions()
+        if all(positions.get(tp, 0) >= end for tp, end in ends.items()):
+            return records
+        if time.monotonic() > deadline:
+            raise BusUnavailable(f"could not read up to {dict(ends)} within {timeout} s")
+        records += await reader.fetch(timeout=0.2)
 
 
 class Bus(Protocol):

@@ -608,3 +608,11 @@ class EmbeddedReader:
         for tp, offset in next_offsets(records).items():
             self._positions[tp] = offset
         return records
+
+    async def positions(self) -> dict[TopicPartition, int]:
+        def load(conn: sqlite3.Connection) -> list[TopicPartition]:
+            return _topic_partitions(conn, self._topics)
+
+        for tp in await self._bus.read(load):
+            self._positions.setdefault(tp, 0)
+        return dict(self._positions)

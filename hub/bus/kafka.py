@@ -459,3 +459,16 @@ class KafkaReader:
         records = _records(batches)
         self._positions.update(next_offsets(records))
         return records
+
+    async def positions(self) -> dict[TopicPartition, int]:
+        if self._consumer is None:
+            raise BusUnavailable("Kafka reader is not running")
+        await self._assign()
+        out = dict(self._positions)
+        try:
+            for tp in self._assigned:
+                # The consumer's own position also steps over transaction markers.
+                out[tp] = await self._consumer.position(aiokafka.TopicPartition(*tp))
+        except KafkaError as exc:
+            raise BusUnavailable(f"Kafka reader position: {exc}") from exc
+        return out

@@ -1,4 +1,9 @@
-"""emit: a routed submission → the bus messages that carry it on (feeds, status, rejected)."""
+"""emit: a routed submission → the bus messages that carry it on (feeds, status, rejected).
+
+Each delivery is written as it is: its content, to its collection's feed, or to `held`
+while an embargo lasts. Headers say who sent it (or "anonymous"), which reader accounts
+alone may read it (TLP:RED), and whether it may be passed on.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-from hub.bus import Message
-from hub.pipeline.submission import Submission
+from hub.bus import Headers, Message
+from hub.pipeline.submission import Delivery, Item, Submission
 from hub.status import complete_status
 from hub.topics import Topics
 
@@ -19,22 +24,81 @@ def rfc3339_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def delivery_headers(delivery: Delivery, submission: Submission, date_added: str) -> Headers:
+    headers: list[tuple[str, bytes]] = [
+        ("content-type", STIX_MEDIA_TYPE),
+        ("submitter", b"anonymous" if delivery.anonymous else submission.member.encode()),
+        ("date-added", date_added.encode()),
+    ]
+    if not delivery.anonymous:
+        headers.append(("status-id", submission.status_id.encode()))
+    if delivery.accounts:
+        headers.append(("accounts", ",".join(delivery.accounts).encode()))
+    if not delivery.onward_sharing:
+        headers.append(("onward-sharing", b"no"))
+    return tuple(headers)
+
+
+def delivery_messages(
+    item: Item, submission: Submission, topics: Topics, date_added: str
+) -> list[Message]:
+    """One message per delivery of `item`: to the feed, or to `held` under embargo."""
+    messages = []
+    for delivery in item.deliveries:
+        value = orjson.dumps(delivery.obj)
+        headers = delivery_headers(delivery, submission, date_added)
+        if delivery.release_at is not None:
+            held = (
+                ("collection", delivery.collection.encode()),
+                ("release-at", delivery.release_at.encode()),
+            )
+            messages.append(
+                Message(topics.held, value, key=item.id.encode(), headers=held + headers)
+            )
+        else:
+            messages.append(
+                Message(
+                    topics.feed(delivery.collection), value, key=item.id.encode(), headers=headers
+                )
+            )
+    return messages
+
+
+def decision(item: Item, submission: Submission, routed_at: str) -> dict[str, object]:
+    """The routing decision for one object, as the audit chain records it."""
+    return {
+        "v": 1,
+        "object_id": item.id,
+        "version": item.version,
+        "type": item.obj.get("type"),
+        "sender": submission.member,
+        "account": submission.account,
+        "status_id": submission.status_id,
+        "received": submission.received,
+        "routed_at": routed_at,
+        "policy_version": submission.policy_version,
+        "verdicts": [v.as_dict() for v in item.verdicts],
+        "deliveries": [
+            {"collection": d.collection, "accounts": list(d.accounts), "release_at": d.release_at}
+            for d in item.deliveries
+        ],
+    }
+
+
 def emit(submission: Submission, topics: Topics, date_added: str) -> list[Message]:
     """Feed records for each accepted object and collection, refusals, and the final status."""
     messages: list[Message] = []
     status_key = submission.status_id.encode()
     for item in submission.items:
         if item.refusal is None:
-            value = orjson.dumps(item.obj)
-            headers = (
-                ("content-type", STIX_MEDIA_TYPE),
-                ("submitter", submission.member.encode()),
-                ("date-added", date_added.encode()),
-                ("status-id", status_key),
-            )
-            messages.extend(
-                Message(topics.feed(c), value, key=item.id.encode(), headers=headers)
-                for c in item.collections
+            messages.extend(delivery_messages(item, submission, topics, date_added))
+            messages.append(
+                Message(
+                    topics.decisions,
+                    orjson.dumps(decision(item, submission, date_added)),
+                    key=item.id.encode(),
+                    headers=(("sender", submission.member.encode()),),
+                )
             )
         else:
             # The object travels as sent, so a refusal can be inspected and replayed.
@@ -57,11 +121,14 @@ def emit(submission: Submission, topics: Topics, date_added: str) -> list[Messag
     )
     # What each view must hold before it shows this status complete (read-your-writes).
     delivered = [
-        [collection, item.id, item.version or ""]
+        # A delivered variant may carry its own id (a pseudonymised SCO's id is rewritten).
+        [delivery.collection, str(delivery.obj.get("id", item.id)), item.version or ""]
         for item in submission.items
         if item.refusal is None
-        for collection in item.collections
+        for delivery in item.deliveries
+        if delivery.release_at is None  # embargoed ones arrive later; the status need not wait
     ]
+
     messages.append(
         Message(
             topics.status,

@@ -1,9 +1,13 @@
-"""sign: the hub's signature and provenance on every object, as it will be delivered."""
+"""sign: the hub's signature and provenance on every delivered variant of every object.
+
+Runs after routing: each collection may receive its own variant (redacted, pseudonymised,
+anonymised), and each is signed exactly as delivered."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from typing import Any
 
 from hub.federation import Federation
 from hub.pipeline.submission import Item, Submission
@@ -27,29 +31,53 @@ class Sign:
         sender = next((m for m in self.federation.members if m.id == submission.member), None)
         # An anonymous sender's own signature would name it: it is checked, then not carried.
         anonymous = sender is not None and sender.sharing.get("anonymous") is True
-        policy_version = self.federation.policy_version
+        policy_version = submission.policy_version or self.federation.policy_version
 
         def seal(item: Item) -> Item:
-            # Only what authenticate verified is carried; anything else in the extension goes.
-            body = without_extension(item.obj)
             try:
-                payload = canonical(body)
+                accepted = canonical(without_extension(item.obj))
+                sealed: dict[tuple[bytes, bool], dict[str, Any]] = {}
+                deliveries = []
+                for delivery in item.deliveries:
+                    # Only what authenticate verified is carried; the rest of the extension goes.
+                    body = without_extension(delivery.obj)
+                    payload = canonical(body)
+                    hidden = anonymous or delivery.anonymous
+                    key = (payload, hidden)
+                    if key not in sealed:
+                        sealed[key] = self.signer.sign_body(
+                            body,
+                            payload,
+                            self._provenance(
+                                item, payload, accepted, hidden, submission, policy_version
+                            ),
+                        )
+                    deliveries.append(replace(delivery, obj=sealed[key]))
             except CanonicalizationError as exc:
                 where = f"objects[{item.index}] ({item.id or 'no id'})"
                 return item.refuse("invalid-stix", f"{where}: has no canonical JSON form: {exc}")
-            member = None if anonymous else item.member_signature
-            # A stage after authenticate changed the object (a default marking, redaction):
-            # the member's signature covers what it sent, no longer what is delivered.
-            changed = member is not None and hashlib.sha256(payload).digest() != (
-                member.payload_sha256
-            )
-            provenance = Provenance(
-                received=submission.received,
-                submitter=ANONYMOUS if anonymous else submission.member,
-                policy_version=policy_version,
-                redacted=item.redacted or changed,
-                member_signature=member.jws if member else None,
-            )
-            return replace(item, obj=self.signer.sign_body(body, payload, provenance))
+            return replace(item, deliveries=tuple(deliveries))
 
         return submission.map_accepted(seal)
+
+    @staticmethod
+    def _provenance(
+        item: Item,
+        payload: bytes,
+        accepted: bytes,
+        hidden: bool,
+        submission: Submission,
+        policy_version: str,
+    ) -> Provenance:
+        """What the hub says about one delivered variant of an object."""
+        member = None if hidden else item.member_signature
+        # Changed after authenticate (a default marking, the sender set as creator) or per
+        # recipient (redaction, pseudonyms): the member's signature no longer covers it.
+        changed = member is not None and hashlib.sha256(payload).digest() != member.payload_sha256
+        return Provenance(
+            received=submission.received,
+            submitter=ANONYMOUS if hidden else submission.member,
+            policy_version=policy_version,
+            redacted=item.redacted or changed or payload != accepted,
+            member_signature=member.jws if member else None,
+        )

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from hub.policy.entitlement import Verdict
 from hub.signing.members import MemberSignature
 
 
@@ -18,15 +19,32 @@ class Refusal:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one collection receives of one object: the exact content, as emit writes it.
+
+    Content differs per recipient (redaction, pseudonymisation, anonymity), so each
+    delivery carries its own variant; a later stage (signing) maps over them.
+    """
+
+    collection: str
+    obj: Mapping[str, Any]
+    accounts: tuple[str, ...] = ()  # TLP:RED: only these reader accounts; () = every reader
+    onward_sharing: bool = True  # False for AMBER+STRICT and RED: not to be passed on
+    release_at: str | None = None  # embargo: RFC 3339 time before which no one receives it
+    anonymous: bool = False  # the sender is not to be named to this collection's readers
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """One STIX object of a submission, as sent, with what the stages decided about it."""
 
     index: int
     obj: Mapping[str, Any]
     refusal: Refusal | None = None
-    collections: tuple[str, ...] = ()
     member_signature: MemberSignature | None = None  # verified by authenticate, carried by sign
     redacted: bool = False  # a policy stage removed properties; sign says so in the provenance
+    deliveries: tuple[Delivery, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()  # per member, why it may or may not receive the object
 
     @property
     def id(self) -> str:
@@ -40,6 +58,11 @@ class Item:
             return None
         value = self.obj.get("modified") or self.obj.get("created")
         return value if isinstance(value, str) and value else None
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        """Every collection the object is delivered to (now or after an embargo)."""
+        return tuple(dict.fromkeys(d.collection for d in self.deliveries))
 
     @property
     def accepted(self) -> bool:
@@ -59,6 +82,7 @@ class Submission:
     received: str  # RFC 3339, when the hub accepted the request
     request_id: str
     items: tuple[Item, ...]
+    policy_version: str = ""  # the hash of the rules that routed it (set by route)
 
     def map_accepted(self, decide: Callable[[Item], Item]) -> Submission:
         """Apply `decide` to every object still accepted; refused ones pass through as they are."""

@@ -334,3 +334,15 @@ class Validate:
             return item
 
         return submission.map_accepted(check)
+
+
+def problem_with(obj: Any) -> str | None:
+    """Why `obj` is not valid STIX 2.1 (custom content allowed), or None.
+
+    For content the hub itself derives (a redacted variant), which must still be valid.
+    """
+    try:
+        check_object(obj, Limits(), allow_custom=True)
+    except Refuse as exc:
+        return f"property '{exc.path}': {exc}" if exc.path else str(exc)
+    return None

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 import orjson
 
 from hub.bus import Bus, BusError, CommitFailed, GroupConsumer, Message, Record
+from hub.bus.membership import consume_until_stopped
 from hub.pipeline.decode import UndecodableRecord
 from hub.pipeline.emit import emit, rfc3339_now
+from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.submission import Stage, Submission
 from hub.topics import Topics
 
@@ -55,6 +57,7 @@ class PipelineWorker:
     group: str
     transactional_id: str
     batch_size: int = 64
+    history: DeliveryHistory | None = None  # what the route stage reads; kept current here
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def process(self, records: list[Record]) -> list[Message]:
@@ -72,7 +75,10 @@ class PipelineWorker:
                 )
                 continue
             try:
-                messages.extend(emit(self.pipeline(submission), self.topics, date_added))
+                routed = self.pipeline(submission)
+                messages.extend(emit(routed, self.topics, date_added))
+                if self.history is not None:
+                    self.history.record(routed)
             except Exception:
                 # A bug must not eat an accepted submission: refuse it visibly and keep the
                 # raw record on `rejected` for replay, under an id that is also in the log.
@@ -88,28 +94,27 @@ class PipelineWorker:
 
     async def run(self) -> None:
         """Consume intake until stop() is called; commit each batch as one unit."""
-        while not self._stopping.is_set():
-            consumer = self.bus.group_consumer(
-                self.group, [self.topics.intake], transactional_id=self.transactional_id
+        try:
+            await consume_until_stopped(
+                self.bus,
+                self.group,
+                [self.topics.intake],
+                self.transactional_id,
+                self._stopping,
+                self._consume,
             )
-            try:
-                await consumer.start()
-                await self._consume(consumer)
-            except BusError as exc:
-                # Nothing of the batch in hand was committed. A fresh consumer starts from the
-                # committed offsets, so the batch comes again once the bus is back.
-                log.warning("pipeline consumer failed, starting a new one: %s", exc)
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
-            finally:
+        finally:
+            if self.history is not None:
                 with suppress(BusError):
-                    await consumer.stop()
+                    await self.history.stop()
 
     async def _consume(self, consumer: GroupConsumer) -> None:
         while not self._stopping.is_set():
             batch = await consumer.fetch(max_records=self.batch_size, timeout=0.5)
             if not batch:
                 continue
+            if self.history is not None:
+                await self.history.catch_up()
             messages = await asyncio.to_thread(self.process, batch)
             try:
                 async with consumer.transaction(batch) as txn:

@@ -1,25 +1,45 @@
-"""Where an object may go, by its TLP marking and the sender's place in the federation.
+"""TLP levels of an object and of its properties, as routing reads them.
 
-Until the sharing-rules work lands, the rule is deliberately narrow: TLP:CLEAR/WHITE and
-TLP:GREEN go to the sender's regions; everything else, unmarked content included, goes
-only to the sender's own collection. Never wider.
+The object's level comes from its object-level markings only (`object_marking_refs`);
+granular TLP markings never widen it and only narrow the properties they select, which
+redaction removes for recipients not entitled to their level.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from hub.collections import member_alias, region_alias
-from hub.federation import Member
-from hub.stix.markings import Tlp, strictest_tlp
+from hub.stix.markings import Tlp, tlp_by_marking_id
 
-_COMMUNITY_LEVELS = (Tlp.CLEAR, Tlp.GREEN)
+LABELS = {
+    Tlp.CLEAR: "TLP:CLEAR",
+    Tlp.GREEN: "TLP:GREEN",
+    Tlp.AMBER: "TLP:AMBER",
+    Tlp.AMBER_STRICT: "TLP:AMBER+STRICT",
+    Tlp.RED: "TLP:RED",
+}
 
 
-def destinations(obj: Mapping[str, Any], sender: Member) -> tuple[str, ...]:
-    """The collections (by alias) that `obj` from `sender` is routed to."""
-    level = strictest_tlp(obj)
-    if level in _COMMUNITY_LEVELS:
-        return tuple(region_alias(r) for r in sender.regions)
-    return (member_alias(sender.id),)
+def object_markings(obj: Mapping[str, Any]) -> list[str]:
+    refs = obj.get("object_marking_refs")
+    return [r for r in refs if isinstance(r, str)] if isinstance(refs, list) else []
+
+
+def object_tlp(obj: Mapping[str, Any]) -> Tlp | None:
+    """The strictest TLP level among the object-level markings; None when there is none."""
+    table = tlp_by_marking_id()
+    levels = [table[ref] for ref in object_markings(obj) if ref in table]
+    return max(levels) if levels else None
+
+
+def granular_markings(obj: Mapping[str, Any]) -> Iterator[tuple[str, list[str]]]:
+    """(marking id, selectors) of each granular marking that names a marking definition."""
+    granular = obj.get("granular_markings")
+    if not isinstance(granular, list):
+        return
+    for g in granular:
+        if isinstance(g, Mapping) and isinstance(g.get("marking_ref"), str):
+            selectors = g.get("selectors")
+            if isinstance(selectors, list):
+                yield g["marking_ref"], [s for s in selectors if isinstance(s, str)]

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS objects (
     date_added TEXT NOT NULL,
     date_added_key TEXT NOT NULL,
     json BLOB NOT NULL,
+    accounts TEXT,
     UNIQUE (collection, id, version_key)
 );
 CREATE INDEX IF NOT EXISTS objects_by_added ON objects (collection, date_added_key);
@@ -49,6 +50,13 @@ CREATE TABLE IF NOT EXISTS statuses (
     final_doc BLOB,     -- the complete status, held until its objects are all in the view
     awaiting BLOB       -- JSON [[collection, id, version_key], ...] still missing
 );
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    sender TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_object ON audit (object_id, sender);
 CREATE TABLE IF NOT EXISTS positions (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
@@ -77,6 +85,7 @@ class ObjectQuery:
     """A TAXII Get Objects request, already checked."""
 
     collection: str
+    reader: str = ""  # the reading account: TLP:RED records name the accounts that may read
     after_seq: int = 0
     added_after: str | None = None
     ids: tuple[str, ...] = ()
@@ -121,17 +130,24 @@ def _in(column: str, values: Sequence[str]) -> tuple[str, list[str]]:
     return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
 
-def _version_clause(versions: Sequence[str]) -> tuple[str, list[str]]:
+# A record with `accounts` is readable only by the accounts it names (",a,b," form).
+_READABLE = "({t}.accounts IS NULL OR instr({t}.accounts, ',' || ? || ',') > 0)"
+
+
+def _version_clause(versions: Sequence[str], reader: str) -> tuple[str, list[str]]:
     if "all" in versions:
         return "", []
     parts, args = [], []
     for v in versions:
         if v in ("last", "first"):
             agg = "MAX" if v == "last" else "MIN"
+            # Among the versions this reader may read: a newer one addressed to other
+            # accounts must neither show nor hide the one it may read.
             parts.append(
                 f"o.version_key = (SELECT {agg}(i.version_key) FROM objects i"
-                " WHERE i.collection = o.collection AND i.id = o.id)"
+                f" WHERE i.collection = o.collection AND i.id = o.id AND {_READABLE.format(t='i')})"
             )
+            args.append(reader)
         else:
             parts.append("o.version_key = ?")
             args.append(timestamp_key(v))
@@ -139,7 +155,8 @@ def _version_clause(versions: Sequence[str]) -> tuple[str, list[str]]:
 
 
 def _select_page(conn: sqlite3.Connection, q: ObjectQuery) -> Page:
-    where, args = ["o.collection = ?", "o.seq > ?"], [q.collection, q.after_seq]
+    where = ["o.collection = ?", "o.seq > ?", _READABLE.format(t="o")]
+    args: list[object] = [q.collection, q.after_seq, q.reader]
     if q.added_after:
         where.append("o.date_added_key > ?")
         args.append(timestamp_key(q.added_after))
@@ -152,7 +169,7 @@ def _select_page(conn: sqlite3.Connection, q: ObjectQuery) -> Page:
             clause, more = _in(column, values)
             where.append(clause)
             args.extend(more)
-    clause, more = _version_clause(q.versions)
+    clause, more = _version_clause(q.versions, q.reader)
     if clause:
         where.append(clause)
         args.extend(more)
@@ -180,9 +197,11 @@ def _routed_at(record: Record) -> datetime:
 def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record, added: str) -> None:
     obj: dict[str, Any] = orjson.loads(record.value)
     version = obj.get("modified") or obj.get("created")
+    accounts = record.header("accounts")
     conn.execute(
         "INSERT OR IGNORE INTO objects (collection, id, type, spec_version, version,"
-        " version_key, date_added, date_added_key, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " version_key, date_added, date_added_key, json, accounts)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             collection,
             obj["id"],
@@ -193,6 +212,7 @@ def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record, added
             added,
             timestamp_key(added),
             record.value,
+            f",{accounts.decode()}," if accounts else None,
         ),
     )
 
@@ -257,7 +277,7 @@ def _release_held_statuses(conn: sqlite3.Connection) -> None:
             )
 
 
-VIEW_LAYOUT = "2"
+VIEW_LAYOUT = "3"  # bumped when the tables change; a file of another layout is rebuilt
 
 
 def _layout_of(path: Path) -> str | None:
@@ -281,8 +301,15 @@ def _discard_other_layout(path: Path) -> None:
 
 
 def _mark_layout(conn: sqlite3.Connection) -> None:
-
     conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('layout', ?)", (VIEW_LAYOUT,))
+
+
+def _apply_audit(conn: sqlite3.Connection, record: Record) -> None:
+    doc = orjson.loads(record.value)
+    conn.execute(
+        "INSERT OR IGNORE INTO audit (seq, sender, object_id, record) VALUES (?, ?, ?, ?)",
+        (doc["seq"], doc["sender"], doc["object_id"], record.value),
+    )
 
 
 def _load_meta(conn: sqlite3.Connection) -> tuple[str, datetime | None]:
@@ -298,10 +325,13 @@ def _load_meta(conn: sqlite3.Connection) -> tuple[str, datetime | None]:
 class View:
     """Reads and writes the node's view; every call runs on the view's own SQLite thread."""
 
-    def __init__(self, path: Path, *, feeds: dict[str, str], status_topic: str) -> None:
+    def __init__(
+        self, path: Path, *, feeds: dict[str, str], status_topic: str, audit_topic: str = ""
+    ) -> None:
         self.path = path
         self._feeds = feeds  # topic → collection alias
         self._status_topic = status_topic
+        self._audit_topic = audit_topic
         self._db = SqliteThread(path, name="view", pragmas=("synchronous=NORMAL",), schema=_SCHEMA)
         self.epoch = ""
         self._last_added: datetime | None = None
@@ -323,7 +353,11 @@ class View:
 
     @property
     def topics(self) -> list[str]:
-        return [*self._feeds, self._status_topic]
+        return [
+            *self._feeds,
+            self._status_topic,
+            *([self._audit_topic] if self._audit_topic else []),
+        ]
 
     async def positions(self) -> dict[TopicPartition, int]:
         def load(conn: sqlite3.Connection) -> dict[TopicPartition, int]:
@@ -343,6 +377,8 @@ class View:
             for record in records:
                 if record.topic == self._status_topic:
                     _apply_status(conn, record)
+                elif record.topic == self._audit_topic:
+                    _apply_audit(conn, record)
                 elif record.topic in self._feeds:
                     added = _routed_at(record)
                     if latest is not None and added <= latest:
@@ -373,5 +409,17 @@ class View:
                 "SELECT member, doc FROM statuses WHERE id = ?", (status_id,)
             ).fetchone()
             return (row[0], row[1]) if row else None
+
+        return await self._db.run(load)
+
+    async def decisions(self, object_id: str, sender: str) -> list[bytes]:
+        """The audit records of `sender`'s routing decisions on `object_id`, oldest first."""
+
+        def load(conn: sqlite3.Connection) -> list[bytes]:
+            rows = conn.execute(
+                "SELECT record FROM audit WHERE object_id = ? AND sender = ? ORDER BY seq",
+                (object_id, sender),
+            )
+            return [r[0] for r in rows]
 
         return await self._db.run(load)

@@ -4,42 +4,15 @@ one CIRT submits, another reads, and nobody outside the sender's reach sees anyt
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from requests import HTTPError
 from stix2validator import ValidationOptions, validate_instance
-from taxii2client.v21 import Collection, Server
+from taxii2client.v21 import Server
 
 from hub.signing.provenance import without_extension
-from tests.hubs import RunningHub
+from tests.hubs import RunningHub, member_identity, read_all, submit
 from tests.stixdata import TLP2, incident_report, shared_objects
-
-
-def collection(hub: RunningHub, alias: str, username: str) -> Collection:
-    return Collection(hub.collection_url(alias), user=username, password=hub.password(username))
-
-
-async def submit(hub: RunningHub, username: str, objects: list[dict[str, Any]]):
-    """POST through taxii2-client and wait on the status resource until it is complete."""
-    inbox = collection(hub, "inbox", username)
-    return await asyncio.to_thread(
-        inbox.add_objects,
-        {"objects": objects},
-        wait_for_completion=True,
-        poll_interval=0.2,
-        timeout=60,
-    )
-
-
-async def read_all(hub: RunningHub, alias: str, username: str) -> list[dict[str, Any]]:
-    feed = collection(hub, alias, username)
-    envelope = await asyncio.to_thread(feed.get_objects)
-    return envelope.get("objects", [])
-
-
-def member_identity(hub: RunningHub, member_id: str) -> str:
-    return hub.settings.federation.member(member_id).identity
 
 
 async def test_discovery_names_the_api_root_as_the_client_reached_it(hub: RunningHub) -> None:
@@ -50,7 +23,7 @@ async def test_discovery_names_the_api_root_as_the_client_reached_it(hub: Runnin
     assert server.default.url == hub.api_root
     await asyncio.to_thread(server.default.refresh)
     aliases = {c.alias for c in server.default.collections}
-    assert aliases == {"public", "region-west-africa", "member-gh-cert"}
+    assert aliases == {"public", "alerts", "region-west-africa", "member-gh-cert"}
 
 
 async def test_green_incident_from_one_member_is_read_by_its_region(hub: RunningHub) -> None:

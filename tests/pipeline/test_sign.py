@@ -12,7 +12,7 @@ import pytest
 from hub.federation import Federation, load_federation
 from hub.pipeline.authenticate import Authenticate
 from hub.pipeline.sign import Sign
-from hub.pipeline.submission import Item, Stage, Submission, compose
+from hub.pipeline.submission import Delivery, Item, Stage, Submission, compose
 from hub.signing.keyring import KeyStore
 from hub.signing.members import MemberKeys
 from hub.signing.provenance import EXTENSION_ID, HubSigner
@@ -49,8 +49,26 @@ def signer(tmp_path: Path) -> HubSigner:
     return HubSigner(KeyStore(tmp_path / "keys"), "pipeline test passphrase")
 
 
-def run(fed: Federation, signer: HubSigner, objects: list[dict], *middle: Stage) -> list[Item]:
-    return list(compose(Authenticate(fed), *middle, Sign(signer, fed))(submission(objects)).items)
+def deliver(sub: Submission) -> Submission:
+    """What routing does, reduced to one delivery of each object as it stands."""
+    return sub.map_accepted(lambda i: replace(i, deliveries=(Delivery("member-ng-cert", i.obj),)))
+
+
+def run(
+    fed: Federation,
+    signer: HubSigner,
+    objects: list[dict],
+    *middle: Stage,
+    after: Stage | None = None,
+) -> list[Item]:
+    """authenticate, the `middle` stages, one delivery each, `after` (a per-recipient change)."""
+    stages = [Authenticate(fed), *middle, deliver, *([after] if after else []), Sign(signer, fed)]
+    return list(compose(*stages)(submission(objects)).items)
+
+
+def delivered(item: Item) -> dict[str, Any]:
+    (delivery,) = item.deliveries
+    return dict(delivery.obj)
 
 
 def verifier(fed: Federation, signer: HubSigner) -> Verifier:
@@ -67,19 +85,21 @@ def test_an_object_redacted_after_the_member_signed_is_signed_as_delivered(signe
     fed = federation()
 
     def redact(sub: Submission) -> Submission:
-        # What a sharing rule does for a recipient not entitled to a property.
-        return sub.map_accepted(
-            lambda i: replace(
-                i, obj={k: v for k, v in i.obj.items() if k != "description"}, redacted=True
-            )
-        )
+        # What a sharing rule does for a recipient not entitled to a property: its variant.
+        def without_description(i: Item) -> Item:
+            (d,) = i.deliveries
+            obj = {k: v for k, v in d.obj.items() if k != "description"}
+            return replace(i, deliveries=(replace(d, obj=obj),))
+
+        return sub.map_accepted(without_description)
 
     signed = member_sign(report()[1], KEY)
-    [item] = run(fed, signer, [signed], redact)
-    ext = item.obj["extensions"][EXTENSION_ID]
-    assert "description" not in item.obj and ext["redacted"] is True
+    [item] = run(fed, signer, [signed], after=redact)
+    obj = delivered(item)
+    ext = obj["extensions"][EXTENSION_ID]
+    assert "description" not in obj and ext["redacted"] is True
     assert ext["member_signature"] == signed["extensions"][EXTENSION_ID]["member_signature"]
-    verdict = verifier(fed, signer).verify(item.obj)
+    verdict = verifier(fed, signer).verify(obj)
     assert verdict.valid, verdict
     assert "before the hub redacted it, so it cannot be checked here" in verdict.message
 
@@ -92,11 +112,11 @@ def test_a_change_after_authenticate_is_noted_even_if_the_stage_does_not_say(sig
         return sub.map_accepted(lambda i: replace(i, obj={**i.obj, "object_marking_refs": marks}))
 
     [item] = run(fed, signer, [member_sign(report()[2], KEY)], default_marking)
-    assert item.obj["extensions"][EXTENSION_ID]["redacted"] is True
-    assert verifier(fed, signer).verify(item.obj).valid
+    assert delivered(item)["extensions"][EXTENSION_ID]["redacted"] is True
+    assert verifier(fed, signer).verify(delivered(item)).valid
     [untouched] = run(fed, signer, [member_sign(report()[2], KEY)])
-    assert untouched.obj["extensions"][EXTENSION_ID]["redacted"] is False
-    verdict = verifier(fed, signer).verify(untouched.obj)
+    assert delivered(untouched)["extensions"][EXTENSION_ID]["redacted"] is False
+    verdict = verifier(fed, signer).verify(delivered(untouched))
     assert verdict.message == "hub signature and member signature of ng-cert valid"
 
 
@@ -104,10 +124,10 @@ def test_an_anonymous_sender_is_neither_named_nor_given_away_by_its_signature(si
     fed = federation(anonymous=True)
     items = run(fed, signer, [member_sign(report()[1], KEY), report()[2]])
     for item in items:
-        ext = item.obj["extensions"][EXTENSION_ID]
+        ext = delivered(item)["extensions"][EXTENSION_ID]
         assert ext["submitter"] == "anonymous" and "member_signature" not in ext
         assert "ng-cert" not in str(ext)
-        assert verifier(fed, signer).verify(item.obj).valid
+        assert verifier(fed, signer).verify(delivered(item)).valid
 
 
 def test_content_without_a_canonical_form_is_refused_not_signed(signer) -> None:

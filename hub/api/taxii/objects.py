@@ -40,10 +40,12 @@ def _envelope(page: Page, epoch: str) -> web.Response:
 
 async def _read_page(request: web.Request, **query: Any) -> tuple[Page, str]:
     require_taxii_accept(request)
-    _, collection = await permitted_collection(request, "read")
+    account, collection = await permitted_collection(request, "read")
     settings, view = request.app[SETTINGS], request.app[VIEW]
     page = await view.objects(
-        object_query(request, collection.alias, settings.page_limit, view.epoch, **query)
+        object_query(
+            request, collection.alias, settings.page_limit, view.epoch, account.username, **query
+        )
     )
     return page, view.epoch
 

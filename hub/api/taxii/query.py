@@ -81,6 +81,7 @@ def object_query(
     collection: str,
     max_limit: int,
     epoch: str,
+    reader: str = "",
     *,
     allowed: frozenset[str] = OBJECTS,
     object_id: str | None = None,
@@ -107,6 +108,7 @@ def object_query(
             _timestamp("match[version]", version)
     return ObjectQuery(
         collection=collection,
+        reader=reader,
         after_seq=decode_cursor(q["next"], epoch) if "next" in q else 0,
         added_after=_timestamp("added_after", q["added_after"]) if "added_after" in q else None,
         ids=ids,

@@ -1,0 +1,39 @@
+"""A consumer-group member kept running until told to stop, across bus failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
+
+from hub.bus import Bus, BusError, GroupConsumer
+
+log = logging.getLogger(__name__)
+
+
+async def consume_until_stopped(
+    bus: Bus,
+    group: str,
+    topics: Sequence[str],
+    transactional_id: str,
+    stopping: asyncio.Event,
+    consume: Callable[[GroupConsumer], Awaitable[None]],
+) -> None:
+    """Run `consume` on a fresh group consumer until `stopping` is set.
+
+    Nothing of the batch in hand was committed when the bus fails; a fresh consumer starts
+    from the committed offsets, so that batch comes again once the bus is back.
+    """
+    while not stopping.is_set():
+        consumer = bus.group_consumer(group, topics, transactional_id=transactional_id)
+        try:
+            await consumer.start()
+            await consume(consumer)
+        except BusError as exc:
+            log.warning("%s consumer failed, starting a new one: %s", group, exc)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 1.0)
+        finally:
+            with suppress(BusError):
+                await consumer.stop()

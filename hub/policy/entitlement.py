@@ -1,0 +1,167 @@
+"""Who may receive an object, and which of its properties, under the federation's rules.
+
+One `Policy` per federation file. `verdict()` decides one (object, recipient) pair on the
+object as a whole, checking in order: a TLP marking at all, the sender's type rules, the
+sender's recipients for the level, the sender's rules for other markings, the recipient's
+own filter. The first rule that refuses decides, and the verdict names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.federation import Federation, Member
+from hub.policy.redaction import top_property
+from hub.policy.rules import Audience, SharingRules, parse_rules
+from hub.policy.tlp import LABELS, granular_markings, object_markings, object_tlp
+from hub.stix.markings import Tlp, tlp_by_marking_id
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision for one recipient: allowed or denied, the rule that decided, and why."""
+
+    member: str
+    allowed: bool
+    rule: str  # the deciding rule, as named in the federation file ("sharing.recipients.amber")
+    reason: str  # in words a CIRT analyst understands
+    withheld: tuple[str, ...] = ()  # properties this recipient gets the object without
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "member": self.member,
+            "allowed": self.allowed,
+            "rule": self.rule,
+            "reason": self.reason,
+        }
+        if self.withheld:
+            out["withheld"] = list(self.withheld)
+        return out
+
+
+def _allow(member: Member, rule: str, reason: str) -> Verdict:
+    return Verdict(member.id, True, rule, reason)
+
+
+def _deny(member: Member, rule: str, reason: str) -> Verdict:
+    return Verdict(member.id, False, rule, reason)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The federation's sharing rules, parsed once, and the decisions they imply."""
+
+    federation: Federation
+    rules: Mapping[str, SharingRules] = field(init=False)
+
+    def __post_init__(self) -> None:
+        rules = {m.id: parse_rules(m.sharing, m.regions) for m in self.federation.members}
+        object.__setattr__(self, "rules", rules)
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        return self.federation.members
+
+    def level_match(self, level: Tlp, sender: Member, member: Member) -> tuple[bool, str, str]:
+        """Whether `member` may receive `level` content from `sender`: (ok, rule, reason)."""
+        label = LABELS[level]
+        if level == Tlp.CLEAR:
+            return True, "tlp.clear", f"{label} reaches every member"
+        audience: Audience = self.rules[sender.id].levels[level]
+        found = audience.match(member)
+        if found is not None:
+            return True, audience.rule, f"{label}: {audience.rule} names {found}"
+        if not audience.recipients:
+            return False, audience.rule, f"{label}: {audience.rule} names nobody"
+        return False, audience.rule, f"{label}: {audience} does not include {member.id}"
+
+    def _marking_match(self, mid: str, sender: Member, member: Member) -> tuple[bool, str]:
+        audience = self.rules[sender.id].markings.get(mid)
+        if audience is None or audience.match(member) is not None:
+            return True, ""
+        return False, audience.rule
+
+    def verdict(self, obj: Mapping[str, Any], sender: Member, member: Member) -> Verdict:
+        """May `member` receive `obj` (from `sender`) at all? Properties aside."""
+        if member.id == sender.id:
+            return _allow(member, "own", "the sender's own object")
+        rules = self.rules[sender.id]
+        kind = str(obj.get("type", ""))
+        if rules.anonymous and obj.get("id") == sender.identity:
+            return _deny(member, "sharing.anonymous", "the sender is anonymous: not its identity")
+        level = object_tlp(obj)
+        if level is None:
+            return _deny(member, "tlp", "no TLP marking on the object: it stays with the sender")
+        if kind in rules.deny_types:
+            return _deny(member, "sharing.types.deny", f"the sender does not share {kind!r}")
+        if rules.allow_types is not None and kind not in rules.allow_types:
+            return _deny(member, "sharing.types.allow", f"{kind!r} is not in the sender's allow")
+        ok, rule, reason = self.level_match(level, sender, member)
+        if not ok:
+            return _deny(member, rule, reason)
+        for mid in object_markings(obj):
+            allowed, marking_rule = self._marking_match(mid, sender, member)
+            if not allowed:
+                return _deny(member, marking_rule, f"{marking_rule} does not include {member.id}")
+        want = self.rules[member.id].receive
+        if want.types is not None and kind not in want.types:
+            return _deny(member, "sharing.receive.types", f"{member.id} does not want {kind!r}")
+        if want.regions is not None and (
+            rules.anonymous or not want.regions.intersection(sender.regions)
+        ):
+            return _deny(
+                member,
+                "sharing.receive.regions",
+                f"{member.id} wants content only from senders in {sorted(want.regions)}",
+            )
+        confidence = obj.get("confidence")
+        if (
+            want.min_confidence is not None
+            and isinstance(confidence, int)
+            and confidence < want.min_confidence
+        ):
+            return _deny(
+                member,
+                "sharing.receive.min_confidence",
+                f"confidence {confidence} is below {member.id}'s minimum {want.min_confidence}",
+            )
+        return _allow(member, rule, reason)
+
+    def withheld(self, obj: Mapping[str, Any], sender: Member, member: Member) -> set[str]:
+        """Top-level properties under granular markings `member` is not entitled to."""
+        if member.id == sender.id:
+            return set()
+        table = tlp_by_marking_id()
+        floor = object_tlp(obj)
+        out: set[str] = set()
+        for mid, selectors in granular_markings(obj):
+            level = table.get(mid)
+            if level is not None and floor is not None and level <= floor:
+                ok = True
+            elif level == Tlp.RED:
+                # RED reaches named accounts only, and an object is delivered per member: a
+                # RED property inside a less restricted object goes to nobody but the sender.
+                ok = False
+            elif level is not None:
+                ok = self.level_match(level, sender, member)[0]
+            else:
+                ok = self._marking_match(mid, sender, member)[0]
+            if not ok:
+                out.update(top_property(s) for s in selectors)
+        return out
+
+    def always_visible(self, ref: str, sender: Member) -> bool:
+        """References every member may follow: markings, the hub and member identities.
+
+        An anonymous sender's identity counts too: every mention of it is replaced by the
+        hub's identity before anyone else receives the object.
+        """
+        if ref.startswith("marking-definition--") or ref == self.federation.hub.identity:
+            return True
+        if ref == sender.identity:
+            return True
+        return any(
+            m.identity == ref and not self.rules[m.id].anonymous for m in self.federation.members
+        )

@@ -1,0 +1,214 @@
+"""Routing a submission: for each object, what each collection receives, and why.
+
+Per recipient member: the verdict on the object as a whole (entitlement), the properties
+withheld from it (granular markings), and the references it may not follow (default-deny
+dependencies: a reference is followed only to an object the recipient receives, received
+before, or every member may know). Removing references can leave an object incomplete
+(a relationship without its endpoint); such an object is then not delivered to that
+recipient, which may in turn hide objects referring to it, so this runs to a fixpoint.
+
+Shared feeds (`public`, `region-*`) carry an object only when every other reader of the
+feed is entitled to exactly the same content, so a feed is the same for all its readers
+(TAXII and Kafka readers alike); everyone else entitled gets it in its own `member-<id>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from hub.collections import PUBLIC, member_alias, region_alias
+from hub.federation import Member
+from hub.pipeline.submission import Delivery
+from hub.pipeline.validate import problem_with
+from hub.policy.anonymity import anonymised
+from hub.policy.entitlement import Policy, Verdict
+from hub.policy.pseudonyms import Pseudonymiser
+from hub.policy.redaction import references, without
+from hub.policy.rules import Recipient
+from hub.policy.tlp import object_tlp
+from hub.stix import timestamps
+from hub.stix.markings import Tlp
+
+
+class History(Protocol):
+    """What was delivered before: the members that received any version of an object."""
+
+    def received(self, object_id: str) -> frozenset[str]: ...
+
+    def accounts(self, object_id: str, member: str) -> tuple[str, ...]:
+        """The reader accounts of `member` an earlier version was limited to (TLP:RED);
+        () when it went to all of them."""
+
+
+class NoHistory:
+    def received(self, object_id: str) -> frozenset[str]:
+        return frozenset()
+
+    def accounts(self, object_id: str, member: str) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    deliveries: tuple[Delivery, ...]
+    verdicts: tuple[Verdict, ...]
+
+
+def release_time(received: str, embargo: timedelta | None) -> str | None:
+    if embargo is None:
+        return None
+    return timestamps.format_micros(timestamps.parse(received) + embargo)
+
+
+@dataclass(frozen=True)
+class Router:
+    policy: Policy
+    pseudonym_key: bytes
+
+    def _shared_feeds(self, level: Tlp | None, sender: Member) -> list[tuple[str, set[str]]]:
+        """(collection, its readers) that may carry an object of `level` from `sender`."""
+        members = self.policy.members
+        if level == Tlp.CLEAR:
+            return [(PUBLIC, {m.id for m in members})]
+        if level != Tlp.GREEN:
+            return []
+        named: list[Recipient] = list(self.policy.rules[sender.id].levels[Tlp.GREEN].recipients)
+        regions = (
+            [r.id for r in self.policy.federation.regions]
+            if any(r.kind == "all" for r in named)
+            else [r.value for r in named if r.kind == "region"]
+        )
+        return [(region_alias(r), {m.id for m in members if r in m.regions}) for r in regions]
+
+    def route(
+        self,
+        sender: Member,
+        objects: Sequence[Mapping[str, Any]],
+        received: str,
+        history: History,
+    ) -> list[Routed]:
+        """The deliveries and verdicts of each of `objects` (one accepted submission)."""
+        policy = self.policy
+        rules = policy.rules[sender.id]
+        others = [m for m in policy.members if m.id != sender.id]
+        verdicts: list[dict[str, Verdict]] = []
+        for obj in objects:
+            per = {m.id: policy.verdict(obj, sender, m) for m in others}
+            if obj.get("revoked") is True:
+                # A revocation reaches everyone who had the object, whatever the rules now say.
+                for m in history.received(str(obj.get("id"))):
+                    if m in per and not per[m].allowed:
+                        per[m] = Verdict(
+                            m, True, "revocation", "received an earlier version of the object"
+                        )
+            verdicts.append(per)
+        in_submission = {str(o.get("id")) for o in objects}
+        withheld = [{m.id: policy.withheld(o, sender, m) for m in others} for o in objects]
+
+        def visible_ids(mid: str) -> set[str]:
+            pairs = zip(objects, verdicts, strict=True)
+            return {str(o.get("id")) for o, v in pairs if v[mid].allowed}
+
+        def variant(i: int, mid: str, seen: set[str]) -> tuple[dict[str, Any], set[str]]:
+            def hidden(ref: str) -> bool:
+                if policy.always_visible(ref, sender) or ref in seen:
+                    return False
+                return ref in in_submission or mid not in history.received(ref)
+
+            return without(objects[i], withheld[i][mid], hidden)
+
+        # Default-deny dependencies, to a fixpoint: an object that is incomplete without
+        # what the recipient may not see is not delivered to it.
+        for m in others:
+            changed = True
+            while changed:
+                changed = False
+                seen = visible_ids(m.id)
+                for i in range(len(objects)):
+                    current = verdicts[i][m.id]
+                    if not current.allowed:
+                        continue
+                    content, touched = variant(i, m.id, seen)
+                    problem = problem_with(content) if touched else None
+                    if problem is not None:
+                        verdicts[i][m.id] = Verdict(
+                            m.id,
+                            False,
+                            "dependencies",
+                            "incomplete without objects or properties this member may not "
+                            f"receive ({problem})",
+                        )
+                        changed = True
+                    elif touched:
+                        verdicts[i][m.id] = Verdict(
+                            m.id, True, current.rule, current.reason, tuple(sorted(touched))
+                        )
+
+        pseudonymise = Pseudonymiser(self.pseudonym_key, rules.pseudonymise)
+        hub_identity = policy.federation.hub.identity
+        release_at = release_time(received, rules.embargo)
+        seen_by = {m.id: visible_ids(m.id) for m in others}
+        out: list[Routed] = []
+        for i, obj in enumerate(objects):
+            level = object_tlp(obj)
+            onward = level not in (Tlp.AMBER_STRICT, Tlp.RED)
+            variants: dict[str, dict[str, Any]] = {}
+            cache: dict[tuple[frozenset[str], ...], dict[str, Any]] = {}
+            for m in others:
+                if not verdicts[i][m.id].allowed:
+                    continue
+                content, _ = variant(i, m.id, seen_by[m.id])
+                key = (frozenset(verdicts[i][m.id].withheld), frozenset(references(content)))
+                if key not in cache:
+                    shaped = pseudonymise(content)
+                    if rules.anonymous:
+                        shaped = anonymised(shaped, sender.identity, hub_identity)
+                    cache[key] = shaped
+                variants[m.id] = cache[key]
+            deliveries = [Delivery(member_alias(sender.id), obj, onward_sharing=onward)]
+            covered: set[str] = set()
+            if level != Tlp.RED:
+                for collection, readers in self._shared_feeds(level, sender):
+                    readers.discard(sender.id)
+                    contents = [variants.get(r) for r in readers]
+                    if readers and all(c is not None and c == contents[0] for c in contents):
+                        deliveries.append(
+                            Delivery(
+                                collection,
+                                contents[0],  # type: ignore[arg-type]
+                                onward_sharing=onward,
+                                release_at=release_at,
+                                anonymous=rules.anonymous,
+                            )
+                        )
+                        covered |= readers
+            red = rules.levels[Tlp.RED].recipients
+            for m in others:
+                if m.id in covered or m.id not in variants:
+                    continue
+                accounts: tuple[str, ...] = ()
+                if verdicts[i][m.id].rule == "revocation":
+                    # As the member had the object: only to the accounts it reached, if any.
+                    accounts = history.accounts(str(obj.get("id")), m.id)
+                elif level == Tlp.RED:
+                    accounts = tuple(
+                        a.username
+                        for a in m.accounts
+                        if a.can("read") and Recipient("account", a.username) in red
+                    )
+                deliveries.append(
+                    Delivery(
+                        member_alias(m.id),
+                        variants[m.id],
+                        accounts=accounts,
+                        onward_sharing=onward,
+                        release_at=release_at,
+                        anonymous=rules.anonymous,
+                    )
+                )
+            own = verdicts[i] | {sender.id: policy.verdict(obj, sender, sender)}
+            out.append(Routed(tuple(deliveries), tuple(own[m.id] for m in policy.members)))
+        return out
