@@ -41,6 +41,11 @@ class Settings:
     key_passphrase: str | None = field(default=None, repr=False)
     # The federation-wide key of pseudonymisation; every pipeline node must use the same one.
     pseudonym_key_file: Path | None = None
+    # Live streams: a comment line when idle this long; a reader that cannot take a write
+    # within stream_write_timeout, with stream_buffer_bytes already queued, is disconnected.
+    stream_heartbeat: float = 15.0
+    stream_write_timeout: float = 10.0
+    stream_buffer_bytes: int = 256 * 1024
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

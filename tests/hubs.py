@@ -70,10 +70,12 @@ async def running_hub(
     keys_dir: Path | None = None,
     sharing: Mapping[str, dict[str, Any]] | None = None,
     extra_readers: Mapping[str, str] | None = None,
+    **tuning: Any,
 ) -> AsyncIterator[RunningHub]:
     """The demo federation (secrets from `secrets_file`) served on 127.0.0.1:<free port>,
     with the members' sharing rules replaced by `sharing` where given, and reader accounts
-    added as `extra_readers` (username → member id) says, then changed by `adjust`."""
+    added as `extra_readers` (username → member id) says, then changed by `adjust`;
+    `tuning` sets other Settings fields."""
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(secrets_file, data_dir / DEMO_ACCOUNTS_FILE)
     federation, accounts = demo_federation(data_dir)
@@ -100,6 +102,7 @@ async def running_hub(
         role=role,
         node_id=node_id,
         keys_dir=keys_dir,
+        **tuning,
     ) as running:
         yield replace(running, accounts={a.username: a for a in accounts})
 
@@ -115,6 +118,7 @@ async def serving(
     role: Role = "all",
     node_id: str = "node-test",
     keys_dir: Path | None = None,
+    **tuning: Any,
 ) -> AsyncIterator[RunningHub]:
     """Any federation served on 127.0.0.1:<free port>; `passwords` by username."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -130,6 +134,7 @@ async def serving(
         node_id=node_id,
         keys_dir=keys_dir,
         key_passphrase=KEY_PASSPHRASE,
+        **tuning,
     )
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

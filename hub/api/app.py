@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from hub.api import explain, health, jwks
+from hub.api import explain, health, jwks, stream
 from hub.api.auth import Authenticator
 from hub.api.background import supervised
 from hub.api.keys import (
@@ -149,6 +149,8 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     app[SIGNING_KEYS] = KeyStore(settings.signing_keys_dir)
     app.on_cleanup.append(_close_auth)
     app[RUNNERS] = []
+    app[stream.STREAMS] = stream.Streams()
+    app.on_shutdown.append(stream.close_streams)
     app.cleanup_ctx.append(_bus_context(bus))
     if settings.runs_api:
         app.cleanup_ctx.append(_view_context)
@@ -175,4 +177,5 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         app.router.add_get("/.well-known/jwks.json", jwks.hub_jwks)
         app.router.add_get("/api/v1/member-keys", jwks.member_keys)
         app.router.add_get("/api/v1/explain/{object_id}", explain.explain)
+        app.router.add_get("/api/v1/streams/{collection}", stream.stream)
     return app

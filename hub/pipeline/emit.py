@@ -46,20 +46,19 @@ def delivery_messages(
     messages = []
     for delivery in item.deliveries:
         value = orjson.dumps(delivery.obj)
+        # The delivered id: a pseudonymised SCO's original id would let a reader confirm a
+        # guessed address (it is derived from the value).
+        key = str(delivery.obj.get("id", item.id)).encode()
         headers = delivery_headers(delivery, submission, date_added)
         if delivery.release_at is not None:
             held = (
                 ("collection", delivery.collection.encode()),
                 ("release-at", delivery.release_at.encode()),
             )
-            messages.append(
-                Message(topics.held, value, key=item.id.encode(), headers=held + headers)
-            )
+            messages.append(Message(topics.held, value, key=key, headers=held + headers))
         else:
             messages.append(
-                Message(
-                    topics.feed(delivery.collection), value, key=item.id.encode(), headers=headers
-                )
+                Message(topics.feed(delivery.collection), value, key=key, headers=headers)
             )
     return messages
 

@@ -28,6 +28,7 @@ class DeliveryHistory:
         self._received: dict[str, frozenset[str]] = {}
         # (object id, member) → accounts, where a delivery was limited to named accounts
         self._accounts: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._collections: dict[str, frozenset[str]] = {}
 
     def received(self, object_id: str) -> frozenset[str]:
         """The members that received (or are due to receive) any version of the object."""
@@ -36,12 +37,17 @@ class DeliveryHistory:
     def accounts(self, object_id: str, member: str) -> tuple[str, ...]:
         return self._accounts.get((object_id, member), ())
 
+    def collections(self, object_id: str) -> frozenset[str]:
+        return self._collections.get(object_id, frozenset())
+
     def _add(
         self, object_id: str, members: Iterable[str], limited: Iterable[tuple[str, list[str]]]
     ) -> None:
         found = self._received.get(object_id, frozenset())
         self._received[object_id] = found | frozenset(members)
         for collection, accounts in limited:
+            found_in = self._collections.get(object_id, frozenset())
+            self._collections[object_id] = found_in | {collection}
             if accounts and collection.startswith(MEMBER_PREFIX):
                 key = (object_id, collection[len(MEMBER_PREFIX) :])
                 self._accounts[key] = tuple(dict.fromkeys((*self.accounts(*key), *accounts)))

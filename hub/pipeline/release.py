@@ -85,8 +85,15 @@ class EmbargoReleaser:
 
     async def _consume(self, consumer: GroupConsumer) -> None:
         backlog = _Backlog()
+        caught_up = False
         while not self._stopping.is_set():
-            backlog.add(await consumer.fetch(max_records=500, timeout=0.5))
+            batch = await consumer.fetch(max_records=500, timeout=0.5)
+            backlog.add(batch)
+            if not caught_up:
+                # Release nothing until everything on `held` has been read once: a marker
+                # for a record read again may lie further on than one fetch reaches.
+                caught_up = not batch
+                continue
             now = datetime.now(UTC)
             due = [r for r in backlog.records if not backlog.done(r) and _due(r, now)]
             prefix: list[Record] = []
@@ -112,8 +119,7 @@ class EmbargoReleaser:
             except CommitFailed as exc:
                 # Another owner took `held`; it reads from the committed offset with markers.
                 log.info("embargo release not committed (%s); reading held again", exc)
-                backlog = _Backlog()
-                continue
+                return  # a fresh consumer starts from the committed offset, markers and all
             backlog.released.update(r.offset for r in due)
             backlog.records = backlog.records[len(prefix) :]
 

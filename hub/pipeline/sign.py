@@ -70,14 +70,17 @@ class Sign:
         policy_version: str,
     ) -> Provenance:
         """What the hub says about one delivered variant of an object."""
-        member = None if hidden else item.member_signature
-        # Changed after authenticate (a default marking, the sender set as creator) or per
-        # recipient (redaction, pseudonyms): the member's signature no longer covers it.
+        shaped = payload != accepted  # redacted, pseudonymised or pruned for this recipient
+        # A member's signature over what was withheld would let a recipient test guesses of
+        # it (a confidence, a victim's address): it travels only with the object as accepted.
+        member = None if hidden or shaped else item.member_signature
+        # Changed after authenticate (a default marking, the sender set as creator): the
+        # member's signature covers what it sent, no longer what is delivered.
         changed = member is not None and hashlib.sha256(payload).digest() != member.payload_sha256
         return Provenance(
             received=submission.received,
             submitter=ANONYMOUS if hidden else submission.member,
             policy_version=policy_version,
-            redacted=item.redacted or changed or payload != accepted,
+            redacted=item.redacted or changed or shaped,
             member_signature=member.jws if member else None,
         )

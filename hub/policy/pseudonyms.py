@@ -34,10 +34,17 @@ def personal_data() -> dict[str, dict[str, list[str]]]:
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
 
-def _pattern_comparison(types: frozenset[str]) -> re.Pattern[str]:
-    paths = "|".join(
-        rf"{re.escape(t)}:{re.escape(p)}" for t in sorted(types) for p in personal_data()[t]["hash"]
-    )
+def _path(text: str) -> str:
+    """A pattern object path as a regular expression; `[*]` stands for any list index."""
+    return re.escape(text).replace(r"\[\*\]", r"\[(?:\*|\d+)\]")
+
+
+@cache
+def _pattern_comparison(kind: str) -> re.Pattern[str]:
+    """Comparisons in a STIX pattern of the personal values of `kind`, by any path to them."""
+    table = personal_data()[kind]
+    prefixes = [f"{kind}:", *(f"{via}." for via in table["pattern_paths"])]
+    paths = "|".join(_path(f"{prefix}{prop}") for prefix in prefixes for prop in table["hash"])
     literal = r"'(?:[^'\\]|\\.)*'"
     return re.compile(
         rf"(?P<path>{paths})(?P<op>\s*(?:NOT\s+)?(?:=|!=|LIKE|MATCHES|IN)\s*)"
@@ -96,31 +103,49 @@ class Pseudonymiser:
         return value
 
     def _pattern(self, pattern: str) -> str:
-        def replace(match: re.Match[str]) -> str:
-            kind, prop = match["path"].split(":", 1)
+        for kind in sorted(self.types):
 
-            def one(literal: re.Match[str]) -> str:
-                text = literal.group(0)[1:-1].replace("\\'", "'").replace("\\\\", "\\")
-                return "'" + self.value(kind, prop, text) + "'"
+            def replace(match: re.Match[str], kind: str = kind) -> str:
+                prop = re.split(r"[:.]", match["path"])[-1]
 
-            value = re.sub(r"'(?:[^'\\]|\\.)*'", one, match["value"])
-            return match["path"] + match["op"] + value
+                def one(literal: re.Match[str]) -> str:
+                    text = literal.group(0)[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+                    return "'" + self.value(kind, prop, text) + "'"
 
-        return _pattern_comparison(self.types).sub(replace, pattern)
+                value = re.sub(r"'(?:[^'\\]|\\.)*'", one, match["value"])
+                return match["path"] + match["op"] + value
+
+            pattern = _pattern_comparison(kind).sub(replace, pattern)
+        return pattern
+
+    def _personal(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """`obj` with its own personal values hashed or dropped (references untouched)."""
+        out: dict[str, Any] = dict(obj)
+        kind = out.get("type")
+        if kind in self.types:
+            table = personal_data()[kind]
+            for prop in table["drop"]:
+                _drop(out, prop)
+            for prop in table["hash"]:
+                if isinstance(out.get(prop), str):
+                    out[prop] = self.value(kind, prop, out[prop])
+        for personal in self.types:
+            for prop in personal_data()[personal]["drop_elsewhere"].get(str(kind), []):
+                out.pop(prop, None)
+        return out
 
     def __call__(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """`obj` with the personal data of the configured types replaced."""
         if not self.types:
             return dict(obj)
         kind = obj.get("type")
-        out: dict[str, Any] = dict(obj)
-        if kind in self.types:
-            table = personal_data()[kind]
-            for prop in table["drop"]:
-                out.pop(prop, None)
-            for prop in table["hash"]:
-                if isinstance(out.get(prop), str):
-                    out[prop] = self.value(kind, prop, out[prop])
+        out = self._personal(obj)
+        embedded = out.get("objects")
+        if kind == "observed-data" and isinstance(embedded, Mapping):
+            # STIX 2.0-style observables embedded in observed-data (deprecated, still sent).
+            out["objects"] = {
+                k: self._personal(v) if isinstance(v, Mapping) else v for k, v in embedded.items()
+            }
         if any(self._maps_id(r) for r in references(out)) or kind in self.types:
             ident = out.get("id")
             out = self._rewrite_refs(out)
@@ -129,3 +154,18 @@ class Pseudonymiser:
         if kind == "indicator" and isinstance(out.get("pattern"), str):
             out["pattern"] = self._pattern(out["pattern"])
         return out
+
+
+def _drop(obj: dict[str, Any], name: str) -> None:
+    """Remove a property, or with a dotted name one key inside it (dropping it if emptied)."""
+    head, _, key = name.partition(".")
+    if not key:
+        obj.pop(head, None)
+        return
+    inner = obj.get(head)
+    if isinstance(inner, Mapping) and key in inner:
+        rest = {k: v for k, v in inner.items() if k != key}
+        if rest:
+            obj[head] = rest
+        else:
+            obj.pop(head)

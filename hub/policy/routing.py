@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+import orjson
+
 from hub.collections import PUBLIC, member_alias, region_alias
 from hub.federation import Member
 from hub.pipeline.submission import Delivery
@@ -26,11 +28,13 @@ from hub.pipeline.validate import problem_with
 from hub.policy.anonymity import anonymised
 from hub.policy.entitlement import Policy, Verdict
 from hub.policy.pseudonyms import Pseudonymiser
-from hub.policy.redaction import references, without
+from hub.policy.redaction import without
 from hub.policy.rules import Recipient
 from hub.policy.tlp import object_tlp
 from hub.stix import timestamps
 from hub.stix.markings import Tlp
+
+REGION_PREFIX = region_alias("")
 
 
 class History(Protocol):
@@ -42,9 +46,15 @@ class History(Protocol):
         """The reader accounts of `member` an earlier version was limited to (TLP:RED);
         () when it went to all of them."""
 
+    def collections(self, object_id: str) -> frozenset[str]:
+        """The collections any earlier version was delivered to."""
+
 
 class NoHistory:
     def received(self, object_id: str) -> frozenset[str]:
+        return frozenset()
+
+    def collections(self, object_id: str) -> frozenset[str]:
         return frozenset()
 
     def accounts(self, object_id: str, member: str) -> tuple[str, ...]:
@@ -67,6 +77,13 @@ def release_time(received: str, embargo: timedelta | None) -> str | None:
 class Router:
     policy: Policy
     pseudonym_key: bytes
+
+    def _readers(self, collection: str) -> set[str]:
+        """The members that read a shared feed (`public` or `region-<id>`)."""
+        members = self.policy.members
+        if collection == PUBLIC:
+            return {m.id for m in members}
+        return {m.id for m in members for r in m.regions if region_alias(r) == collection}
 
     def _shared_feeds(self, level: Tlp | None, sender: Member) -> list[tuple[str, set[str]]]:
         """(collection, its readers) that may carry an object of `level` from `sender`."""
@@ -120,6 +137,7 @@ class Router:
 
             return without(objects[i], withheld[i][mid], hidden)
 
+        levels = [object_tlp(o) for o in objects]
         # Default-deny dependencies, to a fixpoint: an object that is incomplete without
         # what the recipient may not see is not delivered to it.
         for m in others:
@@ -133,6 +151,10 @@ class Router:
                         continue
                     content, touched = variant(i, m.id, seen)
                     problem = problem_with(content) if touched else None
+                    if touched and problem is None and object_tlp(content) != levels[i]:
+                        # A granular marking over the markings themselves: without them the
+                        # object would travel unlabelled, so it does not travel at all.
+                        problem = "its own TLP marking is withheld by a granular marking"
                     if problem is not None:
                         verdicts[i][m.id] = Verdict(
                             m.id,
@@ -156,12 +178,14 @@ class Router:
             level = object_tlp(obj)
             onward = level not in (Tlp.AMBER_STRICT, Tlp.RED)
             variants: dict[str, dict[str, Any]] = {}
-            cache: dict[tuple[frozenset[str], ...], dict[str, Any]] = {}
+            cache: dict[bytes, dict[str, Any]] = {}
             for m in others:
                 if not verdicts[i][m.id].allowed:
                     continue
                 content, _ = variant(i, m.id, seen_by[m.id])
-                key = (frozenset(verdicts[i][m.id].withheld), frozenset(references(content)))
+                # Shaped once per distinct content: recipients share a variant only when
+                # what they may see is the same, property by property.
+                key = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
                 if key not in cache:
                     shaped = pseudonymise(content)
                     if rules.anonymous:
@@ -170,8 +194,19 @@ class Router:
                 variants[m.id] = cache[key]
             deliveries = [Delivery(member_alias(sender.id), obj, onward_sharing=onward)]
             covered: set[str] = set()
+            shared = self._shared_feeds(level, sender)
+            if obj.get("revoked") is True:
+                # The revocation goes where earlier versions went, so a reader of a region
+                # feed learns of it there too (when the feed may carry it whole).
+                earlier = history.collections(str(obj.get("id")))
+                listed = {c for c, _ in shared}
+                shared += [
+                    (c, self._readers(c))
+                    for c in sorted(earlier - listed)
+                    if c == PUBLIC or c.startswith(REGION_PREFIX)
+                ]
             if level != Tlp.RED:
-                for collection, readers in self._shared_feeds(level, sender):
+                for collection, readers in shared:
                     readers.discard(sender.id)
                     contents = [variants.get(r) for r in readers]
                     if readers and all(c is not None and c == contents[0] for c in contents):

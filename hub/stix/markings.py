@@ -70,10 +70,20 @@ def tlp2_id(level: Tlp) -> str:
     )
 
 
+def _stated_level(text: object) -> str | None:
+    """The TLP level a definition names, however a tool spells it ("TLP:CLEAR", "white")."""
+    if not isinstance(text, str):
+        return None
+    level = text.strip().lower().removeprefix("tlp:").strip()
+    return "clear" if level == "white" else level
+
+
 def tlp_definition_problem(obj: Mapping[str, Any]) -> str | None:
     """Why a marking-definition that uses a TLP id is not that TLP definition (None if it is).
 
-    Anyone may send the standard definitions; nobody may give a TLP id another meaning.
+    Anyone may send the standard definitions, as STIX writes them or as other tools do
+    (OpenCTI names TLP 1.0 WHITE "TLP:CLEAR", with `definition_type` "TLP"); nobody may give
+    a TLP id another level or another meaning.
     """
     entry = _table().get(str(obj.get("id")))
     if entry is None:
@@ -81,16 +91,23 @@ def tlp_definition_problem(obj: Mapping[str, Any]) -> str | None:
     level, name = entry["level"], entry["name"]
     if entry["tlp"] == "1.0":
         definition = obj.get("definition")
-        if obj.get("definition_type") != "tlp" or not (
-            isinstance(definition, Mapping)
-            and definition.get("tlp") == level.replace("clear", "white")
-        ):
-            return f"redefines {name}: a TLP 1.0 id needs definition_type 'tlp' and tlp '{level}'"
+        stated = (
+            {_stated_level(v) for v in definition.values()}
+            if isinstance(definition, Mapping)
+            else set()
+        )
+        if str(obj.get("definition_type", "")).lower() != "tlp" or stated != {level}:
+            wanted = "white" if level == "clear" else level
+            return (
+                f"redefines {name}: a TLP 1.0 id needs definition_type 'tlp' and "
+                f"definition {{'tlp': '{wanted}'}}"
+            )
     elif entry["tlp"] == "2.0":
         extensions = obj.get("extensions")
         extension = extensions.get(TLP2_EXTENSION) if isinstance(extensions, Mapping) else None
         if not (isinstance(extension, Mapping) and extension.get("tlp_2_0") == level):
             return f"redefines {name}: a TLP 2.0 id needs the TLP 2.0 extension with '{level}'"
-    if obj.get("name", name) != name and obj.get("x_opencti_definition", name) != name:
-        return f"redefines {name}: its name is {obj.get('name')!r}"
+    for prop in ("name", "x_opencti_definition"):
+        if prop in obj and _stated_level(obj[prop]) != level:
+            return f"redefines {name}: its {prop} is {obj[prop]!r}"
     return None

@@ -61,6 +61,23 @@ class ViewFollower:
                 await self._advanced.wait_for(lambda: self.has_seen(positions))
         return self.has_seen(positions)
 
+    async def wait_for_more(self, timeout: float, stop: asyncio.Event) -> bool:
+        """Wait until the view applies another batch, `timeout` passes or `stop` is set;
+        True when a batch was applied."""
+        async with self._advanced:
+            waiter = asyncio.ensure_future(self._advanced.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait(
+                    (waiter, stopper), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for task in (waiter, stopper):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            return waiter.done() and not waiter.cancelled()
+
     def lag(self, ends: dict[TopicPartition, int]) -> int:
         """Records on the bus not yet in the view."""
         return sum(max(0, end - self._positions.get(tp, 0)) for tp, end in ends.items())

@@ -91,6 +91,31 @@ async def test_a_revocation_reaches_everyone_who_had_the_object_even_under_stric
             assert first["id"] not in ids_in(await visible_to(hub, reader)), reader
 
 
+async def test_a_revocation_of_shared_content_reaches_the_region_feed_that_carried_it(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    async with hub_with(bus_url, tmp_path, demo_secrets, unique) as hub:
+        first = indicator(member_identity(hub, "ke-cirt"), TLP2["green"])
+        assert (await submit(hub, "ke-cirt-submit", [first])).success_count == 1
+        assert [o["id"] for o in (await visible_to(hub, "rw-csirt-read"))["region-east-africa"]]
+        # Revoked, and now AMBER named to nobody: the region's readers must still learn it.
+        revoked = dict(
+            first,
+            modified="2026-11-21T08:00:00.000Z",
+            revoked=True,
+            object_marking_refs=[TLP2["amber"]],
+        )
+        assert (await submit(hub, "ke-cirt-submit", [revoked])).success_count == 1
+        for reader in ("rw-csirt-read", "tz-cert-read"):
+            feeds = await visible_to(hub, reader)
+            latest = [o for o in feeds["region-east-africa"] if o["id"] == first["id"]]
+            assert latest == [revoked], reader  # the latest version, where the reader looks
+            assert first["id"] not in ids_in(
+                {k: v for k, v in feeds.items() if k.startswith("member-")}
+            )
+        assert first["id"] not in ids_in(await visible_to(hub, "ng-cert-read"))
+
+
 async def test_granular_markings_take_properties_from_recipients_not_entitled_to_them(
     bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
 ) -> None:

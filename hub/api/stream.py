@@ -1,0 +1,139 @@
+"""The live stream: `GET /api/v1/streams/{collection}` as Server-Sent Events.
+
+Each event carries one object version as the reader may see it (the same rows TAXII serves
+it), and its id is the TAXII paging cursor of that row, so `Last-Event-ID` (or `?from=`)
+resumes with no gap and no duplicate, and a stream can hand over to TAXII paging and back.
+Every version is sent, not only the latest: a stream is a log of what arrived.
+
+A reader that does not keep up is not buffered without bound: a write that cannot be
+handed to the connection within `stream_write_timeout` ends the stream with a clean close,
+and the client resumes from the last id it received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from hub.api.access import permitted_collection
+from hub.api.keys import FOLLOWER, SETTINGS, VIEW
+from hub.api.taxii.query import decode_cursor, encode_cursor
+from hub.store.view import Entry, ObjectQuery
+
+log = logging.getLogger(__name__)
+
+_BATCH = 200
+
+
+@dataclass
+class Streams:
+    """The node's open streams: how many, and the signal that ends them all at shutdown."""
+
+    clients: int = 0
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+STREAMS = web.AppKey("streams", Streams)
+
+
+def _start_after(request: web.Request, epoch: str) -> int:
+    given = request.headers.get("Last-Event-ID") or request.query.get("from")
+    return decode_cursor(given, epoch) if given else 0
+
+
+def _event(entry: Entry, epoch: str) -> bytes:
+    cursor = encode_cursor(epoch, entry.seq)
+    # Object JSON from the view is one line (orjson), so one `data:` line holds it.
+    return b"id: " + cursor.encode() + b"\nevent: object\ndata: " + entry.json + b"\n\n"
+
+
+def _bound_buffers(request: web.Request, size: int) -> None:
+    """Hold at most about `size` bytes for this reader, in the process and in the kernel,
+    so a reader that stops reading makes writes wait (and time out) instead of piling up."""
+    transport = request.transport
+    if transport is None:
+        return
+    transport.set_write_buffer_limits(high=size)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
+async def _write(response: web.StreamResponse, data: bytes, timeout: float) -> None:
+    """Hand `data` to the connection; TimeoutError when the reader does not keep up."""
+    async with asyncio.timeout(timeout):
+        await response.write(data)
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Objects of one collection as they arrive, resumable by event id."""
+    account, collection = await permitted_collection(request, "read")
+    settings, view, follower = request.app[SETTINGS], request.app[VIEW], request.app[FOLLOWER]
+    streams = request.app[STREAMS]
+    after = _start_after(request, view.epoch)  # a bad cursor is a 400 before the stream opens
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # proxies must pass events on as they come
+        }
+    )
+    await response.prepare(request)
+    _bound_buffers(request, settings.stream_buffer_bytes)
+    streams.clients += 1
+    beat, timeout = settings.stream_heartbeat, settings.stream_write_timeout
+    try:
+        await _write(response, b"retry: 2000\n\n", timeout)
+        last_write = time.monotonic()
+        while not streams.closing.is_set():
+            page = await view.objects(
+                ObjectQuery(
+                    collection=collection.alias,
+                    reader=account.username,
+                    after_seq=after,
+                    versions=("all",),
+                    limit=_BATCH,
+                )
+            )
+            for entry in page.entries:
+                await _write(response, _event(entry, view.epoch), timeout)
+                after, last_write = entry.seq, time.monotonic()
+            if page.more:
+                continue
+            await follower.wait_for_more(beat, streams.closing)
+            if time.monotonic() - last_write >= beat:
+                # A comment line: keeps proxies from closing an idle stream, and tells the
+                # client the hub is alive.
+                await _write(response, b": heartbeat\n\n", timeout)
+                last_write = time.monotonic()
+    except TimeoutError:
+        log.info(
+            "stream of %s for %s ended: the reader did not keep up; it resumes from its last id",
+            collection.alias,
+            account.username,
+        )
+        transport = request.transport
+        if transport is not None:
+            # Whole events already queued still go out if the reader wakes up in time;
+            # then the connection ends either way.
+            transport.close()
+            asyncio.get_running_loop().call_later(timeout, transport.abort)
+        return response
+    except ConnectionResetError:
+        return response  # the reader went away
+    finally:
+        streams.clients -= 1
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+async def close_streams(app: web.Application) -> None:
+    """On shutdown: end every stream so the server can stop without waiting for readers."""
+    app[STREAMS].closing.set()
