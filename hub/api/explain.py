@@ -9,13 +9,16 @@ see them; for anyone else the object has no explanation here (404, as for a typo
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import orjson
 from aiohttp import web
 
 from hub.api.access import caller
 from hub.api.keys import VIEW
 from hub.errors import BadRequest, NotFound
 
+RECEIVE_RULES = "sharing.receive"  # a recipient's own filter (its types, regions, confidence)
 _STIX_ID = re.compile(r"[a-z0-9][a-z0-9-]*--[0-9a-fA-F-]{36}")
 
 
@@ -31,5 +34,17 @@ async def explain(request: web.Request) -> web.Response:
     )
     if not records:
         raise NotFound(f"no routing decision on {object_id} is visible to {account.username!r}")
-    body = b'{"object_id":"%s","decisions":[%s]}' % (object_id.encode(), b",".join(records))
+    decisions = [_as_seen_by_sender(orjson.loads(r)) for r in records]
+    body = orjson.dumps({"object_id": object_id, "decisions": decisions})
     return web.Response(body=body, content_type="application/json")
+
+
+def _as_seen_by_sender(record: dict[str, Any]) -> dict[str, Any]:
+    """The record, but a recipient's own filter is its business: the sender learns only
+    that the recipient's filter declined, not what the filter says."""
+    verdicts = []
+    for verdict in record.get("verdicts", []):
+        if str(verdict.get("rule", "")).startswith(RECEIVE_RULES):
+            verdict = {**verdict, "rule": RECEIVE_RULES, "reason": "the recipient's own filter"}
+        verdicts.append(verdict)
+    return {**record, "verdicts": verdicts}

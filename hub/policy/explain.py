@@ -11,6 +11,8 @@ from typing import Any
 
 from hub.federation import Federation, Member
 from hub.pipeline.emit import rfc3339_now
+from hub.pipeline.mark import Mark
+from hub.pipeline.submission import Item, Submission
 from hub.policy.entitlement import Policy
 from hub.policy.routing import NoHistory, Router
 from hub.policy.tlp import LABELS, object_tlp
@@ -27,14 +29,20 @@ def explain_objects(
 ) -> Iterator[str]:
     """Lines saying, per object and recipient, allowed or denied and the rule that decided.
 
-    Objects are routed as one submission (references between them count), with no history
-    of earlier deliveries and a throwaway pseudonymisation key (values are not shown).
+    Objects are marked as the pipeline marks them (the sender's `default_tlp`), then routed
+    as one submission (references between them count), with no history of earlier
+    deliveries and a throwaway pseudonymisation key (values are not shown).
     """
-    routed = Router(Policy(federation), b"explain").route(
-        sender, objects, rfc3339_now(), NoHistory()
-    )
+    received = rfc3339_now()
+    items = tuple(Item(i, obj) for i, obj in enumerate(objects))
+    marked = Mark(federation)(Submission("explain", sender.id, "", received, "", items))
+    for item in marked.items:
+        if item.refusal is not None:
+            yield f"{item.id or 'an object'}: refused: {item.refusal.message}"
+    accepted = [item.obj for item in marked.items if item.refusal is None]
+    routed = Router(Policy(federation), b"explain").route(sender, accepted, received, NoHistory())
     width = max(len(m.id) for m in federation.members)
-    for obj, result in zip(objects, routed, strict=True):
+    for obj, result in zip(accepted, routed, strict=True):
         level = object_tlp(obj)
         label = LABELS[level] if level is not None else "no TLP marking"
         yield f"{obj.get('id')} ({label}) from {sender.id}:"

@@ -43,7 +43,10 @@ async def chained(hub: RunningHub, count: int) -> list[dict]:
 async def test_each_routing_decision_is_chained_and_explained_to_its_sender_only(
     bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
 ) -> None:
-    sharing = {"ng-cert": {"recipients": {"amber": ["member:ke-cirt"]}}}
+    sharing = {
+        "ng-cert": {"recipients": {"amber": ["member:ke-cirt", "member:sn-cert"]}},
+        "sn-cert": {"receive": {"types": ["malware"]}},  # sn-cert's own business
+    }
     async with running_hub(
         bus_url, tmp_path / "data", demo_secrets, topic_prefix=f"t{unique}.", sharing=sharing
     ) as hub:
@@ -77,8 +80,21 @@ async def test_each_routing_decision_is_chained_and_explained_to_its_sender_only
                     assert response.status == expected, username
                     body = await response.json(content_type=None)
                     if expected == 200:
-                        # The view may lag the chain by a moment; the records are the chain's.
-                        assert body["decisions"] == [records[4]]
+                        # The records are the chain's, but the sender does not learn what
+                        # another member's own filter says.
+                        (decision,) = body["decisions"]
+                        assert "does not want" in str(records[4])
+                        assert "does not want" not in str(decision)
+                        masked = {
+                            "member": "sn-cert",
+                            "allowed": False,
+                            "rule": "sharing.receive",
+                            "reason": "the recipient's own filter",
+                        }
+                        assert masked in decision["verdicts"]
+                        assert {k: v for k, v in decision.items() if k != "verdicts"} == {
+                            k: v for k, v in records[4].items() if k != "verdicts"
+                        }
             bad = f"{hub.base_url}/api/v1/explain/not-an-id"
             async with http.get(bad, headers=basic(hub, "ng-cert-read")) as response:
                 assert response.status == 400

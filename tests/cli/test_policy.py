@@ -71,3 +71,23 @@ def test_diff_lists_member_pairs_that_gain_or_lose_a_level(tmp_path: Path) -> No
         "- sn-cert loses TLP:AMBER from gh-cert",
         "- ke-cirt loses TLP:RED from rw-csirt",
     ]
+
+
+def test_explain_marks_unmarked_objects_as_the_pipeline_does(tmp_path: Path) -> None:
+    report = incident_report(
+        "identity--c4801c91-a321-4d5c-9a4f-aee9b0f362a2", "ngCERT", TLP2["red"]
+    )
+    for obj in report:
+        obj.pop("object_marking_refs")
+    path = tmp_path / "unmarked.json"
+    path.write_text(json.dumps({"type": "bundle", "id": "bundle--1", "objects": report}))
+    # ng-cert's default_tlp is amber: explained as the pipeline would route it.
+    marked = cirt_hub("policy", "explain", str(path), "--sender", "ng-cert")
+    assert marked.returncode == 0, marked.stderr
+    assert f"{report[1]['id']} (TLP:AMBER) from ng-cert:" in marked.stdout
+    assert "no TLP marking" not in marked.stdout
+    # A member without a default: the pipeline refuses such objects, and so does explain.
+    refused = cirt_hub("policy", "explain", str(path), "--sender", "sn-cert")
+    assert refused.returncode == 0, refused.stderr
+    assert f"{report[1]['id']}: refused:" in refused.stdout
+    assert "has no TLP marking" in refused.stdout
