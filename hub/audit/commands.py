@@ -24,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     export = commands.add_parser("export", help="one member's records, as JSON lines")
     export.add_argument("--member", required=True, help="the sending member's id")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    check.add_argument(
+        "--head",
+        metavar="SEQ:HASH",
+        help="a head noted earlier (printed by verify): the chain must still hold it as it was",
+    )
     for command in (check, export):
         command.add_argument("--bus", default="embedded", help="embedded, or kafka://HOST:PORT")
         command.add_argument("--data-dir", type=Path, default=None)
@@ -38,6 +43,24 @@ async def _records(args: argparse.Namespace) -> list:
         return await audit_records(bus, Topics(args.topic_prefix).audit)
     finally:
         await bus.stop()
+
+
+def _anchor_problem(records: list, head: str) -> str | None:
+    """Why the chain no longer holds a head noted earlier (None if it does)."""
+    seq_text, _, digest = head.partition(":")
+    if not seq_text.isdigit() or len(digest) != 64:
+        return f"--head {head!r} is not SEQ:HASH as verify prints it"
+    seq = int(seq_text)
+    found = next((r for r in records if isinstance(r, dict) and r.get("seq") == seq), None)
+    if found is None:
+        last = records[-1]["seq"] if records else 0
+        return (
+            f"the chain ends at seq {last}, before the noted head seq {seq}: "
+            "records were removed from its end"
+        )
+    if found.get("hash") != digest:
+        return f"record seq {seq} is not the noted head: the chain was rewritten from there on"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +78,15 @@ def run(args: argparse.Namespace) -> int:
                 f"{broken.message} ({broken.kind})"
             )
             return 1
+        anchored = _anchor_problem(records, args.head) if args.head else None
+        if anchored:
+            print(f"audit chain BROKEN: {anchored}")
+            return 1
         print(f"audit chain ok: {checked} records, each linked to the one before")
+        if records:
+            # Kept somewhere else (a ticket, another hub), it shows later whether records
+            # were cut from the end or the chain was rewritten from some point on.
+            print(f"head: {records[-1]['seq']}:{records[-1]['hash']}")
         return 0
     lines = b"".join(
         orjson.dumps(r) + b"\n"

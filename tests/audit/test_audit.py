@@ -104,9 +104,9 @@ async def test_each_routing_decision_is_chained_and_explained_to_its_sender_only
                 )
 
 
-def cli_verify(data_dir: Path, prefix: str) -> subprocess.CompletedProcess[str]:
+def cli_verify(data_dir: Path, prefix: str, *more: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, "audit", "verify", "--data-dir", str(data_dir), "--topic-prefix", prefix],
+        [*CLI, "audit", "verify", "--data-dir", str(data_dir), "--topic-prefix", prefix, *more],
         capture_output=True,
         text=True,
         timeout=60,
@@ -124,6 +124,8 @@ async def test_audit_verify_names_an_edited_a_removed_and_a_swapped_record(
         await chained(hub, 8)
     ok = cli_verify(data_dir, prefix)
     assert ok.returncode == 0 and "audit chain ok: 8 records" in ok.stdout, ok.stdout + ok.stderr
+    head = ok.stdout.split("head: ")[1].strip()
+    assert cli_verify(data_dir, prefix, "--head", head).returncode == 0
 
     export = subprocess.run(  # noqa: ASYNC221 (the hub is stopped; nothing else to do)
         [
@@ -183,5 +185,22 @@ async def test_audit_verify_names_an_edited_a_removed_and_a_swapped_record(
     )
     out = tampered(swap, rows[5][0], rows[6][1], rows[5][1], topic, rows[5][0], rows[6][0])
     assert "BROKEN at record 6 of 8: record seq 7 is out of order" in out
+    # Cutting the last records leaves a chain that holds together: the noted head shows it.
+    last_two = (topic, rows[6][0], rows[7][0])
+    cut = "DELETE FROM records WHERE topic = ? AND offset IN (?, ?)"
+    with log:
+        log.execute(cut, last_two)
+    try:
+        assert cli_verify(data_dir, prefix).returncode == 0  # alone, it cannot tell
+        truncated = cli_verify(data_dir, prefix, "--head", head)
+        assert truncated.returncode == 1
+        assert "ends at seq 6, before the noted head seq 8" in truncated.stdout
+    finally:
+        with log:
+            log.execute("DELETE FROM records WHERE topic = ?", (topic,))
+            log.executemany(
+                "INSERT INTO records (topic, partition, offset, value, ts) VALUES (?, 0, ?, ?, 0)",
+                [(topic, off, value) for off, value in rows],
+            )
     assert cli_verify(data_dir, prefix).returncode == 0  # restored
     log.close()

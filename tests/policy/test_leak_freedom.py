@@ -282,8 +282,12 @@ def withheld(world: World, sender: str, member: str, obj: dict[str, Any]) -> set
     return out
 
 
+REFS: dict[tuple[str, str], list[str]] = {}  # (account, note id) → object_refs it may see
+
+
 def oracle(world: World, account: str) -> dict[str, set[str]]:
-    """object id → the properties `account` may see."""
+    """object id → the properties `account` may see; the references of each note it may
+    see go to REFS (the sender's identity shown as the hub's when it is anonymous)."""
     member = account.rsplit("-", 1)[0]
     known = {IDENTITIES[m] for m in world.members if not world.rules[m]["anonymous"]}
     seen: dict[str, set[str]] = {}
@@ -291,6 +295,9 @@ def oracle(world: World, account: str) -> dict[str, set[str]]:
     for sender, objects in world.objects.items():
         if sender == member:  # its own, but for what intake refuses: objects without a TLP
             seen |= {o["id"]: set(o) for o in objects if level_of(o) is not None}
+            for o in objects:
+                if o["type"] == "note":
+                    REFS[(account, o["id"])] = o["object_refs"]
             received |= {o["id"] for o in objects if level_of(o) is not None}
             continue
 
@@ -324,6 +331,11 @@ def oracle(world: World, account: str) -> dict[str, set[str]]:
             if not granular:
                 props.discard("granular_markings")
             seen[o["id"]] = props
+            if o["type"] == "note":
+                shown = IDENTITIES[sender] if not world.rules[sender]["anonymous"] else HUB_IDENTITY
+                REFS[(account, o["id"])] = [
+                    shown if r == IDENTITIES[sender] else r for r in kept_refs[o["id"]]
+                ]
     return seen
 
 
@@ -363,6 +375,15 @@ async def check(world: World, bus_url: str, data_dir: Path) -> int:
                             assert IDENTITIES[sender] not in raw and sender not in raw
                 expected = oracle(world, account)
                 assert seen == expected, (account, world)
+                # A kept reference never points at something the reader may not know of.
+                for alias, feed_objects in feeds.items():
+                    for obj in feed_objects:
+                        own = by_id[obj["id"]][0] == member
+                        # Its own notes as sent in its own feed; in a shared feed it sees
+                        # them as the others do, which the others' checks cover.
+                        if obj["type"] == "note" and (not own or alias == f"member-{member}"):
+                            wanted = REFS[(account, obj["id"])]
+                            assert obj["object_refs"] == wanted, (account, obj, world)
                 checks += len(expected)
     return checks
 
