@@ -21,6 +21,7 @@ from hub.config import ROLES, Settings, SettingsError, default_data_dir, node_id
 from hub.credentials import hash_secret, new_secret
 from hub.demo import DemoAccount, demo_accounts_json, demo_federation
 from hub.federation import FederationError, load_federation
+from hub.logs import configure as configure_logs
 from hub.policy import commands as policy_commands
 from hub.signing import commands as signing_commands
 from hub.signing.keyring import KeyringError, passphrase_from_environment
@@ -36,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run a hub node (TAXII API, pipeline, or both)")
     serve.add_argument("--config", type=Path, help="federation file (default: built-in demo)")
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="log lines on standard error: JSON objects (default) or plain text",
+    )
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--data-dir", type=Path, default=None)
     serve.add_argument("--bus", default="embedded", help="embedded, or kafka://HOST:PORT")
@@ -207,9 +214,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logs(json_lines=getattr(args, "log_format", "text") == "json")
     if args.command == "serve":
         return serve(args)
     if args.command == "demo":

@@ -48,13 +48,21 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
-    port = free_port()
     run_dir = tmp_path_factory.mktemp("kafka")
-    subprocess.run(
-        ["bash", str(KAFKA_SCRIPT), "start", "--port", str(port), "--dir", str(run_dir)],
-        check=True,
-        stdout=sys.stderr,
-    )
+    for attempt in range(3):
+        # Free ports can be taken by someone else before the broker binds them: try again.
+        port, controller = free_port(), free_port()
+        started = subprocess.run(
+            [
+                *("bash", str(KAFKA_SCRIPT), "start", "--port", str(port)),
+                *("--controller-port", str(controller), "--dir", str(run_dir)),
+            ],
+            stdout=sys.stderr,
+        )
+        if started.returncode == 0:
+            break
+        if attempt == 2:
+            raise RuntimeError("the Kafka broker did not start (see kafka.sh's output above)")
     try:
         yield f"127.0.0.1:{port}"
     finally:

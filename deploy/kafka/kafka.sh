@@ -53,13 +53,15 @@ Commands:
   fetch                   Download the broker jars from Maven Central into
                           $LIBS_DIR
                           (skipped when already complete).
-  start [--port P] [--controller-port C] [--dir RUNDIR]
+  start [--port P] [--controller-port C] [--dir RUNDIR] [--keep-data]
                           Fetch if needed, write RUNDIR/server.properties, wipe
                           and format RUNDIR/data with a new cluster id, start the
                           broker in the background and wait (up to ${START_TIMEOUT}s) until
                           it answers Kafka requests. Defaults: P=9092, C=P+1 or
                           the next free port, RUNDIR=\${CIRT_HUB_KAFKA_DIR:-$KAFKA_CACHE/run-P}.
                           Files: RUNDIR/kafka.pid, RUNDIR/server.log, RUNDIR/bootstrap.
+                          --keep-data restarts a stopped broker on its existing
+                          data (same ports) instead of wiping it.
   stop [--dir RUNDIR | --port P]
                           Stop the broker whose pid is in RUNDIR/kafka.pid
                           (SIGTERM, then SIGKILL after ${STOP_TIMEOUT}s).
@@ -236,9 +238,10 @@ EOF
 }
 
 do_start() {
-    local port=9092 cport="" rundir=""
+    local port=9092 cport="" rundir="" keep=""
     while (($#)); do
         case "$1" in
+            --keep-data) keep=1; shift ;;
             --port) port="${2:?--port needs a value}"; shift 2 ;;
             --port=*) port="${1#*=}"; shift ;;
             --controller-port) cport="${2:?--controller-port needs a value}"; shift 2 ;;
@@ -279,6 +282,14 @@ do_start() {
         "-Dlog4j2.configurationFile=$log4j" "-Dkafka.logs.dir=$rundir"
     )
 
+    if [[ -n "$keep" && -f "$rundir/data/meta.properties" ]]; then
+        # A restart of the same broker: its topics, offsets and transactions are kept.
+        write_properties "$rundir" "$port" "$cport"
+        log "restarting Apache Kafka $KAFKA_VERSION on $HOST:$port with the data in $rundir/data"
+        printf '%s:%s\n' "$HOST" "$port" >"$rundir/bootstrap"
+        start_broker "$rundir" "$port"
+        return
+    fi
     rm -rf "$rundir/data"
     mkdir -p "$rundir/data"
     write_properties "$rundir" "$port" "$cport"
@@ -294,6 +305,13 @@ do_start() {
     fi
 
     log "starting Apache Kafka $KAFKA_VERSION on $HOST:$port (controller $HOST:$cport), run dir $rundir"
+    start_broker "$rundir" "$port"
+}
+
+# Launch the broker of RUNDIR (properties written, storage formatted) and wait until it
+# answers. Uses do_start's JAVA command line (jvm, cp): bash functions see their caller's locals.
+start_broker() {
+    local rundir="$1" port="$2" pid
     : >"$rundir/server.log"
     nohup "$JAVA" "${jvm[@]}" -cp "$cp" kafka.Kafka "$rundir/server.properties" \
         >>"$rundir/server.log" 2>&1 </dev/null &

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from hub.api import explain, health, jwks, stream
+from hub.api import dashboard, explain, health, jwks, metrics, stream
 from hub.api.auth import Authenticator
 from hub.api.background import supervised
 from hub.api.keys import (
@@ -20,18 +20,20 @@ from hub.api.keys import (
     BUS,
     COLLECTIONS,
     FOLLOWER,
+    METRICS,
     RUNNERS,
     SETTINGS,
     SIGNING_KEYS,
     VIEW,
 )
-from hub.api.middleware import compression, request_id, taxii_errors
+from hub.api.middleware import compression, http_metrics, request_id, taxii_errors
 from hub.api.taxii import collections, discovery, objects, status
 from hub.audit.chainer import audit_chainer
 from hub.bus import Bus, BusError
 from hub.bus.url import open_bus
 from hub.collections import build_collections, feed_aliases
 from hub.config import Settings
+from hub.metrics import HubMetrics
 from hub.pipeline.authenticate import Authenticate
 from hub.pipeline.decode import Decode
 from hub.pipeline.history import DeliveryHistory
@@ -84,7 +86,9 @@ async def _view_context(app: web.Application) -> AsyncIterator[None]:
     )
     await view.open()
     app[VIEW] = view
-    follower = ViewFollower(app[BUS], view)
+    follower = ViewFollower(
+        app[BUS], view, lambda records: app[METRICS].observe_readable(records, feeds)
+    )
     app[FOLLOWER] = follower
     try:
         async with supervised("view-follower", follower) as state:
@@ -107,7 +111,7 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         log.warning("extension-definition not published (tried again at next start): %s", exc)
     history = DeliveryHistory(app[BUS], settings.topics.decisions)
     route = Route(Policy(federation), load_key(settings.pseudonym_key_path), history)
-    pipeline = compose(
+    stages = (
         Authenticate(federation),
         Validate(federation),
         Provenance(federation),
@@ -115,6 +119,7 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         route,
         Sign(signer, federation),
     )
+    pipeline = compose(*(app[METRICS].timed(stage) for stage in stages))
     worker = PipelineWorker(
         bus=app[BUS],
         topics=settings.topics,
@@ -123,6 +128,7 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         group=f"{settings.topic_prefix}pipeline",
         transactional_id=f"{settings.topic_prefix}pipeline-{settings.node_id}",
         history=history,
+        metrics=app[METRICS],
     )
     async with (
         supervised("pipeline", worker) as state,
@@ -140,7 +146,7 @@ async def _close_auth(app: web.Application) -> None:
 def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application:
     """One hub node: API and view, pipeline, or both, as `settings.role` says."""
     app = web.Application(
-        middlewares=[request_id, taxii_errors, compression],
+        middlewares=[request_id, http_metrics, taxii_errors, compression],
         client_max_size=settings.max_content_length,
     )
     app[SETTINGS] = settings
@@ -149,7 +155,9 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     app[SIGNING_KEYS] = KeyStore(settings.signing_keys_dir)
     app.on_cleanup.append(_close_auth)
     app[RUNNERS] = []
-    app[stream.STREAMS] = stream.Streams()
+    app[METRICS] = HubMetrics()
+    app[stream.STREAMS] = streams = stream.Streams()
+    app[METRICS].stream_clients.set_function(lambda: streams.clients)
     app.on_shutdown.append(stream.close_streams)
     app.cleanup_ctx.append(_bus_context(bus))
     if settings.runs_api:
@@ -159,6 +167,8 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
 
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", metrics.metrics)
+    dashboard.add_routes(app)
     if settings.runs_api:
         root = discovery.API_ROOT
         app.router.add_get("/taxii2/", discovery.discovery)

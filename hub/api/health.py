@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from hub.api.keys import BUS, FOLLOWER, RUNNERS, SETTINGS, VIEW
+from hub.api.keys import BUS, FOLLOWER, RUNNERS, SETTINGS, SIGNING_KEYS, VIEW
 from hub.bus import BusError
 
 
@@ -16,7 +16,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the bus answers and (on API nodes) the view is caught up."""
+    """Ready when the bus answers, (on API nodes) the view is caught up within
+    `max_view_lag`, the hub's signing key is there, and every background runner runs."""
     settings = request.app[SETTINGS]
     checks: dict[str, dict[str, object]] = {}
     ends = None
@@ -36,6 +37,15 @@ async def readyz(request: web.Request) -> web.Response:
             view_ends = {tp: off for tp, off in ends.items() if tp.topic != settings.topics.intake}
             lag = request.app[FOLLOWER].lag(view_ends)
             checks["view"] = {"ok": lag <= settings.max_view_lag, "lag": lag}
+    try:
+        current = await asyncio.to_thread(request.app[SIGNING_KEYS].current)
+        checks["keys"] = (
+            {"ok": True, "kid": current.kid}
+            if current is not None
+            else {"ok": False, "error": "no signing key yet (a pipeline node makes it)"}
+        )
+    except (OSError, ValueError) as exc:
+        checks["keys"] = {"ok": False, "error": f"signing keys unreadable: {exc}"}
     for runner in request.app[RUNNERS]:
         checks[runner.name] = {"ok": runner.running, "restarts": runner.restarts}
         if runner.last_error:

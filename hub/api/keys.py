@@ -10,6 +10,7 @@ from hub.bus import Bus
 from hub.collections import Collection
 from hub.config import Settings
 from hub.federation import Account
+from hub.metrics import HubMetrics
 from hub.signing.keyring import KeyStore
 from hub.store.follower import ViewFollower
 from hub.store.view import View
@@ -20,6 +21,7 @@ AUTH = web.AppKey("authenticator", Authenticator)
 BUS = web.AppKey("bus", Bus)
 VIEW = web.AppKey("view", View)
 FOLLOWER = web.AppKey("follower", ViewFollower)
+METRICS = web.AppKey("metrics", HubMetrics)
 RUNNERS = web.AppKey("runners", list[Supervised])
 SIGNING_KEYS = web.AppKey("signing_keys", KeyStore)
 ACCOUNT = web.RequestKey("account", Account)  # the authenticated caller

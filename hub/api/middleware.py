@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from hub.api.keys import REQUEST_ID
+from hub.api.keys import METRICS, REQUEST_ID
 from hub.api.media import taxii_response
 from hub.errors import HubError, Unauthorized
+from hub.logs import REQUEST_ID as LOGGED_REQUEST_ID
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -24,11 +26,14 @@ async def request_id(request: web.Request, handler: Handler) -> web.StreamRespon
     given = request.headers.get("X-Request-ID", "")
     rid = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
     request[REQUEST_ID] = rid
+    token = LOGGED_REQUEST_ID.set(rid)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         exc.headers["X-Request-ID"] = rid
         raise
+    finally:
+        LOGGED_REQUEST_ID.reset(token)
     response.headers["X-Request-ID"] = rid
     return response
 
@@ -86,6 +91,26 @@ async def taxii_errors(request: web.Request, handler: Handler) -> web.StreamResp
             error_id=error_id,
         )
         return taxii_response(body, status=500)
+
+
+@web.middleware
+async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count each answer by route template (never the path: ids stay out of labels)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        template = route.canonical if route is not None else "unmatched"
+        metrics = request.app[METRICS]
+        metrics.http_requests.labels(template, request.method, str(status)).inc()
+        metrics.http_seconds.labels(template).observe(time.perf_counter() - started)
 
 
 _COMPRESS_ABOVE = 1024

@@ -106,7 +106,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 after, last_write = entry.seq, time.monotonic()
             if page.more:
                 continue
-            await follower.wait_for_more(beat, streams.closing)
+            # Short waits: a reader that went away is noticed within a second (the server
+            # sees a closed connection only on its side's next look), not at the heartbeat.
+            await follower.wait_for_more(min(beat, 1.0), streams.closing)
+            if request.transport is None or request.transport.is_closing():
+                return response
             if time.monotonic() - last_write >= beat:
                 # A comment line: keeps proxies from closing an idle stream, and tells the
                 # client the hub is alive.

@@ -29,6 +29,7 @@ def delivery_headers(delivery: Delivery, submission: Submission, date_added: str
         ("content-type", STIX_MEDIA_TYPE),
         ("submitter", b"anonymous" if delivery.anonymous else submission.member.encode()),
         ("date-added", date_added.encode()),
+        ("received", submission.received.encode()),  # for end-to-end latency
     ]
     if not delivery.anonymous:
         headers.append(("status-id", submission.status_id.encode()))

@@ -14,16 +14,21 @@ import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 
 from hub.bus import Bus, BusError, CommitFailed, GroupConsumer, Message, Record
 from hub.bus.membership import consume_until_stopped
+from hub.logs import REQUEST_ID
 from hub.pipeline.decode import UndecodableRecord
 from hub.pipeline.emit import emit, rfc3339_now
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.submission import Stage, Submission
 from hub.topics import Topics
+
+if TYPE_CHECKING:
+    from hub.metrics import HubMetrics
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +63,14 @@ class PipelineWorker:
     transactional_id: str
     batch_size: int = 64
     history: DeliveryHistory | None = None  # what the route stage reads; kept current here
+    metrics: HubMetrics | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def process(self, records: list[Record]) -> list[Message]:
-        """Everything the batch produces; CPU-bound, run off the event loop."""
+    def process(self, records: list[Record]) -> tuple[list[Message], list[Submission]]:
+        """Everything the batch produces, and the submissions as routed; CPU-bound, run off
+        the event loop."""
         messages: list[Message] = []
+        done: list[Submission] = []
         date_added = rfc3339_now()
         for record in records:
             try:
@@ -74,9 +82,21 @@ class PipelineWorker:
                     )
                 )
                 continue
+            token = REQUEST_ID.set(submission.request_id)
             try:
                 routed = self.pipeline(submission)
                 messages.extend(emit(routed, self.topics, date_added))
+                done.append(routed)
+                accepted = sum(1 for i in routed.items if i.accepted)
+                log.info(
+                    "submission routed",
+                    extra={
+                        "member": routed.member,
+                        "status_id": routed.status_id,
+                        "accepted": accepted,
+                        "refused": len(routed.items) - accepted,
+                    },
+                )
                 if self.history is not None:
                     self.history.record(routed)
             except Exception:
@@ -90,7 +110,10 @@ class PipelineWorker:
                     _rejected_record(self.topics, record, "internal-error", reason, is_json=True)
                 )
                 messages.extend(emit(refused, self.topics, date_added))
-        return messages
+                done.append(refused)
+            finally:
+                REQUEST_ID.reset(token)
+        return messages, done
 
     async def run(self) -> None:
         """Consume intake until stop() is called; commit each batch as one unit."""
@@ -115,7 +138,7 @@ class PipelineWorker:
                 continue
             if self.history is not None:
                 await self.history.catch_up()
-            messages = await asyncio.to_thread(self.process, batch)
+            messages, done = await asyncio.to_thread(self.process, batch)
             try:
                 async with consumer.transaction(batch) as txn:
                     for message in messages:
@@ -123,6 +146,9 @@ class PipelineWorker:
             except CommitFailed as exc:
                 # A rebalance took the partitions; the consumer rewound, the new owner redoes it.
                 log.info("pipeline batch not committed (%s); it will be redelivered", exc)
+                continue
+            if self.metrics is not None:
+                self.metrics.count_routed(done)
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it, then return from run()."""

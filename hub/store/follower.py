@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from hub.bus import Bus, BusError, Position, TopicPartition
+from hub.bus import Bus, BusError, Position, Record, TopicPartition
 from hub.store.view import View
 
 log = logging.getLogger(__name__)
@@ -16,9 +16,15 @@ log = logging.getLogger(__name__)
 class ViewFollower:
     """Reads the view's topics from the view's own positions and applies them."""
 
-    def __init__(self, bus: Bus, view: View) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        view: View,
+        on_applied: Callable[[Sequence[Record]], None] | None = None,
+    ) -> None:
         self._bus = bus
         self._view = view
+        self._on_applied = on_applied  # told of each batch once it is readable
         self._positions: dict[TopicPartition, int] = {}
         self._advanced = asyncio.Condition()
         self._stopping = asyncio.Event()
@@ -38,6 +44,8 @@ class ViewFollower:
                 if not records:
                     continue
                 await self._view.apply(records)
+                if self._on_applied is not None:
+                    self._on_applied(records)
                 async with self._advanced:
                     for r in records:
                         self._positions[r.tp] = max(self._positions.get(r.tp, 0), r.offset + 1)
@@ -77,6 +85,10 @@ class ViewFollower:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             return waiter.done() and not waiter.cancelled()
+
+    def position(self, tp: TopicPartition) -> int:
+        """The next offset the view will take from `tp`."""
+        return self._positions.get(tp, 0)
 
     def lag(self, ends: dict[TopicPartition, int]) -> int:
         """Records on the bus not yet in the view."""

@@ -401,6 +401,18 @@ class View:
     async def objects(self, query: ObjectQuery) -> Page:
         return await self._db.run(lambda conn: _select_page(conn, query))
 
+    async def latest(self, collection: str, count: int) -> list[bytes]:
+        """The last `count` object versions added to `collection`, newest first."""
+
+        def load(conn: sqlite3.Connection) -> list[bytes]:
+            rows = conn.execute(
+                "SELECT json FROM objects WHERE collection = ? ORDER BY seq DESC LIMIT ?",
+                (collection, count),
+            )
+            return [r[0] for r in rows]
+
+        return await self._db.run(load)
+
     async def status(self, status_id: str) -> tuple[str, bytes] | None:
         """(owning member, status document JSON) or None."""
 

@@ -98,6 +98,13 @@ def cases(object_id: str, status_id: str) -> list[Case]:
         add("GET", root, 200)
         add("GET", root + "collections/", 200)
         add("GET", "/api/v1/member-keys", 200)
+        operator = "operate" in caller.roles
+        add("GET", "/metrics", 200 if operator else 403)
+        add("GET", "/api/v1/dashboard", 200 if operator else 403)
+        # The page sends a browser without credentials to its login form.
+        dashboard = 200 if operator else 403 if ok else 401 if caller.username else 303
+        out.append(Case(caller, "GET", "/dashboard", dashboard))
+        out.append(Case(caller, "GET", "/dashboard/login", 200))
         out.append(Case(caller, "GET", "/.well-known/jwks.json", 200))  # public by design
         owner = caller.member == "ke-cirt"
         add("GET", f"{root}status/{status_id}/", 200 if owner else 404)
@@ -141,7 +148,7 @@ async def call(session: aiohttp.ClientSession, hub: RunningHub, case: Case) -> i
         headers["Content-Type"] = TAXII
         body = orjson.dumps({"objects": [GREEN_ADDRESS]})
     async with session.request(
-        case.method, hub.base_url + case.path, headers=headers, data=body
+        case.method, hub.base_url + case.path, headers=headers, data=body, allow_redirects=False
     ) as response:
         if response.status >= 400 and "/streams/" not in case.path:
             error = await response.json(content_type=None)
@@ -302,7 +309,12 @@ def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
         for route in app.router.routes()
         if route.method != "HEAD" and route.resource is not None
     }
-    unauthenticated = {("GET", "/healthz"), ("GET", "/readyz")}
+    unauthenticated = {
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("POST", "/dashboard/login"),  # takes credentials (tests/e2e)
+        ("POST", "/dashboard/logout"),  # ends a session, if any
+    }
     templates = {
         "/taxii2/hub/status/{status}/",
         "/api/v1/explain/{object_id}",
@@ -317,6 +329,10 @@ def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
         "/taxii2/hub/collections/",
         "/api/v1/member-keys",
         "/.well-known/jwks.json",
+        "/metrics",
+        "/api/v1/dashboard",
+        "/dashboard",
+        "/dashboard/login",
     }
     covered = {(m, p) for m, p in served if p in templates} | unauthenticated
     assert served == covered, served - covered

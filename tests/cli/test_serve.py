@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -81,9 +82,24 @@ def test_demo_hub_round_trip_and_clean_stop(served) -> None:
     status = inbox.add_objects({"objects": report}, poll_interval=0.2, timeout=30)
     assert status.status == "complete" and status.success_count == 4
 
+    # A client's request id follows its report from the API through the bus to the pipeline.
+    traced = incident_report(identity, "CERT-SN", TLP2["green"])
+    credentials = f"{submitter['username']}:{submitter['password']}".encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/taxii2/hub/collections/inbox/objects/",
+        data=json.dumps({"objects": traced}).encode(),
+        headers={
+            "Content-Type": "application/taxii+json;version=2.1",
+            "Accept": "application/taxii+json;version=2.1",
+            "Authorization": "Basic " + base64.b64encode(credentials).decode(),
+            "X-Request-ID": "trace-report-0001",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
     feed = next(c for c in root(reader).collections if c.alias == "region-west-africa")
     got = feed.get_objects()["objects"]
-    assert {o["id"] for o in got} == {o["id"] for o in report}
+    assert {o["id"] for o in report} <= {o["id"] for o in got}
 
     # What the hub keeps on disk (content, statuses, secrets) is readable by its owner only.
     for path in [data_dir, *data_dir.iterdir()]:
@@ -95,6 +111,18 @@ def test_demo_hub_round_trip_and_clean_stop(served) -> None:
     assert f"http://127.0.0.1:{port}/taxii2/" in printed
     assert submitter["password"] in printed  # the demo prints its generated secrets
     assert "WARNING: INSECURE DEV KEYS" in printed  # the demo's signing key is unencrypted
+    logs = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
+    assert logs and all({"time", "level", "logger", "message"} <= set(e) for e in logs)
+    trace = [e for e in logs if e.get("request_id") == "trace-report-0001"]
+    said = {(e["logger"], e["message"]) for e in trace}
+    assert ("hub.api.taxii.objects", "submission accepted") in said, trace
+    assert ("hub.pipeline.worker", "submission routed") in said, trace
+    routed = next(e for e in trace if e["message"] == "submission routed")
+    assert routed["member"] == "sn-cert" and routed["accepted"] == 4
+    # Logs name members, ids and counts: never a secret, never what a report says.
+    everything = "\n".join(json.dumps(e) for e in logs)
+    assert submitter["password"] not in everything
+    assert "203.0.113.45" not in everything and "tax portal" not in everything
 
 
 def test_bad_federation_file_stops_startup_naming_file_line_and_field(tmp_path: Path) -> None:

@@ -17,12 +17,19 @@ import orjson
 from aiohttp import web
 
 from hub.api.access import permitted_collection
-from hub.api.keys import BUS, FOLLOWER, REQUEST_ID, SETTINGS, VIEW
+from hub.api.keys import ACCOUNT, BUS, FOLLOWER, METRICS, REQUEST_ID, SETTINGS, VIEW
 from hub.api.media import require_taxii_accept, require_taxii_content, taxii_response
 from hub.api.taxii.paging import date_added_headers, more_and_next
 from hub.api.taxii.query import ONE_OBJECT, VERSIONS, object_query
 from hub.bus import BusError, Message, MessageTooLarge
-from hub.errors import BadRequest, InvalidStix, NotFound, PayloadTooLarge, Unavailable
+from hub.errors import (
+    BadRequest,
+    HubError,
+    InvalidStix,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
 from hub.pipeline.decode import encode_intake
 from hub.pipeline.emit import rfc3339_now
 from hub.status import pending_status
@@ -145,6 +152,20 @@ def _envelope_objects(body: bytes, max_objects: int) -> list[dict[str, Any]]:
 
 
 async def add_objects(request: web.Request) -> web.Response:
+    """Take a submission; count it per member as accepted (202) or refused (a 4xx/503)."""
+    submissions = request.app[METRICS].submissions
+    try:
+        response = await _add_objects(request)
+    except HubError as exc:
+        account = request.get(ACCOUNT)
+        member = account.member if account is not None and account.member else "unknown"
+        submissions.labels(member, "refused" if exc.status < 500 else "unavailable").inc()
+        raise
+    submissions.labels(request[ACCOUNT].member or "unknown", "accepted").inc()
+    return response
+
+
+async def _add_objects(request: web.Request) -> web.Response:
     require_taxii_accept(request)
     account, _ = await permitted_collection(request, "write")
     require_taxii_content(request)
@@ -195,4 +216,8 @@ async def add_objects(request: web.Request) -> web.Response:
             await request.app[FOLLOWER].wait_for(positions, settings.status_visible_timeout)
     except BusError as exc:
         log.warning("pending status for %s not published: %s", status_id, exc)
+    log.info(
+        "submission accepted",
+        extra={"member": account.member, "status_id": status_id, "objects": len(objects)},
+    )
     return taxii_response(status, status=202)

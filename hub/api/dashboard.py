@@ -1,0 +1,208 @@
+"""The operators' dashboard: `/dashboard`, its login, and the JSON it polls.
+
+A browser cannot answer an HTTP Basic prompt from a script, so operators log in once with a
+form; the session is a random token in an HttpOnly, SameSite=Strict cookie, held in this
+node's memory only (a restart logs everyone out). Scripts may use Basic or Bearer instead.
+The page is one self-contained file (no CDN, no framework) that polls
+`/api/v1/dashboard` every two seconds and draws its charts as inline SVG.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+
+import orjson
+from aiohttp import web
+
+from hub.api.keys import AUTH, METRICS, SETTINGS, VIEW
+from hub.api.metrics import refresh_lag, require_operator
+from hub.api.stream import STREAMS
+from hub.collections import ALERTS, region_alias
+from hub.errors import Forbidden, Unauthorized
+from hub.federation import Account
+
+COOKIE = "cirt_hub_session"
+SESSION_SECONDS = 8 * 3600
+
+
+@dataclass
+class Sessions:
+    """Logged-in operators of this node: token → (username, expiry)."""
+
+    _open: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def open(self, account: Account) -> str:
+        now = time.monotonic()
+        self._open = {t: s for t, s in self._open.items() if s[1] > now}
+        token = secrets.token_urlsafe(32)
+        self._open[token] = (account.username, now + SESSION_SECONDS)
+        return token
+
+    def user(self, token: str | None) -> str | None:
+        found = self._open.get(token or "")
+        return found[0] if found and found[1] > time.monotonic() else None
+
+    def close(self, token: str | None) -> None:
+        self._open.pop(token or "", None)
+
+
+SESSIONS = web.AppKey("dashboard_sessions", Sessions)
+
+
+def _page(name: str) -> bytes:
+    return resources.files("hub.api").joinpath("static", name).read_bytes()
+
+
+def _html(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(
+        body=body,
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            # Everything the page needs is in it: nothing may load from elsewhere.
+            "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+            "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+            "form-action 'self'; frame-ancestors 'none'",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def _operator(request: web.Request) -> bool:
+    """A logged-in operator (cookie), or an operator's Basic/Bearer credentials."""
+    if request.app[SESSIONS].user(request.cookies.get(COOKIE)):
+        return True
+    if "Authorization" in request.headers:
+        await require_operator(request)
+        return True
+    return False
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    if not await _operator(request):
+        raise web.HTTPSeeOther("/dashboard/login")
+    return _html(_page("dashboard.html"))
+
+
+async def login_form(request: web.Request) -> web.Response:
+    return _html(_page("login.html").replace(b"{{message}}", b""))
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    try:
+        account = await request.app[AUTH].check(username, password)
+        if not account.can("operate"):
+            raise Forbidden("this account lacks the 'operate' role")
+    except (Unauthorized, Forbidden) as exc:
+        message = b'<p class="error" role="alert">' + _escape(exc.description) + b"</p>"
+        body = _page("login.html").replace(b"{{message}}", message)
+        return _html(body, status=exc.status)
+    token = request.app[SESSIONS].open(account)
+    response = web.HTTPSeeOther("/dashboard")
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
+    )
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    request.app[SESSIONS].close(request.cookies.get(COOKIE))
+    response = web.HTTPSeeOther("/dashboard/login")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+def _escape(text: str) -> bytes:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode()
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    """What the page shows, now; the page works out rates from successive snapshots."""
+    if not await _operator(request):
+        raise Unauthorized("log in at /dashboard/login, or send an operator's credentials")
+    app = request.app
+    settings, metrics = app[SETTINGS], app[METRICS]
+    await refresh_lag(app)
+    federation = settings.federation
+    received = metrics.totals("cirt_hub_objects_received_total", "member")
+    accepted = metrics.totals("cirt_hub_objects_accepted_total", "member")
+    refused = metrics.totals("cirt_hub_objects_refused_total", "member")
+    routed = metrics.totals("cirt_hub_objects_routed_total", "collection")
+    body = {
+        "node": settings.node_id,
+        "role": settings.role,
+        "time": time.time(),
+        "totals": {
+            "received": sum(received.values()),
+            "accepted": sum(accepted.values()),
+            "refused": sum(refused.values()),
+            "submissions": sum(metrics.totals("cirt_hub_submissions_total", "member").values()),
+        },
+        "members": [
+            {
+                "member": m.id,
+                "name": m.name,
+                "country": m.country,
+                "received": received.get(m.id, 0),
+                "accepted": accepted.get(m.id, 0),
+                "refused": refused.get(m.id, 0),
+            }
+            for m in federation.members
+        ],
+        "regions": [
+            {"region": r.id, "name": r.name, "routed": routed.get(region_alias(r.id), 0)}
+            for r in federation.regions
+        ],
+        "refusals": sorted(
+            (
+                {"reason": reason, "count": count}
+                for reason, count in metrics.totals(
+                    "cirt_hub_objects_refused_total", "reason"
+                ).items()
+            ),
+            key=lambda r: -r["count"],
+        ),
+        "latency": metrics.percentiles("cirt_hub_end_to_end_seconds"),
+        "stages": metrics.stage_percentiles(),
+        "lag": metrics.lag_rows(),
+        "streams": app[STREAMS].clients,
+        "alerts": await _recent_alerts(app),
+    }
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def _recent_alerts(app: web.Application) -> list[dict[str, object]]:
+    """The latest major-incident alerts in this node's view (none on a pipeline-only node)."""
+    if VIEW not in app:
+        return []
+    latest = [orjson.loads(raw) for raw in await app[VIEW].latest(ALERTS, 10)]
+    return [
+        {
+            "id": a.get("id"),
+            "name": a.get("name", a.get("id")),
+            "created": a.get("created"),
+            "description": a.get("description", ""),
+        }
+        for a in latest
+    ]
+
+
+def add_routes(app: web.Application) -> None:
+    app[SESSIONS] = Sessions()
+    app.router.add_get("/dashboard", page)
+    app.router.add_get("/dashboard/login", login_form)
+    app.router.add_post("/dashboard/login", login)
+    app.router.add_post("/dashboard/logout", logout)
+    app.router.add_get("/api/v1/dashboard", snapshot)

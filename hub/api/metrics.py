@@ -1,0 +1,63 @@
+"""`GET /metrics`: the node's Prometheus exposition, for accounts with the `operate` role.
+
+Consumer lag is read from the bus at scrape time (end offsets less committed offsets, per
+group and partition; on Kafka, transaction markers count as one record each), so a scrape
+shows the lag as it is, not as it was when something last happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.api.access import caller
+from hub.api.keys import BUS, FOLLOWER, METRICS, SETTINGS, VIEW
+from hub.bus import BusError
+from hub.errors import Forbidden
+
+log = logging.getLogger(__name__)
+
+
+async def require_operator(request: web.Request) -> None:
+    """401 without credentials, 403 for accounts without the `operate` role."""
+    account = await caller(request)
+    if not account.can("operate"):
+        raise Forbidden(f"account {account.username!r} lacks the 'operate' role")
+
+
+async def refresh_lag(app: web.Application) -> None:
+    """Set the lag gauges from the bus: this node's consumer groups and its view."""
+    settings, bus, metrics = app[SETTINGS], app[BUS], app[METRICS]
+    prefix, topics = settings.topic_prefix, settings.topics
+    groups = []
+    if settings.runs_pipeline:
+        groups = [
+            (f"{prefix}pipeline", [topics.intake]),
+            (f"{prefix}audit-chain", [topics.decisions]),
+            (f"{prefix}embargo", [topics.held]),
+        ]
+    try:
+        async with asyncio.timeout(3):
+            for group, group_topics in groups:
+                ends = await bus.end_offsets(group_topics)
+                committed = await bus.committed(group, group_topics)
+                metrics.set_lag(group, ends, lambda tp, c=committed: c.get(tp, 0))
+            if FOLLOWER in app:
+                follower = app[FOLLOWER]
+                ends = await bus.end_offsets(app[VIEW].topics)
+                metrics.set_lag(f"view-{settings.node_id}", ends, follower.position)
+    except (BusError, TimeoutError) as exc:
+        log.warning("consumer lag not refreshed: %s", exc or "no answer within 3 s")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    await require_operator(request)
+    await refresh_lag(request.app)
+    body = generate_latest(request.app[METRICS].registry)
+    response = web.Response(body=body)
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    response.charset = "utf-8"
+    return response
