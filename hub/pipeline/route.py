@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from hub.pipeline.submission import Submission
+from hub.pipeline.submission import Item, Submission
 from hub.policy.entitlement import Policy
 from hub.policy.routing import History, NoHistory, Router
+from hub.policy.tlp import object_tlp
+from hub.stix.markings import Tlp
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class Route:
             return submission.map_accepted(
                 lambda i: i.refuse("unknown-member", f"{submission.member!r} is not a member")
             )
+        if not self.policy.rules[sender.id].levels[Tlp.RED].recipients:
+            submission = submission.map_accepted(_red_needs_recipients)
         accepted = [i for i in submission.items if i.accepted]
         routed = Router(self.policy, self.pseudonym_key).route(
             sender, [i.obj for i in accepted], submission.received, self.history
@@ -35,3 +39,19 @@ class Route:
             items=tuple(decided.get(i.index, i) for i in submission.items),
             policy_version=self.policy.federation.policy_version,
         )
+
+
+def _red_needs_recipients(item: Item) -> Item:
+    """TLP:RED with no account named for it would reach no one: say so, rather than take it.
+
+    A revocation is the exception: it goes to whoever had the object, whatever the rules.
+    """
+    if object_tlp(item.obj) != Tlp.RED or item.obj.get("revoked") is True:
+        return item
+    return item.refuse(
+        "red-without-recipients",
+        f"objects[{item.index}] ({item.id}): is TLP:RED, and the sender's "
+        "sharing.recipients.red names no account, so it could reach no one; name the "
+        "reader accounts (account:<username>) in the federation file, or mark it "
+        "TLP:AMBER+STRICT for named members",
+    )

@@ -19,6 +19,8 @@ from tests.conftest import free_port
 from tests.stixdata import TLP2, incident_report
 
 CLI = [sys.executable, "-m", "hub"]
+# README command 1 runs the installed console script; the round trip below does too.
+CONSOLE_SCRIPT = Path(sys.executable).with_name("cirt-hub")
 
 
 def wait_until_serving(url: str, proc: subprocess.Popen, deadline: float = 30.0) -> None:
@@ -38,8 +40,9 @@ def wait_until_serving(url: str, proc: subprocess.Popen, deadline: float = 30.0)
 def served(tmp_path: Path):
     port = free_port()
     data_dir = tmp_path / "data"
+    assert CONSOLE_SCRIPT.exists(), f"{CONSOLE_SCRIPT} is not installed (pip install -e .)"
     proc = subprocess.Popen(
-        [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        [str(CONSOLE_SCRIPT), "serve", "--data-dir", str(data_dir), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -123,6 +126,13 @@ def test_demo_hub_round_trip_and_clean_stop(served) -> None:
     everything = "\n".join(json.dumps(e) for e in logs)
     assert submitter["password"] not in everything
     assert "203.0.113.45" not in everything and "tax portal" not in everything
+
+
+def test_sigint_stops_the_hub_cleanly(served) -> None:
+    _, _, proc = served
+    proc.send_signal(signal.SIGINT)  # Ctrl-C in the terminal that ran command 1
+    assert proc.wait(timeout=20) == 0
+    assert "Traceback" not in proc.stdout.read()
 
 
 def test_bad_federation_file_stops_startup_naming_file_line_and_field(tmp_path: Path) -> None:

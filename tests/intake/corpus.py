@@ -621,6 +621,12 @@ OBJECT_CASES: list[ObjectCase] = [
         account="tz-cert-submit",
     ),
     ObjectCase(
+        "TLP:RED from a member that names no account for RED",
+        lambda: [indicator(), indicator(object_marking_refs=[TLP2["red"]])],
+        1,
+        "sharing.recipients.red names no account, so it could reach no one",
+    ),
+    ObjectCase(
         "custom property from a member that refuses custom content",
         lambda: [indicator(), indicator(x_acme_score=3)],
         1,

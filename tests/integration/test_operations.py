@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from taxii2client.v21 import Collection
+from taxii2client.v21 import Collection, Server
 
 from hub.demo import DEMO_ACCOUNTS_FILE
 from tests.conftest import KAFKA_SCRIPT, free_port
@@ -153,10 +153,8 @@ async def test_the_compose_topology_as_processes_on_loopback(
         ):
             accounts = demo_accounts(dirs["pipeline"])
             first, second = (f"http://127.0.0.1:{ports[n]}" for n in ("api-1", "api-2"))
-            inbox = Collection(
-                f"{first}/taxii2/hub/collections/inbox/",
-                user="ng-cert-submit",
-                password=accounts["ng-cert-submit"],
+            inbox = await asyncio.to_thread(
+                by_alias, first, "ng-cert-submit", accounts["ng-cert-submit"], "inbox"
             )
             identity = "identity--c4801c91-a321-4d5c-9a4f-aee9b0f362a2"  # ngCERT in the demo
             report = incident_report(identity, "ngCERT", TLP2["green"])
@@ -164,10 +162,8 @@ async def test_the_compose_topology_as_processes_on_loopback(
                 inbox.add_objects, {"objects": report}, poll_interval=0.2, timeout=60
             )
             assert status.status == "complete" and status.success_count == 4
-            feed = Collection(
-                f"{second}/taxii2/hub/collections/region-west-africa/",
-                user="gh-cert-read",
-                password=accounts["gh-cert-read"],
+            feed = await asyncio.to_thread(
+                by_alias, second, "gh-cert-read", accounts["gh-cert-read"], "region-west-africa"
             )
             deadline = time.monotonic() + 30
             while True:
@@ -193,6 +189,12 @@ async def test_the_compose_topology_as_processes_on_loopback(
             assert metrics["api-1"]["cirt_hub_submissions_total"] == 1
             assert "cirt_hub_submissions_total" not in metrics["api-2"]
             assert metrics["pipeline"]["cirt_hub_objects_accepted_total"] == 4
+
+
+def by_alias(base_url: str, username: str, password: str, alias: str) -> Collection:
+    """A collection found as a TAXII client finds it: discovery, API root, collections."""
+    server = Server(f"{base_url}/taxii2/", user=username, password=password)
+    return next(c for c in server.default.collections if c.alias == alias)
 
 
 def demo_accounts(data_dir: Path) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 from requests import HTTPError
 from stix2validator import ValidationOptions, validate_instance
@@ -13,6 +14,8 @@ from taxii2client.v21 import Server
 from hub.signing.provenance import without_extension
 from tests.hubs import RunningHub, member_identity, read_all, submit
 from tests.stixdata import TLP2, incident_report, shared_objects
+
+TAXII = "application/taxii+json;version=2.1"
 
 
 async def test_discovery_names_the_api_root_as_the_client_reached_it(hub: RunningHub) -> None:
@@ -24,6 +27,17 @@ async def test_discovery_names_the_api_root_as_the_client_reached_it(hub: Runnin
     await asyncio.to_thread(server.default.refresh)
     aliases = {c.alias for c in server.default.collections}
     assert aliases == {"public", "alerts", "region-west-africa", "member-gh-cert"}
+    # Behind a proxy the client reaches the hub by another name: the URLs follow it.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{hub.base_url}/taxii2/",
+            headers={"Host": "taxii.hub.example:8443", "Accept": TAXII},
+        ) as response,
+    ):
+        found = await response.json(content_type=None)
+    assert found["api_roots"] == ["http://taxii.hub.example:8443/taxii2/hub/"]
+    assert found["default"] == "http://taxii.hub.example:8443/taxii2/hub/"
 
 
 async def test_green_incident_from_one_member_is_read_by_its_region(hub: RunningHub) -> None:

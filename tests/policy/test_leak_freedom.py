@@ -285,6 +285,13 @@ def withheld(world: World, sender: str, member: str, obj: dict[str, Any]) -> set
 REFS: dict[tuple[str, str], list[str]] = {}  # (account, note id) → object_refs it may see
 
 
+def refused(world: World, sender: str, obj: dict[str, Any]) -> bool:
+    """Intake refuses objects without a TLP marking (these senders set no default_tlp), and
+    TLP:RED from a sender that names no account for RED (it could reach no one)."""
+    level = level_of(obj)
+    return level is None or (level == RED and not world.rules[sender]["recipients"]["red"])
+
+
 def oracle(world: World, account: str) -> dict[str, set[str]]:
     """object id → the properties `account` may see; the references of each note it may
     see go to REFS (the sender's identity shown as the hub's when it is anonymous)."""
@@ -293,12 +300,12 @@ def oracle(world: World, account: str) -> dict[str, set[str]]:
     seen: dict[str, set[str]] = {}
     received: set[str] = set()  # what the member got from earlier submissions
     for sender, objects in world.objects.items():
-        if sender == member:  # its own, but for what intake refuses: objects without a TLP
-            seen |= {o["id"]: set(o) for o in objects if level_of(o) is not None}
+        if sender == member:  # its own, but for what intake refuses
+            seen |= {o["id"]: set(o) for o in objects if not refused(world, sender, o)}
             for o in objects:
                 if o["type"] == "note":
                     REFS[(account, o["id"])] = o["object_refs"]
-            received |= {o["id"] for o in objects if level_of(o) is not None}
+            received |= {o["id"] for o in objects if not refused(world, sender, o)}
             continue
 
         visible = {o["id"] for o in objects if entitled(world, sender, member, o)}
@@ -349,9 +356,8 @@ async def check(world: World, bus_url: str, data_dir: Path) -> int:
     ) as hub:
         for sender, objects in world.objects.items():
             status = await submit(hub, f"{sender}-submit", objects)
-            # Objects without a TLP marking are refused (these senders set no default_tlp).
-            unmarked = {o["id"] for o in objects if level_of(o) is None}
-            assert {f["id"] for f in status.failures} == unmarked, status.failures
+            expected = {o["id"] for o in objects if refused(world, sender, o)}
+            assert {f["id"] for f in status.failures} == expected, status.failures
         by_id = {o["id"]: (s, o) for s, objs in world.objects.items() for o in objs}
         checks = 0
         for member in world.members:

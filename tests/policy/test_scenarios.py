@@ -12,7 +12,10 @@ from typing import Any
 import orjson
 import stix2
 
-from tests.hubs import member_identity, running_hub, submit, visible_to
+from hub.api.keys import SIGNING_KEYS
+from hub.signing.provenance import EXTENSION_ID
+from hub.signing.verify import Verifier, hub_keys
+from tests.hubs import member_identity, read_all, running_hub, submit, visible_to
 from tests.policy.test_sharing import feed_headers
 from tests.stixdata import TLP2, incident_report, shared_objects
 
@@ -150,6 +153,17 @@ async def test_granular_markings_take_properties_from_recipients_not_entitled_to
         assert (await visible_to(hub, "gh-cert-read"))["region-west-africa"] == []
         ng = await visible_to(hub, "ng-cert-read")
         assert ng["member-ng-cert"] == [obj]  # the sender keeps its own, whole
+        # Each redacted variant is signed by the hub as delivered, and says it was redacted.
+        verifier = Verifier(hub_keys(hub.app[SIGNING_KEYS].jwks()))
+        for reader, alias in (
+            ("gh-cert-read", "member-gh-cert"),
+            ("sn-cert-read", "member-sn-cert"),
+        ):
+            [delivered] = await read_all(hub, alias, reader)
+            assert verifier.verify(delivered).valid, reader
+            assert delivered["extensions"][EXTENSION_ID]["redacted"] is True
+            tampered = dict(delivered, name="put back")
+            assert not verifier.verify(tampered).valid
 
 
 def phishing_report(identity: str, victim: str) -> list[dict[str, Any]]:
