@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
@@ -103,6 +103,7 @@ class Federation:
     regions: tuple[Region, ...]
     members: tuple[Member, ...]
     source: str = "<memory>"
+    correlation: Mapping[str, Any] = field(default_factory=dict)  # the `correlation` block
 
     @cached_property
     def policy_version(self) -> str:
@@ -230,6 +231,16 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
         check_accounts((*base, "accounts"), member["accounts"])
     for path, message in sharing_problems(data, ("members",)):
         problem(path, message)
+    correlation = data.get("correlation", {})
+    for i, rule in enumerate(correlation.get("rules", [])):
+        region = rule["scope"].partition(":")[2]
+        if region and region not in regions:
+            where = ("correlation", "rules", i, "scope")
+            problem(where, f"{region!r} is not a region declared in regions")
+    for member_id in correlation.get("webhooks", {}):
+        if member_id not in members:
+            where = ("correlation", "webhooks", member_id)
+            problem(where, f"{member_id!r} is not a member declared in members")
     return problems
 
 
@@ -265,6 +276,7 @@ def _build(data: dict[str, Any], source: str) -> Federation:
             for m in data["members"]
         ),
         source=source,
+        correlation=dict(data.get("correlation", {})),
     )
 
 

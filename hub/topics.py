@@ -37,6 +37,11 @@ class Topics:
         """Deliveries under embargo, until the releaser moves them to their feeds."""
         return f"{self.prefix}held"
 
+    @property
+    def observations(self) -> str:
+        """What the correlator counts: keyed observables of routed objects, in one order."""
+        return f"{self.prefix}observations"
+
     def feed(self, collection: str) -> str:
         return f"{self.prefix}feed.{collection}"
 
@@ -50,5 +55,6 @@ class Topics:
             # One partition each: one total order for the audit chain and for releases.
             TopicSpec(self.decisions, 1),
             TopicSpec(self.held, 1),
+            TopicSpec(self.observations, 1),
             *(TopicSpec(self.feed(c), partitions) for c in collections),
         ]

@@ -167,9 +167,12 @@ async def submit(hub: RunningHub, username: str, objects: list[dict[str, Any]]):
     )
 
 
-async def read_all(hub: RunningHub, alias: str, username: str) -> list[dict[str, Any]]:
+async def read_all(
+    hub: RunningHub, alias: str, username: str, **filters: Any
+) -> list[dict[str, Any]]:
+    """The first page (1,000 objects) of a collection as `username` reads it, as sent."""
     feed = collection(hub, alias, username)
-    envelope = await asyncio.to_thread(feed.get_objects)
+    envelope = await asyncio.to_thread(feed.get_objects, limit=1000, **filters)
     return envelope.get("objects", [])
 
 

@@ -33,6 +33,8 @@ from hub.bus import Bus, BusError
 from hub.bus.url import open_bus
 from hub.collections import build_collections, feed_aliases
 from hub.config import Settings
+from hub.correlate.correlator import correlator
+from hub.correlate.observe import Observe
 from hub.metrics import HubMetrics
 from hub.pipeline.authenticate import Authenticate
 from hub.pipeline.decode import Decode
@@ -110,13 +112,15 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
     except BusError as exc:
         log.warning("extension-definition not published (tried again at next start): %s", exc)
     history = DeliveryHistory(app[BUS], settings.topics.decisions)
-    route = Route(Policy(federation), load_key(settings.pseudonym_key_path), history)
+    federation_key = load_key(settings.pseudonym_key_path)  # pseudonyms, correlation keys
+    route = Route(Policy(federation), federation_key, history)
     stages = (
         Authenticate(federation),
         Validate(federation),
         Provenance(federation),
         Mark(federation),
         route,
+        Observe(federation, federation_key),
         Sign(signer, federation),
     )
     pipeline = compose(*(app[METRICS].timed(stage) for stage in stages))
@@ -134,8 +138,9 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         supervised("pipeline", worker) as state,
         supervised("audit-chainer", audit_chainer(settings, app[BUS])) as chainer,
         supervised("embargo-releaser", releaser(settings, app[BUS])) as release,
+        supervised("correlator", correlator(settings, app[BUS], signer)) as correlating,
     ):
-        app[RUNNERS].extend((state, chainer, release))
+        app[RUNNERS].extend((state, chainer, release, correlating))
         yield
 
 

@@ -10,8 +10,10 @@ from typing import Any
 import orjson
 
 from hub.bus import Record
+from hub.errors import HubError
 from hub.federation import Federation
 from hub.pipeline.submission import Item, Submission
+from hub.stix.envelope import envelope_objects, parse_body
 
 INTAKE_VERSION = 1
 
@@ -81,16 +83,16 @@ class Decode:
         try:
             data = orjson.loads(record.value)
         except orjson.JSONDecodeError as exc:
-            raise UndecodableRecord(f"intake record is not JSON: {exc}", is_json=False) from exc
-        if not isinstance(data, dict):
-            raise UndecodableRecord("intake record is not a JSON object")
-        if "v" in data:
+            raise UndecodableRecord(
+                f"intake record is not JSON: the request body is not JSON: {exc}", is_json=False
+            ) from exc
+        if isinstance(data, dict) and "v" in data:
             if data["v"] != INTAKE_VERSION:
                 raise UndecodableRecord(f"intake record version {data['v']!r} is unknown")
             return _from_hub(data)
         return self._from_member(record, data)
 
-    def _from_member(self, record: Record, data: dict[str, Any]) -> Submission:
+    def _from_member(self, record: Record, data: Any) -> Submission:
         raw_account = record.header(ACCOUNT_HEADER)
         if raw_account is None:
             raise UndecodableRecord(
@@ -100,12 +102,12 @@ class Decode:
         account = self.federation.account(username)
         if account is None or account.member is None or not account.can("submit"):
             raise UndecodableRecord(f"account {username!r} may not submit")
-        objects = data.get("objects")
-        if not isinstance(objects, list) or not objects:
-            raise UndecodableRecord("not a STIX bundle or TAXII envelope with objects")
-        limit = self.federation.hub.limits.max_objects
-        if len(objects) > limit:
-            raise UndecodableRecord(f"{len(objects)} objects; this hub accepts {limit} at once")
+        try:
+            # The same checks, in the same words, as a POST to the inbox gets.
+            parse_body(record.value)
+            objects = envelope_objects(data, self.federation.hub.limits.max_objects)
+        except HubError as exc:
+            raise UndecodableRecord(f"intake record refused: {exc.description}") from exc
         # The same record read twice (a redelivery) must make the same status, not a second.
         status_id = str(
             uuid.uuid5(_RECORD_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}")

@@ -85,6 +85,25 @@ def decision(item: Item, submission: Submission, routed_at: str) -> dict[str, ob
     }
 
 
+def observation_message(item: Item, submission: Submission, topics: Topics) -> Message | None:
+    """The correlator's record of one routed object (none when it has nothing to count)."""
+    seen = item.observation
+    if seen is None:
+        return None
+    doc = {
+        "object_id": item.id,
+        "version": item.version,
+        "sender": submission.member,
+        "country": seen.country,
+        "regions": list(seen.regions),
+        "received": submission.received,
+        "keys": list(seen.keys),
+        "sighting_of": seen.sighting_of,
+        "visible": dict(seen.visible),
+    }
+    return Message(topics.observations, orjson.dumps(doc), key=item.id.encode())
+
+
 def emit(submission: Submission, topics: Topics, date_added: str) -> list[Message]:
     """Feed records for each accepted object and collection, refusals, and the final status."""
     messages: list[Message] = []
@@ -100,6 +119,9 @@ def emit(submission: Submission, topics: Topics, date_added: str) -> list[Messag
                     headers=(("sender", submission.member.encode()),),
                 )
             )
+            observed = observation_message(item, submission, topics)
+            if observed is not None:
+                messages.append(observed)
         else:
             # The object travels as sent, so a refusal can be inspected and replayed.
             refusal = {

@@ -35,6 +35,18 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Observation:
+    """What the correlator learns of one routed object: keyed observables (no raw values),
+    what it sights, and each member that received it with the id it received it by."""
+
+    keys: tuple[str, ...]
+    sighting_of: str | None
+    visible: tuple[tuple[str, str], ...]  # (member, delivered object id)
+    country: str  # the sender's
+    regions: tuple[str, ...]  # the sender's
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """One STIX object of a submission, as sent, with what the stages decided about it."""
 
@@ -45,6 +57,7 @@ class Item:
     redacted: bool = False  # a policy stage removed properties; sign says so in the provenance
     deliveries: tuple[Delivery, ...] = ()
     verdicts: tuple[Verdict, ...] = ()  # per member, why it may or may not receive the object
+    observation: Observation | None = None  # for the correlator (set by observe)
 
     @property
     def id(self) -> str:

@@ -7,9 +7,7 @@ then reported on the status resource as a success or a failure with its reason.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import uuid
 from typing import Any
 
@@ -23,9 +21,7 @@ from hub.api.taxii.paging import date_added_headers, more_and_next
 from hub.api.taxii.query import ONE_OBJECT, VERSIONS, object_query
 from hub.bus import BusError, Message, MessageTooLarge
 from hub.errors import (
-    BadRequest,
     HubError,
-    InvalidStix,
     NotFound,
     PayloadTooLarge,
     Unavailable,
@@ -33,6 +29,7 @@ from hub.errors import (
 from hub.pipeline.decode import encode_intake
 from hub.pipeline.emit import rfc3339_now
 from hub.status import pending_status
+from hub.stix.envelope import envelope_objects, parse_body
 from hub.store.view import Entry, Page
 
 log = logging.getLogger(__name__)
@@ -106,51 +103,6 @@ def version_of(entry: Entry) -> str:
     return entry.version or entry.date_added
 
 
-# STIX 2.1 integers must fit in a signed 54-bit value; orjson would silently turn integers
-# beyond 64 bits into floats, so bodies with long digit runs get an exact check.
-_LONG_DIGITS = re.compile(rb"[0-9]{16,}")
-_STIX_INT_MAX = 2**53 - 1
-
-
-def _exact_int(text: str) -> int:
-    # Past 16 digits it is out of range anyway; int() of thousands of digits would refuse.
-    value = int(text) if len(text.lstrip("-")) <= 16 else _STIX_INT_MAX + 1
-    if abs(value) > _STIX_INT_MAX:
-        raise InvalidStix(
-            f"the integer {text[:40]} is outside the range STIX allows (±(2^53-1)); "
-            "send it as a string"
-        )
-    return value
-
-
-def _envelope_objects(body: bytes, max_objects: int) -> list[dict[str, Any]]:
-    """The objects of a TAXII envelope (or, leniently, a STIX bundle), checked for shape."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not JSON: {exc}") from exc
-    if _LONG_DIGITS.search(body):
-        try:
-            json.loads(body, parse_int=_exact_int)
-        except RecursionError as exc:
-            raise BadRequest("the request body is nested too deeply") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("the request body must be a TAXII envelope: a JSON object")
-    objects = data.get("objects")
-    if not isinstance(objects, list) or not objects:
-        raise BadRequest("the envelope must have an 'objects' array with at least one object")
-    if len(objects) > max_objects:
-        raise PayloadTooLarge(
-            f"the envelope holds {len(objects)} objects; this hub accepts {max_objects} at once"
-        )
-    for i, obj in enumerate(objects):
-        if not isinstance(obj, dict):
-            raise InvalidStix(f"objects[{i}] is not a JSON object")
-        if not isinstance(obj.get("id"), str) or not obj["id"]:
-            raise InvalidStix(f"objects[{i}] has no 'id' string")
-    return objects
-
-
 async def add_objects(request: web.Request) -> web.Response:
     """Take a submission; count it per member as accepted (202) or refused (a 4xx/503)."""
     submissions = request.app[METRICS].submissions
@@ -175,7 +127,8 @@ async def _add_objects(request: web.Request) -> web.Response:
             f"the body is {request.content_length} bytes; max_content_length is "
             f"{settings.max_content_length}"
         )
-    objects = _envelope_objects(await request.read(), settings.federation.hub.limits.max_objects)
+    limit = settings.federation.hub.limits.max_objects
+    objects = envelope_objects(parse_body(await request.read()), limit)
     assert account.member is not None  # can_write() holds only for member accounts
 
     status_id = str(uuid.uuid4())

@@ -1,0 +1,92 @@
+"""Major-incident alerts as STIX 2.1: one `grouping` per observable cluster and recipient.
+
+A grouping (context `suspicious-activity`) rather than an incident, because it can refer to
+the reports behind it (`object_refs`), which an incident cannot. Each member gets its own
+alert object for a cluster (its id is derived from the cluster and the member), referring
+only to the contributing objects that member received, under the ids it received them by;
+counts of members and countries are given to all, never who they are. Each new report
+that changes the counts gives every recipient a new version of its alert.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from hub.correlate.rules import CorrelationRule
+from hub.stix import timestamps
+from hub.stix.markings import Tlp, tlp2_id
+
+_NAMESPACE = uuid.UUID("2f6b9c1e-8f4a-4d8e-9b1a-3c5d7e9f0a12")
+ALERT_PROPERTY = "x_cirt_hub_alert"
+_KIND_WORDS = {
+    "ipv4-addr": "IPv4 address",
+    "ipv6-addr": "IPv6 address",
+    "domain-name": "domain",
+    "url": "URL",
+    "email-addr": "e-mail address",
+    "vulnerability": "vulnerability",
+    "malware": "malware",
+    "attack-pattern": "attack pattern",
+    "attack-pattern-id": "ATT&CK technique",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    """What every recipient's alert for one cluster says, at one version."""
+
+    rule: CorrelationRule
+    key: str  # the keyed observable ("kind:hmac")
+    members: int
+    countries: int
+    first_seen: datetime
+    last_seen: datetime
+    created: datetime
+    modified: datetime
+
+    @property
+    def kind(self) -> str:
+        return self.key.rsplit(":", 1)[0]
+
+
+def alert_id(rule: CorrelationRule, key: str, member: str) -> str:
+    return f"grouping--{uuid.uuid5(_NAMESPACE, f'{rule.scope}|{key}|{member}')}"
+
+
+def alert(state: ClusterState, member: str, refs: Iterable[str], hub_identity: str) -> dict:
+    """The alert object `member` receives (unsigned)."""
+    kind = state.kind
+    words = _KIND_WORDS.get(kind, "file hash" if kind.startswith("file:") else kind)
+    first, last = (timestamps.format_micros(t) for t in (state.first_seen, state.last_seen))
+    return {
+        "type": "grouping",
+        "spec_version": "2.1",
+        "id": alert_id(state.rule, state.key, member),
+        "created": timestamps.format_micros(state.created),
+        "modified": timestamps.format_micros(state.modified),
+        "created_by_ref": hub_identity,
+        "name": (
+            f"Major incident: the same {words} reported by {state.members} members "
+            f"in {state.countries} countries"
+        ),
+        "description": (
+            f"{state.members} member CIRTs in {state.countries} countries reported the same "
+            f"{words} between {first} and {last} (rule: {state.rule.describe()}). The "
+            "references are the reports you received; the value is in them."
+        ),
+        "context": "suspicious-activity",
+        "object_refs": sorted(refs),
+        "object_marking_refs": [tlp2_id(Tlp.AMBER)],
+        ALERT_PROPERTY: {
+            "observable": state.key,
+            "kind": kind,
+            "members": state.members,
+            "countries": state.countries,
+            "first_seen": first,
+            "last_seen": last,
+            "scope": state.rule.scope,
+        },
+    }

@@ -1,0 +1,241 @@
+"""The correlator: observations in, major-incident alerts out, one atomic unit per batch.
+
+The pipeline writes one observation per routed object to the one-partition `observations`
+topic, in its own routing unit. One correlator at a time owns that partition (a consumer
+group, as the audit chainer does); it turns each batch into alert versions on
+`feed.alerts` and commits them with its offsets. Its state (which members of which
+countries reported which keyed observable, and when) is not stored anywhere else: at
+start it is rebuilt by replaying the topic up to the committed offset, without emitting,
+so alert versions go on from where they were and none is written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from hub.bus import Bus, CommitFailed, GroupConsumer, Message, Record, read_to
+from hub.bus.membership import consume_until_stopped
+from hub.config import Settings
+from hub.correlate.alerts import ClusterState, alert
+from hub.correlate.rules import CorrelationRule, parse_rules
+from hub.federation import Federation
+from hub.pipeline.emit import STIX_MEDIA_TYPE, rfc3339_now
+from hub.signing.provenance import HubSigner, Provenance
+from hub.stix import timestamps
+from hub.topics import Topics
+
+log = logging.getLogger(__name__)
+ONE_MILLISECOND = timestamps.ONE_MICROSECOND * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    member: str
+    country: str
+    at: datetime
+    visible: Mapping[str, str]  # member → the object's id as that member received it
+
+
+@dataclass
+class Cluster:
+    rule: CorrelationRule
+    key: str
+    reports: dict[str, Report] = field(default_factory=dict)  # by object id
+    shown: ClusterState | None = None  # the last version published
+
+    def state(self, now: datetime) -> ClusterState | None:
+        """The alert this cluster calls for now, or None while below the rule's threshold."""
+        latest = max(r.at for r in self.reports.values())
+        recent = [r for r in self.reports.values() if r.at >= latest - self.rule.window]
+        members = {r.member for r in recent}
+        countries = {r.country for r in recent}
+        crossed = len(members) >= self.rule.min_members
+        crossed = crossed and len(countries) >= self.rule.min_countries
+        if self.shown is None and not crossed:
+            return None
+        everyone = self.reports.values() if self.shown else recent
+        previous = self.shown.modified if self.shown else now - ONE_MILLISECOND
+        return ClusterState(
+            rule=self.rule,
+            key=self.key,
+            members=len({r.member for r in everyone}),
+            countries=len({r.country for r in everyone}),
+            first_seen=min(r.at for r in everyone),
+            last_seen=latest,
+            created=self.shown.created if self.shown else now,
+            modified=max(now, previous + ONE_MILLISECOND),
+        )
+
+    def recipients(self) -> dict[str, set[str]]:
+        """member → the contributing objects it received (under the ids it has them)."""
+        out: dict[str, set[str]] = {}
+        for report in self.reports.values():
+            for member, object_id in report.visible.items():
+                out.setdefault(member, set()).add(object_id)
+        return out
+
+
+@dataclass
+class Correlation:
+    """The correlator's state and its one rule: an observation in, alerts (if any) out."""
+
+    federation: Federation
+    rules: tuple[CorrelationRule, ...]
+    clusters: dict[tuple[int, str], Cluster] = field(default_factory=dict)
+    sighted: dict[str, tuple[str, ...]] = field(default_factory=dict)  # object id → keys
+    shown_refs: dict[tuple[int, str, str], frozenset[str]] = field(default_factory=dict)
+
+    def observe(self, doc: Mapping[str, Any]) -> list[tuple[ClusterState, str, list[str]]]:
+        """Take one observation; the (state, recipient, refs) of every alert version due."""
+        keys = tuple(doc.get("keys") or self.sighted.get(str(doc.get("sighting_of")), ()))
+        if doc.get("keys"):
+            self.sighted[str(doc["object_id"])] = tuple(doc["keys"])
+        if not keys:
+            return []
+        at = timestamps.parse(str(doc["received"]))
+        report = Report(str(doc["sender"]), str(doc["country"]), at, dict(doc["visible"]))
+        due = []
+        for index, rule in enumerate(self.rules):
+            if not rule.covers(doc.get("regions", [])):
+                continue
+            for key in keys:
+                cluster = self.clusters.setdefault((index, key), Cluster(rule, key))
+                cluster.reports[str(doc["object_id"])] = report
+                state = cluster.state(at)
+                if state is None:
+                    continue
+                changed = cluster.shown is None or (
+                    (state.members, state.countries, state.last_seen)
+                    != (cluster.shown.members, cluster.shown.countries, cluster.shown.last_seen)
+                )
+                versions = []
+                for member, refs in sorted(cluster.recipients().items()):
+                    # A recipient that got a new report to refer to gets a new version too.
+                    if changed or self.shown_refs.get((index, key, member)) != frozenset(refs):
+                        versions.append((state, member, sorted(refs)))
+                        self.shown_refs[(index, key, member)] = frozenset(refs)
+                if versions:
+                    cluster.shown = state
+                    due += versions
+        return due
+
+
+@dataclass
+class Correlator:
+    bus: Bus
+    topics: Topics
+    federation: Federation
+    rules: tuple[CorrelationRule, ...]
+    signer: HubSigner
+    group: str
+    transactional_id: str
+    on_alert: Callable[[dict[str, Any], str], None] | None = None  # (signed alert, member)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        await consume_until_stopped(
+            self.bus,
+            self.group,
+            [self.topics.observations],
+            self.transactional_id,
+            self._stopping,
+            self._consume,
+        )
+
+    async def _rebuilt(self) -> Correlation:
+        """The state as of the committed offset: the topic replayed, nothing emitted."""
+        correlation = Correlation(self.federation, self.rules)
+        topic = self.topics.observations
+        committed = await self.bus.committed(self.group, [topic])
+        ends = {tp: committed.get(tp, 0) for tp in await self.bus.end_offsets([topic])}
+        if any(ends.values()):
+            reader = self.bus.reader([topic], {tp: 0 for tp in ends})
+            await reader.start()
+            try:
+                for record in await read_to(reader, ends, timeout=120):
+                    if record.offset < ends.get(record.tp, 0):
+                        correlation.observe(orjson.loads(record.value))
+            finally:
+                await reader.stop()
+        return correlation
+
+    def _messages(
+        self, due: list[tuple[ClusterState, str, list[str]]]
+    ) -> tuple[list[Message], list[tuple[dict[str, Any], str]]]:
+        """The feed records of the alert versions due, and each signed alert with its member."""
+        messages, signed_alerts = [], []
+        added = rfc3339_now()
+        for state, member, refs in due:
+            readers = [a.username for a in self.federation.member(member).accounts if a.can("read")]
+            if not readers:
+                continue
+            body = alert(state, member, refs, self.federation.hub.identity)
+            signed = self.signer.sign(
+                body,
+                Provenance(
+                    received=body["modified"],
+                    submitter="hub",
+                    policy_version=self.federation.policy_version,
+                ),
+            )
+            signed_alerts.append((signed, member))
+            messages.append(
+                Message(
+                    self.topics.feed("alerts"),
+                    orjson.dumps(signed),
+                    key=body["id"].encode(),
+                    headers=(
+                        ("content-type", STIX_MEDIA_TYPE),
+                        ("submitter", b"hub"),
+                        ("date-added", added.encode()),
+                        ("received", body["modified"].encode()),
+                        ("accounts", ",".join(readers).encode()),
+                    ),
+                )
+            )
+        return messages, signed_alerts
+
+    async def _consume(self, consumer: GroupConsumer) -> None:
+        correlation = await self._rebuilt()
+        while not self._stopping.is_set():
+            batch: list[Record] = await consumer.fetch(max_records=500, timeout=0.2)
+            if not batch:
+                continue
+            due = [d for r in batch for d in correlation.observe(orjson.loads(r.value))]
+            messages, signed = await asyncio.to_thread(self._messages, due) if due else ([], [])
+            try:
+                async with consumer.transaction(batch) as txn:
+                    for message in messages:
+                        await txn.send(message)
+            except CommitFailed as exc:
+                log.info("alerts not committed (%s); rebuilding from the committed offset", exc)
+                return  # the state moved past what was committed: start again from the bus
+            if signed:
+                log.info("major-incident alerts updated", extra={"objects": len(signed)})
+                if self.on_alert is not None:
+                    for alert_object, member in signed:  # only what committed is announced
+                        self.on_alert(alert_object, member)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def correlator(settings: Settings, bus: Bus, signer: HubSigner) -> Correlator:
+    """The node's correlator; all nodes' share one group, so one runs at a time."""
+    prefix = settings.topic_prefix
+    return Correlator(
+        bus=bus,
+        topics=settings.topics,
+        federation=settings.federation,
+        rules=parse_rules(settings.federation.correlation),
+        signer=signer,
+        group=f"{prefix}correlator",
+        transactional_id=f"{prefix}correlator-{settings.node_id}",
+    )

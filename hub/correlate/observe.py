@@ -1,0 +1,71 @@
+"""observe: what the correlator needs to know of each routed object, and nothing more.
+
+Runs after routing: the observables of the object as accepted (keyed, no raw values), what
+it sights, and which members received it under which id (a pseudonymised observable has
+another id in each variant). Content under embargo is not observed: an alert must not
+announce what its sender has not released yet. TLP:RED deliveries, limited to named
+accounts, do not make their member a recipient of an alert (an alert is for the member's
+every reader).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from hub.collections import PUBLIC, member_alias, region_alias
+from hub.correlate.observables import keyed, observables
+from hub.federation import Federation
+from hub.pipeline.submission import Item, Observation, Submission
+
+MEMBER_PREFIX = member_alias("")
+
+
+@dataclass(frozen=True)
+class Observe:
+    federation: Federation
+    key: bytes  # the federation's key (the pseudonymisation key file)
+
+    def _readers(self, collection: str) -> set[str]:
+        if collection == PUBLIC:
+            return {m.id for m in self.federation.members}
+        if collection.startswith(MEMBER_PREFIX):
+            return {collection[len(MEMBER_PREFIX) :]}
+        return {
+            m.id
+            for m in self.federation.members
+            for r in m.regions
+            if region_alias(r) == collection
+        }
+
+    def _observe(self, item: Item, country: str, regions: tuple[str, ...]) -> Item:
+        if any(d.release_at is not None for d in item.deliveries):
+            return item
+        obj = item.obj
+        keys = tuple(sorted({keyed(o, self.key) for o in observables(obj)}))
+        sighted = obj.get("sighting_of_ref") if obj.get("type") == "sighting" else None
+        if not keys and not isinstance(sighted, str):
+            return item
+        allowed = {v.member for v in item.verdicts if v.allowed}
+        visible: dict[str, str] = {}
+        for delivery in item.deliveries:
+            if delivery.accounts:
+                continue
+            delivered_id = str(delivery.obj.get("id", item.id))
+            for member in self._readers(delivery.collection) & allowed:
+                visible.setdefault(member, delivered_id)
+        observation = Observation(
+            keys=keys,
+            sighting_of=sighted if isinstance(sighted, str) else None,
+            visible=tuple(sorted(visible.items())),
+            country=country,
+            regions=regions,
+        )
+        return replace(item, observation=observation)
+
+    def __call__(self, submission: Submission) -> Submission:
+        sender = next((m for m in self.federation.members if m.id == submission.member), None)
+        if sender is None:
+            return submission  # route refused everything already
+        return submission.map_accepted(
+            lambda item: self._observe(item, sender.country, sender.regions)
+        )
