@@ -35,6 +35,7 @@ from hub.collections import build_collections, feed_aliases
 from hub.config import Settings
 from hub.correlate.correlator import correlator
 from hub.correlate.observe import Observe
+from hub.correlate.webhooks import Webhooks
 from hub.metrics import HubMetrics
 from hub.pipeline.authenticate import Authenticate
 from hub.pipeline.decode import Decode
@@ -124,6 +125,7 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         Sign(signer, federation),
     )
     pipeline = compose(*(app[METRICS].timed(stage) for stage in stages))
+    webhooks = Webhooks(federation.correlation.get("webhooks", {}))
     worker = PipelineWorker(
         bus=app[BUS],
         topics=settings.topics,
@@ -138,9 +140,12 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         supervised("pipeline", worker) as state,
         supervised("audit-chainer", audit_chainer(settings, app[BUS])) as chainer,
         supervised("embargo-releaser", releaser(settings, app[BUS])) as release,
-        supervised("correlator", correlator(settings, app[BUS], signer)) as correlating,
+        supervised("webhooks", webhooks) as notifying,
+        supervised(
+            "correlator", correlator(settings, app[BUS], signer, webhooks.notify)
+        ) as correlating,
     ):
-        app[RUNNERS].extend((state, chainer, release, correlating))
+        app[RUNNERS].extend((state, chainer, release, notifying, correlating))
         yield
 
 

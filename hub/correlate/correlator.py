@@ -227,7 +227,12 @@ class Correlator:
         self._stopping.set()
 
 
-def correlator(settings: Settings, bus: Bus, signer: HubSigner) -> Correlator:
+def correlator(
+    settings: Settings,
+    bus: Bus,
+    signer: HubSigner,
+    on_alert: Callable[[dict[str, Any], str], None] | None = None,
+) -> Correlator:
     """The node's correlator; all nodes' share one group, so one runs at a time."""
     prefix = settings.topic_prefix
     return Correlator(
@@ -238,4 +243,5 @@ def correlator(settings: Settings, bus: Bus, signer: HubSigner) -> Correlator:
         signer=signer,
         group=f"{prefix}correlator",
         transactional_id=f"{prefix}correlator-{settings.node_id}",
+        on_alert=on_alert,
     )
