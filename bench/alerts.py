@@ -103,9 +103,9 @@ async def rounds(bus_url: str, n: int) -> tuple[list[float], list[float]]:
                         await asyncio.sleep(0.005)
                     baseline.append(seen_own)
                     alerting.append(seen_alert)
-                    progress(
-                        f"{bus_url.split(':')[0]}: round {i + 1}/{n}: report {seen_own * 1000:.0f} ms, alert {seen_alert * 1000:.0f} ms"
-                    )
+                    bus = bus_url.split(":")[0]
+                    delays = f"report {seen_own * 1000:.0f} ms, alert {seen_alert * 1000:.0f} ms"
+                    progress(f"{bus}: round {i + 1}/{n}: {delays}")
             return baseline, alerting
 
 
