@@ -25,7 +25,7 @@ from hub.bus.url import open_bus
 from tests.hubs import RunningHub, running_hub
 from tests.stixdata import TLP2
 
-SUBMISSIONS, PER_SUBMISSION = 240, 4  # several batches of 64 intake records
+SUBMISSIONS, PER_SUBMISSION = 160, 4  # several batches of 64 intake records
 
 
 def objects(identity: str, count: int, marking: str) -> list[dict[str, Any]]:

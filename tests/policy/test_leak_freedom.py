@@ -396,7 +396,7 @@ async def check(world: World, bus_url: str, data_dir: Path) -> int:
 
 # Examples per bus (CIRT_HUB_LEAK_EXAMPLES overrides): each one starts a hub with a new
 # federation, so Kafka (topics created per hub) gets fewer to keep the suite short.
-EXAMPLES = {"embedded": 40, "kafka": 8}
+EXAMPLES = {"embedded": 30, "kafka": 8}
 
 
 # The hub under test runs in this process, and aiokafka's threads use the global `random`
