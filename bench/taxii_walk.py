@@ -48,6 +48,7 @@ from hub.demo import DEMO_ACCOUNTS_FILE, demo_federation
 from tests.conftest import TESTDATA, free_port
 from tests.hubs import running_hub
 from tests.integration.test_taxii_read import CHUNK, FEED, READER, SUBMITTER
+from tests.processes import stop
 from tests.stixdata import shared_objects
 
 BUNDLE = "mitre-attack/ics-attack-18.1.json"
@@ -200,12 +201,7 @@ def medallion_server(objects: list[dict[str, Any]], work: Path) -> Iterator[str]
         _wait_until_up(f"{base_url}/taxii2/", proc, log_path)
         yield base_url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import rfc8785
 import yaml
 
@@ -173,6 +172,10 @@ def _line_of(root: yaml.Node | None, path: Path_) -> int | None:
 
 
 def _schema_problems(data: Any, root: yaml.Node | None) -> list[Problem]:
+    # Imported here: jsonschema's import costs a second or more (it compiles grammars for
+    # its format checkers), which commands that never read a federation file should not pay.
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema())
     problems = []
     for error in validator.iter_errors(data):

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import orjson
 
 from hub.audit.chain import Link, chained
-from hub.bus import Bus, CommitFailed, GroupConsumer, Message, read_to
-from hub.bus.membership import consume_until_stopped
+from hub.bus import Bus, GroupConsumer, Message, read_to
+from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.config import Settings
 from hub.topics import Topics
 
@@ -90,12 +90,7 @@ class AuditChainer:
                         headers=record.headers,
                     )
                 )
-            try:
-                async with consumer.transaction(batch) as txn:
-                    for message in messages:
-                        await txn.send(message)
-            except CommitFailed as exc:
-                log.info("audit batch not committed (%s); it will be chained again", exc)
+            if not await commit_unit(consumer, batch, messages, "audit batch"):
                 continue
             self._written = link
 

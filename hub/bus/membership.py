@@ -7,9 +7,24 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 
-from hub.bus import Bus, BusError, GroupConsumer
+from hub.bus import Bus, BusError, CommitFailed, GroupConsumer, Message, Record
 
 log = logging.getLogger(__name__)
+
+
+async def commit_unit(
+    consumer: GroupConsumer, batch: Sequence[Record], messages: Sequence[Message], what: str
+) -> bool:
+    """Send `messages` and commit `batch`'s offsets as one unit. False (and logged) when the
+    group took the partitions meanwhile: nothing of the unit shows, the batch comes again."""
+    try:
+        async with consumer.transaction(list(batch)) as txn:
+            for message in messages:
+                await txn.send(message)
+    except CommitFailed as exc:
+        log.info("%s not committed (%s); it will be done again", what, exc)
+        return False
+    return True
 
 
 async def consume_until_stopped(

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from hub.bus import Bus, CommitFailed, GroupConsumer, Message, Record, read_to
-from hub.bus.membership import consume_until_stopped
+from hub.bus import Bus, GroupConsumer, Message, Record, read_to
+from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.config import Settings
 from hub.correlate.alerts import ClusterState, alert
 from hub.correlate.rules import CorrelationRule, parse_rules
@@ -210,13 +210,8 @@ class Correlator:
                 continue
             due = [d for r in batch for d in correlation.observe(orjson.loads(r.value))]
             messages, signed = await asyncio.to_thread(self._messages, due) if due else ([], [])
-            try:
-                async with consumer.transaction(batch) as txn:
-                    for message in messages:
-                        await txn.send(message)
-            except CommitFailed as exc:
-                log.info("alerts not committed (%s); rebuilding from the committed offset", exc)
-                return  # the state moved past what was committed: start again from the bus
+            if not await commit_unit(consumer, batch, messages, "alerts"):
+                return  # the state moved past what was committed: rebuild it from the bus
             if signed:
                 log.info("major-incident alerts updated", extra={"objects": len(signed)})
                 if self.on_alert is not None:

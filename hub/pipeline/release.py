@@ -17,8 +17,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from hub.bus import Bus, CommitFailed, GroupConsumer, Message, Record
-from hub.bus.membership import consume_until_stopped
+from hub.bus import Bus, GroupConsumer, Message, Record
+from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.config import Settings
 from hub.stix import timestamps
 from hub.topics import Topics
@@ -104,22 +104,21 @@ class EmbargoReleaser:
             if not due and not prefix:
                 continue
             stamp = timestamps.format_micros(now)
-            try:
-                async with consumer.transaction(prefix) as txn:
-                    for record in due:
-                        await txn.send(released_message(record, self.topics, stamp))
-                        if record not in prefix:
-                            marker = Message(
-                                self.topics.held,
-                                b"{}",
-                                key=record.key,
-                                headers=(("released", str(record.offset).encode()),),
-                            )
-                            await txn.send(marker)
-            except CommitFailed as exc:
-                # Another owner took `held`; it reads from the committed offset with markers.
-                log.info("embargo release not committed (%s); reading held again", exc)
-                return  # a fresh consumer starts from the committed offset, markers and all
+            messages = []
+            for record in due:
+                messages.append(released_message(record, self.topics, stamp))
+                if record not in prefix:
+                    marker = Message(
+                        self.topics.held,
+                        b"{}",
+                        key=record.key,
+                        headers=(("released", str(record.offset).encode()),),
+                    )
+                    messages.append(marker)
+            if not await commit_unit(consumer, prefix, messages, "embargo release"):
+                # Another owner took `held`: a fresh consumer starts from the committed
+                # offset, markers and all.
+                return
             backlog.released.update(r.offset for r in due)
             backlog.records = backlog.records[len(prefix) :]
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from hub.bus import Bus, BusError, CommitFailed, GroupConsumer, Message, Record
-from hub.bus.membership import consume_until_stopped
+from hub.bus import Bus, BusError, GroupConsumer, Message, Record
+from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.logs import REQUEST_ID
 from hub.pipeline.decode import UndecodableRecord
 from hub.pipeline.emit import emit, rfc3339_now
@@ -139,14 +139,8 @@ class PipelineWorker:
             if self.history is not None:
                 await self.history.catch_up()
             messages, done = await asyncio.to_thread(self.process, batch)
-            try:
-                async with consumer.transaction(batch) as txn:
-                    for message in messages:
-                        await txn.send(message)
-            except CommitFailed as exc:
-                # A rebalance took the partitions; the consumer rewound, the new owner redoes it.
-                log.info("pipeline batch not committed (%s); it will be redelivered", exc)
-                continue
+            if not await commit_unit(consumer, batch, messages, "pipeline batch"):
+                continue  # a rebalance took the partitions; their new owner redoes the batch
             if self.metrics is not None:
                 self.metrics.count_routed(done)
 

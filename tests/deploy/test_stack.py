@@ -36,6 +36,7 @@ from hub.credentials import verify_secret
 from hub.federation import load_federation
 from hub.metrics import HubMetrics
 from tests.conftest import free_port
+from tests.processes import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -477,12 +478,7 @@ def test_the_demo_federation_service_gives_every_node_the_same_accounts(
         reader = stored["ng-cert-read"]["password"]
         assert _get(f"{base}/metrics", "ng-cert-read", reader)[0] == 403
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, grace=20)
 
 
 def test_the_federation_service_leaves_a_real_federation_alone(

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import free_port
+from tests.processes import stop
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -126,9 +127,4 @@ async def browser_page(profile: Path) -> AsyncIterator[Page]:
                 await page.send("Page.enable")
                 yield page
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

@@ -24,6 +24,7 @@ from taxii2client.v21 import Collection, Server
 from hub.demo import DEMO_ACCOUNTS_FILE
 from tests.conftest import KAFKA_SCRIPT, free_port
 from tests.hubs import KEY_PASSPHRASE, member_identity, running_hub, submit
+from tests.processes import stop
 from tests.stixdata import TLP2, incident_report
 
 CLI = [sys.executable, "-m", "hub"]
@@ -126,12 +127,7 @@ async def node(
             await asyncio.sleep(0.5)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, grace=30)
 
 
 @pytest.mark.timeout(300)
