@@ -14,6 +14,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from connectors.client import commands as client_commands
+from connectors.federation import commands as federation_commands
+from connectors.misp import commands as misp_commands
 from hub.audit import commands as audit_commands
 from hub.bus import BusError
 from hub.bus.url import BusUrlError, open_bus, validate_bus_url
@@ -85,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     signing_commands.add_parsers(sub)
     policy_commands.register(sub)
     audit_commands.register(sub)
+    client_commands.register(sub)
+    federation_commands.register(sub)
+    misp_commands.register(sub)
     return parser
 
 
@@ -241,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
         return policy_commands.run(args)
     if args.command == "audit":
         return audit_commands.run(args)
+    if args.command in client_commands.COMMANDS:
+        return client_commands.run(args)
+    if args.command in federation_commands.COMMANDS:
+        return federation_commands.run(args)
+    if args.command == "misp":
+        return misp_commands.run(args)
     if args.command == "check-config":
         try:
             federation = load_federation(args.file)

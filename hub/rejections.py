@@ -38,8 +38,9 @@ def describe(entry: dict[str, Any]) -> str:
     """One line for people: when, who, what, why."""
     if "intake" in entry:  # a whole intake record was refused
         where = entry["intake"]
+        topic = where.get("topic", "intake")  # records refused before topics were named
         return (
-            f"-  {_member_of(entry) or '?':<10} intake partition {where['partition']} offset "
+            f"-  {_member_of(entry) or '?':<10} {topic} partition {where['partition']} offset "
             f"{where['offset']}  {entry['reason']}: {entry['message']}"
         )
     return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hub.bus import TopicSpec
@@ -13,7 +14,23 @@ class Topics:
 
     @property
     def intake(self) -> str:
+        """What the hub's API writes (`"v": 1` records); no member's principal may write it."""
         return f"{self.prefix}intake"
+
+    def member_intake(self, member: str) -> str:
+        """Where one member's own Kafka producer writes its signed bundles, and nobody else."""
+        return f"{self.prefix}intake.member-{member}"
+
+    def intake_member(self, topic: str) -> str | None:
+        """The member whose intake topic `topic` is; None for any other topic."""
+        head = self.member_intake("")
+        if not topic.startswith(head):
+            return None
+        return topic[len(head) :] or None
+
+    def intakes(self, members: Iterable[str]) -> list[str]:
+        """Every topic the pipeline consumes: the hub's intake and each member's."""
+        return [self.intake, *(self.member_intake(m) for m in members)]
 
     @property
     def rejected(self) -> str:
@@ -45,10 +62,12 @@ class Topics:
     def feed(self, collection: str) -> str:
         return f"{self.prefix}feed.{collection}"
 
-    def specs(self, collections: list[str], partitions: int) -> list[TopicSpec]:
-        """Every topic the hub uses; only `intake` may expire."""
+    def specs(
+        self, collections: list[str], partitions: int, members: Iterable[str] = ()
+    ) -> list[TopicSpec]:
+        """Every topic the hub uses; only the intake topics may expire."""
         return [
-            TopicSpec(self.intake, partitions, retain_forever=False),
+            *(TopicSpec(t, partitions, retain_forever=False) for t in self.intakes(members)),
             TopicSpec(self.rejected, partitions),
             TopicSpec(self.status, partitions),
             TopicSpec(self.audit, 1),

@@ -14,6 +14,7 @@ import jsonschema
 from aiohttp import web
 from taxii2client.v21 import Collection, Server, as_pages
 
+from connectors.client import MemberKey
 from hub.api.app import create_app
 from hub.api.keys import COLLECTIONS
 from hub.config import Role, Settings
@@ -55,6 +56,21 @@ def with_sharing(federation: Federation, sharing: Mapping[str, dict[str, Any]]) 
         federation,
         members=tuple(replace(m, sharing=sharing.get(m.id, m.sharing)) for m in federation.members),
     )
+
+
+def with_member_key(member_id: str, key: MemberKey) -> Callable[[Federation], Federation]:
+    """A federation change: `member_id` lists `key` (a connectors.client MemberKey)."""
+
+    def adjust(federation: Federation) -> Federation:
+        return replace(
+            federation,
+            members=tuple(
+                replace(m, public_keys=(key.public_jwk(),)) if m.id == member_id else m
+                for m in federation.members
+            ),
+        )
+
+    return adjust
 
 
 @asynccontextmanager
@@ -118,11 +134,13 @@ async def serving(
     role: Role = "all",
     node_id: str = "node-test",
     keys_dir: Path | None = None,
+    port: int | None = None,
     **tuning: Any,
 ) -> AsyncIterator[RunningHub]:
-    """Any federation served on 127.0.0.1:<free port>; `passwords` by username."""
+    """Any federation served on 127.0.0.1:`port` (default: a free one); `passwords` by
+    username."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     settings = Settings(
         federation=federation,
         data_dir=data_dir,

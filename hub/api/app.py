@@ -66,8 +66,9 @@ def _bus_context(given: Bus | None) -> Context:
         bus = given or open_bus(settings.bus_url, settings.data_dir, partitions=settings.partitions)
         await bus.start()
         try:
+            members = [m.id for m in settings.federation.members]
             await bus.ensure_topics(
-                settings.topics.specs(feed_aliases(app[COLLECTIONS]), settings.partitions)
+                settings.topics.specs(feed_aliases(app[COLLECTIONS]), settings.partitions, members)
             )
             app[BUS] = bus
             yield
@@ -129,10 +130,11 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
     worker = PipelineWorker(
         bus=app[BUS],
         topics=settings.topics,
-        decode=Decode(federation),
+        decode=Decode(federation, settings.topics),
         pipeline=pipeline,
         group=f"{settings.topic_prefix}pipeline",
         transactional_id=f"{settings.topic_prefix}pipeline-{settings.node_id}",
+        members=tuple(m.id for m in federation.members),
         history=history,
         metrics=app[METRICS],
     )

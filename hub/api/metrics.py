@@ -35,7 +35,7 @@ async def refresh_lag(app: web.Application) -> None:
     groups = []
     if settings.runs_pipeline:
         groups = [
-            (f"{prefix}pipeline", [topics.intake]),
+            (f"{prefix}pipeline", topics.intakes(m.id for m in settings.federation.members)),
             (f"{prefix}audit-chain", [topics.decisions]),
             (f"{prefix}embargo", [topics.held]),
         ]

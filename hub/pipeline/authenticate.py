@@ -11,13 +11,29 @@ from dataclasses import dataclass, field, replace
 
 from hub.federation import Federation
 from hub.pipeline.submission import Item, Submission
+from hub.signing.jws import MalformedJws, parse_detached
 from hub.signing.members import MemberKeys, MemberSignatureError
 from hub.signing.provenance import (
+    MAX_CHAIN,
     CanonicalizationError,
     canonical,
     extension_of,
     without_extension,
 )
+
+
+def chain_problem(chain: object) -> str:
+    """What is wrong with a submitted `chain` (a relayed object's earlier signatures), or ""."""
+    if not isinstance(chain, list):
+        return "the provenance extension's chain must be a list of signatures"
+    if len(chain) > MAX_CHAIN:
+        return f"the chain holds {len(chain)} signatures; at most {MAX_CHAIN} hops are kept"
+    for n, entry in enumerate(chain):
+        try:
+            parse_detached(entry)
+        except MalformedJws as exc:
+            return f"chain[{n}] is not a detached JWS: {exc}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,16 @@ class Authenticate:
                     f"{where}: the provenance extension must be a JSON object",
                 )
             jws = ext.get("member_signature") if ext is not None else None
+            chain = ext.get("chain", []) if ext is not None else []
+            if chain and jws is None:
+                return item.refuse(
+                    "member-signature-malformed",
+                    f"{where}: a chain of earlier signatures comes only with the relaying "
+                    "peer's own member_signature",
+                )
+            problem = chain_problem(chain)
+            if problem:
+                return item.refuse("member-signature-malformed", f"{where}: {problem}")
             if jws is None:
                 if required:
                     return item.refuse(
@@ -61,6 +87,6 @@ class Authenticate:
                 signature = self.keys.check(jws, payload, member)
             except MemberSignatureError as exc:
                 return item.refuse(exc.reason, f"{where}: {exc.message}")
-            return replace(item, obj=body, member_signature=signature)
+            return replace(item, obj=body, member_signature=signature, chain=tuple(chain))
 
         return submission.map_accepted(check)

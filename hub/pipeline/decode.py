@@ -1,9 +1,17 @@
-"""decode: an intake record → a Submission (or a refusal of the whole record)."""
+"""decode: an intake record → a Submission (or a refusal of the whole record).
+
+Two kinds of record, each on its own topics:
+- `<prefix>intake`: what the hub's API wrote (`"v": 1`); only the hub's principal may write.
+- `<prefix>intake.member-<id>`: a STIX bundle or TAXII envelope that member's own producer
+  wrote, with a detached JWS over the record value in the `cirt-hub-signature` header, made
+  with one of the member's `public_keys`. Kafka ACLs let only the member write its topic;
+  the signature proves at the hub who wrote it, whatever the ACLs turn out to be.
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,19 +19,31 @@ import orjson
 
 from hub.bus import Record
 from hub.errors import HubError
-from hub.federation import Federation
+from hub.federation import Account, Federation, Member
 from hub.pipeline.submission import Item, Submission
+from hub.signing.members import MemberKeys, MemberSignatureError
 from hub.stix.envelope import envelope_objects, parse_body
+from hub.topics import Topics
 
 INTAKE_VERSION = 1
+SIGNATURE_HEADER = "cirt-hub-signature"
+ACCOUNT_HEADER = "cirt-hub-account"
+_RECORD_NAMESPACE = uuid.UUID("3b0e6d0c-6a55-4d7e-9d7c-51f0a3e9a8b2")
 
 
 class UndecodableRecord(ValueError):
-    """The intake record is not a submission this hub wrote or understands."""
+    """An intake record refused whole: `reason` is a stable short code, the message says why."""
 
-    def __init__(self, message: str, *, is_json: bool = True) -> None:
+    def __init__(self, message: str, *, is_json: bool = True, reason: str = "undecodable") -> None:
         super().__init__(message)
         self.is_json = is_json
+        self.reason = reason
+
+
+def member_status_id(topic: str, partition: int, offset: int) -> str:
+    """The TAXII status id of a member's Kafka record, from where the record landed: the same
+    on a redelivery, and computable by the producer from what the broker acknowledged."""
+    return str(uuid.uuid5(_RECORD_NAMESPACE, f"{topic}/{partition}/{offset}"))
 
 
 def encode_intake(
@@ -49,11 +69,9 @@ def encode_intake(
     )
 
 
-ACCOUNT_HEADER = "cirt-hub-account"
-_RECORD_NAMESPACE = uuid.UUID("3b0e6d0c-6a55-4d7e-9d7c-51f0a3e9a8b2")
-
-
 def _from_hub(data: dict[str, Any]) -> Submission:
+    if data["v"] != INTAKE_VERSION:
+        raise UndecodableRecord(f"intake record version {data['v']!r} is unknown")
     fields = ("status_id", "member", "account", "received", "request_id")
     missing = [f for f in fields if not isinstance(data.get(f), str)]
     if missing or not isinstance(data.get("objects"), list):
@@ -68,40 +86,62 @@ def _from_hub(data: dict[str, Any]) -> Submission:
     )
 
 
+def _not_json(exc: orjson.JSONDecodeError) -> UndecodableRecord:
+    return UndecodableRecord(
+        f"intake record is not JSON: the request body is not JSON: {exc}", is_json=False
+    )
+
+
 @dataclass(frozen=True)
 class Decode:
     """An intake record → a Submission, or UndecodableRecord saying what is wrong.
 
-    Two kinds of record reach `intake`: what the hub's API wrote (`"v": 1`), and a STIX
-    envelope or bundle a member's own Kafka producer wrote, naming its account in the
-    `cirt-hub-account` header (Kafka ACLs decide who may write to the topic at all).
+    A record is read only on the topic its kind belongs to (module docstring), so a member
+    that may write its own topic cannot pass for the hub or for another member.
     """
 
     federation: Federation
+    topics: Topics = field(default_factory=Topics)
+    keys: MemberKeys = field(init=False, repr=False, compare=False)
+    members: dict[str, Member] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", MemberKeys.from_federation(self.federation))
+        object.__setattr__(self, "members", {m.id: m for m in self.federation.members})
 
     def __call__(self, record: Record) -> Submission:
+        member = self.topics.intake_member(record.topic)
+        if member is not None:
+            return self._from_member(record, member)
         try:
             data = orjson.loads(record.value)
         except orjson.JSONDecodeError as exc:
+            raise _not_json(exc) from exc
+        if not (isinstance(data, dict) and "v" in data):
             raise UndecodableRecord(
-                f"intake record is not JSON: the request body is not JSON: {exc}", is_json=False
-            ) from exc
-        if isinstance(data, dict) and "v" in data:
-            if data["v"] != INTAKE_VERSION:
-                raise UndecodableRecord(f"intake record version {data['v']!r} is unknown")
-            return _from_hub(data)
-        return self._from_member(record, data)
-
-    def _from_member(self, record: Record, data: Any) -> Submission:
-        raw_account = record.header(ACCOUNT_HEADER)
-        if raw_account is None:
-            raise UndecodableRecord(
-                f"a member's intake record needs the {ACCOUNT_HEADER!r} header naming its account"
+                f"a member's own records do not belong on {record.topic!r} (the hub's API "
+                f"writes there): produce them to {self.topics.member_intake('<member-id>')!r}, "
+                f"signed in the {SIGNATURE_HEADER!r} header",
+                reason="wrong-topic",
             )
-        username = raw_account.decode("utf-8", "replace")
-        account = self.federation.account(username)
-        if account is None or account.member is None or not account.can("submit"):
-            raise UndecodableRecord(f"account {username!r} may not submit")
+        return _from_hub(data)
+
+    def _from_member(self, record: Record, member: str) -> Submission:
+        try:
+            data, not_json = orjson.loads(record.value), None
+        except orjson.JSONDecodeError as exc:
+            data, not_json = None, exc
+        # Nothing on a member's topic is believed before its signature is checked.
+        self._authenticate(record, member, is_json=not_json is None)
+        if not_json is not None:
+            raise _not_json(not_json) from not_json
+        if isinstance(data, dict) and "v" in data:
+            raise UndecodableRecord(
+                f"{record.topic!r} is the intake topic of {member!r}: it takes STIX bundles "
+                'and TAXII envelopes; the hub\'s own intake records (with a "v") are refused',
+                reason="wrong-topic",
+            )
+        account = self._account(record, member)
         try:
             # The same checks, in the same words, as a POST to the inbox gets.
             parse_body(record.value)
@@ -109,13 +149,11 @@ class Decode:
         except HubError as exc:
             raise UndecodableRecord(f"intake record refused: {exc.description}") from exc
         # The same record read twice (a redelivery) must make the same status, not a second.
-        status_id = str(
-            uuid.uuid5(_RECORD_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}")
-        )
+        status_id = member_status_id(record.topic, record.partition, record.offset)
         received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
         return Submission(
             status_id=status_id,
-            member=account.member,
+            member=member,
             account=account.username,
             received=received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             request_id=(record.header("request-id") or status_id.encode()).decode(
@@ -123,3 +161,59 @@ class Decode:
             ),
             items=tuple(Item(i, obj) for i, obj in enumerate(objects)),
         )
+
+    def _authenticate(self, record: Record, member: str, *, is_json: bool) -> None:
+        """The record value is signed by one of `member`'s keys, or UndecodableRecord says how
+        it is not (the reasons are those of object signatures, README "Member signatures")."""
+        if member not in self.members:
+            raise UndecodableRecord(
+                f"{record.topic!r} is the intake topic of {member!r}, which the federation "
+                "file does not list",
+                is_json=is_json,
+                reason="unknown-member",
+            )
+        raw = record.header(SIGNATURE_HEADER)
+        if raw is None:
+            raise UndecodableRecord(
+                f"unsigned: a record on {record.topic!r} needs the {SIGNATURE_HEADER!r} header, "
+                f"a detached JWS (EdDSA) over the record value made with one of {member!r}'s "
+                "public_keys",
+                is_json=is_json,
+                reason="member-signature-missing",
+            )
+        try:
+            self.keys.check(raw.decode("ascii"), record.value, member)
+        except UnicodeDecodeError as exc:
+            raise UndecodableRecord(
+                f"the record signature is not usable: the {SIGNATURE_HEADER!r} header is not ASCII",
+                is_json=is_json,
+                reason="member-signature-malformed",
+            ) from exc
+        except MemberSignatureError as exc:
+            # check() speaks of objects; what it checked here is the whole record value.
+            message = exc.message.replace("the object", "the record value")
+            raise UndecodableRecord(
+                f"record signature refused: {message}", is_json=is_json, reason=exc.reason
+            ) from exc
+
+    def _account(self, record: Record, member: str) -> Account:
+        """The account the status and the audit name: the header's, else the member's first
+        account with the submit role. Either way one of `member`'s own."""
+        raw = record.header(ACCOUNT_HEADER)
+        if raw is None:
+            found = next((a for a in self.members[member].accounts if a.can("submit")), None)
+            if found is None:
+                raise UndecodableRecord(
+                    f"member {member!r} has no account with the submit role",
+                    reason="not-authorized",
+                )
+            return found
+        username = raw.decode("utf-8", "replace")
+        account = self.federation.account(username)
+        if account is None or account.member != member or not account.can("submit"):
+            raise UndecodableRecord(
+                f"account {username!r} may not submit for {member!r} (the {ACCOUNT_HEADER!r} "
+                "header must name one of the member's own accounts with the submit role)",
+                reason="not-authorized",
+            )
+        return account

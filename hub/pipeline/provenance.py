@@ -2,7 +2,8 @@
 
 `created_by_ref` may name the submitting member's identity, or an identity that is not a
 member's (content a member relays: a vendor report, MITRE ATT&CK). Absent, the hub sets
-the sender's identity, so every object says who vouches for it. Claiming another member
+the sender's identity, so every object says who vouches for it (not on SCOs, and not on
+identity objects, which describe themselves). Claiming another member
 or the hub is refused; so is publishing another member's (or the hub's) identity object,
 and giving a TLP marking-definition id another meaning.
 """
@@ -47,8 +48,10 @@ class Provenance:
             return item  # a standard TLP definition: nobody's claim, leave it as it is
         creator = obj.get("created_by_ref")
         if creator is None:
-            if kind in SCO_TYPES or _defines_new_sco(obj) or item.id == sender.identity:
-                return item  # SCOs carry no created_by_ref; the sender's identity is itself
+            if kind in SCO_TYPES or _defines_new_sco(obj) or kind == "identity":
+                # SCOs carry no created_by_ref; an identity without one describes itself
+                # (a relayed one keeps the signatures that came with it valid).
+                return item
             return replace(item, obj={**obj, "created_by_ref": sender.identity})
         if creator != sender.identity:
             owner = self._owner(str(creator))

@@ -83,4 +83,6 @@ class Sign:
             policy_version=policy_version,
             redacted=item.redacted or changed or shaped,
             member_signature=member.jws if member else None,
+            # Earlier signatures cover the same object as the member's: they go together.
+            chain=item.chain if member else (),
         )

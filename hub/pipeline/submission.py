@@ -54,6 +54,7 @@ class Item:
     obj: Mapping[str, Any]
     refusal: Refusal | None = None
     member_signature: MemberSignature | None = None  # verified by authenticate, carried by sign
+    chain: tuple[str, ...] = ()  # a relayed object's earlier signatures, carried by sign
     redacted: bool = False  # a policy stage removed properties; sign says so in the provenance
     deliveries: tuple[Delivery, ...] = ()
     verdicts: tuple[Verdict, ...] = ()  # per member, why it may or may not receive the object

@@ -1,6 +1,7 @@
 """The pipeline worker: intake → stages → feeds, one atomic unit per batch.
 
-Each batch of intake records is processed and its output (feed records, refusals, final
+It consumes the hub's `intake` and every member's `intake.member-<id>` in one group. Each
+batch of intake records is processed and its output (feed records, refusals, final
 status) committed together with the intake offsets, so a crash at any point leaves the
 batch either fully done or fully redelivered.
 """
@@ -37,13 +38,15 @@ def _rejected_record(
     topics: Topics, record: Record, reason: str, message: str, *, is_json: bool
 ) -> Message:
     """A whole intake record refused; its raw value travels along so it can be replayed."""
-    head = orjson.dumps(
-        {
-            "reason": reason,
-            "message": message,
-            "intake": {"partition": record.partition, "offset": record.offset},
-        }
-    )[:-1]
+    entry: dict[str, object] = {
+        "reason": reason,
+        "message": message,
+        "intake": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+    }
+    # A member's topic names who wrote there (its ACL), so `rejected list --member` finds it.
+    if (member := topics.intake_member(record.topic)) is not None:
+        entry["member"] = member
+    head = orjson.dumps(entry)[:-1]
     # JSON is spliced in as is (no escaping, no growth); anything else goes as base64.
     raw = (
         b',"record":' + record.value
@@ -61,6 +64,7 @@ class PipelineWorker:
     pipeline: Stage
     group: str
     transactional_id: str
+    members: tuple[str, ...] = ()  # whose `intake.member-<id>` topics are consumed too
     batch_size: int = 64
     history: DeliveryHistory | None = None  # what the route stage reads; kept current here
     metrics: HubMetrics | None = None
@@ -77,9 +81,7 @@ class PipelineWorker:
                 submission = self.decode(record)
             except UndecodableRecord as exc:
                 messages.append(
-                    _rejected_record(
-                        self.topics, record, "undecodable", str(exc), is_json=exc.is_json
-                    )
+                    _rejected_record(self.topics, record, exc.reason, str(exc), is_json=exc.is_json)
                 )
                 continue
             token = REQUEST_ID.set(submission.request_id)
@@ -116,12 +118,12 @@ class PipelineWorker:
         return messages, done
 
     async def run(self) -> None:
-        """Consume intake until stop() is called; commit each batch as one unit."""
+        """Consume the intake topics until stop() is called; commit each batch as one unit."""
         try:
             await consume_until_stopped(
                 self.bus,
                 self.group,
-                [self.topics.intake],
+                self.topics.intakes(self.members),
                 self.transactional_id,
                 self._stopping,
                 self._consume,

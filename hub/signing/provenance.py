@@ -8,13 +8,20 @@
         "submitter": "<member id>" | "anonymous",
         "policy_version": "<hash of the rules it was routed under>",
         "redacted": false,               true: changed by the hub after the submitter sent it
-        "member_signature": "<detached JWS>"   only when the member signed
+        "member_signature": "<detached JWS>",  only when the member signed
+        "chain": ["<detached JWS>", ...]        only for relayed objects (see below)
     }}
 
 The signed payload is the RFC 8785 canonical JSON of the object without this extension
 (and without `extensions` when nothing else is left in it). The other fields are bound to
 the signature by the JWS protected header, which carries them as `provenance` (the member
 signature as its SHA-256): a verifier checks that they equal the extension's fields.
+
+A relayed object (hub-to-hub federation: a peer hub is a member here) arrives signed by the
+peer, whose signature becomes the member signature; `chain` keeps the signatures that were
+on it before, oldest first (the original member's, earlier hubs'), each over the same
+canonical object, so the whole path stays checkable and a hub recognises its own objects
+coming back.
 """
 
 from __future__ import annotations
@@ -52,8 +59,10 @@ EXTENSION_FIELDS = frozenset(
         "policy_version",
         "redacted",
         "member_signature",
+        "chain",
     }
 )
+MAX_CHAIN = 16
 
 CanonicalizationError = rfc8785.CanonicalizationError
 
@@ -138,6 +147,7 @@ class Provenance:
     policy_version: str
     redacted: bool = False
     member_signature: str | None = None
+    chain: tuple[str, ...] = ()
 
     def claims(self) -> dict[str, Any]:
         """The protected-header claims that bind these fields to the hub's signature."""
@@ -149,6 +159,8 @@ class Provenance:
         }
         if self.member_signature is not None:
             claims["member_signature_sha256"] = digest(self.member_signature)
+        if self.chain:
+            claims["chain_sha256"] = digest(orjson.dumps(list(self.chain)))
         return claims
 
     @classmethod
@@ -167,8 +179,16 @@ class Provenance:
         member = ext.get("member_signature")
         if member is not None and not isinstance(member, str):
             raise ValueError("member_signature is not a string")
+        chain = ext.get("chain", [])
+        if not isinstance(chain, list) or not all(isinstance(j, str) for j in chain):
+            raise ValueError("chain is not a list of signatures")
         return cls(
-            ext["received"], ext["submitter"], ext["policy_version"], ext["redacted"], member
+            ext["received"],
+            ext["submitter"],
+            ext["policy_version"],
+            ext["redacted"],
+            member,
+            tuple(chain),
         )
 
 
@@ -192,6 +212,8 @@ def attach(
     }
     if provenance.member_signature is not None:
         ext["member_signature"] = provenance.member_signature
+    if provenance.chain:
+        ext["chain"] = list(provenance.chain)
     extensions = body.get("extensions")
     others = dict(extensions) if isinstance(extensions, Mapping) else {}
     return {**body, "extensions": {**others, EXTENSION_ID: ext}}

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hub.signing.jws import MalformedJws, load_jwk, parse_detached
@@ -18,6 +19,7 @@ from hub.signing.provenance import (
     CanonicalizationError,
     Provenance,
     canonical,
+    digest,
     extension_of,
     without_extension,
 )
@@ -52,6 +54,32 @@ def hub_keys(jwks: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
         if isinstance(jwk, Mapping) and jwk.get("kty") == "OKP" and "kid" in jwk:
             keys[str(jwk["kid"])] = load_jwk(jwk)
     return keys
+
+
+def chain_note(provenance: Provenance) -> str | MemberSignatureError:
+    """What the verdict says of a relayed object's chain of earlier signatures.
+
+    When the relaying member was a hub, its signature's protected header bound the member
+    signature and chain it carried: the chain here must be exactly those."""
+    chain = provenance.chain
+    if not chain:
+        return ""
+    try:
+        relayer = parse_detached(provenance.member_signature)
+    except MalformedJws:
+        return MemberSignatureError("chain-broken", "a chain without a relaying signature")
+    claims = relayer.header.get(HEADER_CLAIMS)
+    if isinstance(claims, Mapping):
+        rest = digest(orjson.dumps(list(chain[:-1]))) if len(chain) > 1 else None
+        if (
+            claims.get("member_signature_sha256") != digest(chain[-1])
+            or claims.get("chain_sha256") != rest
+        ):
+            return MemberSignatureError(
+                "chain-broken",
+                "the chain of earlier signatures is not the one the relaying hub signed",
+            )
+    return f"; relayed, {len(chain)} earlier signature(s) in its chain"
 
 
 class Verifier:
@@ -108,7 +136,10 @@ class Verifier:
         note = self._member_note(provenance, payload)
         if isinstance(note, MemberSignatureError):
             return invalid(note.reason, note.message, **fields)
-        return Verdict(oid, True, "valid", note, **fields)
+        chain = chain_note(provenance)
+        if isinstance(chain, MemberSignatureError):
+            return invalid(chain.reason, chain.message, **fields)
+        return Verdict(oid, True, "valid", note + chain, **fields)
 
     def _member_note(self, provenance: Provenance, payload: bytes) -> str | MemberSignatureError:
         if provenance.member_signature is None:

@@ -1,4 +1,5 @@
-"""What the intake tests share: a hub with small limits, credentials, status polling."""
+"""What the intake tests share: a hub with small limits and member keys, credentials, status
+polling, and member records for Kafka intake signed with joserfc (as a CIRT's tooling would)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,37 @@ import base64
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+from joserfc.jwk import OKPKey
 
-from hub.federation import Limits
+from hub.bus import Message
+from hub.federation import Federation, Limits
+from hub.pipeline.decode import ACCOUNT_HEADER, SIGNATURE_HEADER
 from tests.hubs import RunningHub, running_hub
 from tests.intake.corpus import TAXII
+from tests.signing.support import detached_sign, new_member_key, public_jwk
 
 LIMITS = Limits(max_content_length=256 * 1024, max_objects=50, max_depth=16, max_string_length=4096)
+
+
+@cache
+def member_key(member: str) -> OKPKey:
+    """The member's signing key, made once per test session."""
+    return new_member_key(f"{member}-kafka")
+
+
+def with_limits_and_keys(federation: Federation) -> Federation:
+    """Small limits; every member lists a key, so each can produce to its Kafka intake topic."""
+    members = tuple(
+        replace(m, public_keys=(public_jwk(member_key(m.id)),)) for m in federation.members
+    )
+    return replace(federation, hub=replace(federation.hub, limits=LIMITS), members=members)
 
 
 @pytest.fixture
@@ -30,7 +50,7 @@ async def corpus_hub(
         tmp_path / "data",
         demo_secrets,
         topic_prefix=f"c{unique}.",
-        adjust=lambda f: replace(f, hub=replace(f.hub, limits=LIMITS)),
+        adjust=with_limits_and_keys,
     ) as hub:
         yield hub
 
@@ -62,3 +82,25 @@ async def wait_complete(
             return doc
         await asyncio.sleep(0.1)
     raise AssertionError(f"status {status_id} never completed")
+
+
+def member_record(
+    hub: RunningHub,
+    member: str,
+    value: bytes,
+    *,
+    account: str | None = None,
+    signer: str | OKPKey | None = None,
+    record_key: bytes | None = None,
+) -> Message:
+    """`value` on `member`'s intake topic, signed with `signer` (a key, or a member whose key;
+    default the member's own; "" leaves it unsigned), naming `account` when given."""
+    headers: list[tuple[str, bytes]] = []
+    signer = member if signer is None else signer
+    if signer != "":
+        key = member_key(signer) if isinstance(signer, str) else signer
+        headers.append((SIGNATURE_HEADER, detached_sign(value, key).encode()))
+    if account is not None:
+        headers.append((ACCOUNT_HEADER, account.encode()))
+    topic = hub.settings.topics.member_intake(member)
+    return Message(topic, value, key=record_key, headers=tuple(headers))

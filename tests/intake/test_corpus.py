@@ -1,4 +1,4 @@
-"""The bad-input corpus, on both buses: over HTTP, and straight into the Kafka `intake` topic.
+"""The bad-input corpus, on both buses: over HTTP, and straight into members' Kafka intake.
 
 Each test runs every case and reports all mismatches at once, so one run shows the whole
 picture. No case may produce a 5xx, and no refused object may reach any feed.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -17,11 +18,12 @@ import orjson
 from hub.api.keys import BUS, COLLECTIONS, VIEW
 from hub.bus import Message
 from hub.collections import feed_aliases
-from hub.pipeline.decode import ACCOUNT_HEADER
+from hub.pipeline.decode import ACCOUNT_HEADER, SIGNATURE_HEADER
 from hub.store.view import ObjectQuery
 from tests.hubs import RunningHub
-from tests.intake.conftest import credentials, identities, wait_complete
+from tests.intake.conftest import credentials, identities, member_record, wait_complete
 from tests.intake.corpus import HTTP_CASES, OBJECT_CASES, TAXII, HttpCase, envelope, resolve
+from tests.signing.support import new_member_key
 
 
 async def post(
@@ -118,29 +120,99 @@ async def read_rejected(hub: RunningHub, expect: int) -> list[dict[str, Any]]:
 
 
 async def test_the_corpus_through_kafka_intake_ends_in_rejected(corpus_hub: RunningHub) -> None:
-    """A member's own producer writes to `intake`; poison records do not stall anything."""
+    """Members' own producers write signed records to their intake topics; poison records,
+    unsigned or forged ones and records on the wrong topic do not stall anything."""
     hub = corpus_hub
     names, intake = identities(hub), hub.settings.topics.intake
-    poison = [
-        Message(intake, b"\x00\x01 not json", headers=((ACCOUNT_HEADER, b"ng-cert-submit"),)),
-        Message(intake, envelope({"id": "x--1"})),  # no account header
-        Message(intake, envelope({"id": "x--1"}), headers=((ACCOUNT_HEADER, b"ng-cert-read"),)),
-        Message(intake, b'{"v": 99}'),
-    ]
+    good = envelope({"id": "x--1"})
+    forged_hub_record = orjson.dumps(
+        {"v": 1, "status_id": "s", "member": "gh-cert", "account": "gh-cert-submit",
+         "received": "2026-01-01T00:00:00Z", "request_id": "r", "objects": []}
+    )  # fmt: skip
+    tampered = member_record(hub, "ng-cert", good)
+    tampered = replace(tampered, value=envelope({"id": "x--2"}))
+    unusable = replace(
+        member_record(hub, "ng-cert", good), headers=((SIGNATURE_HEADER, b"not a JWS"),)
+    )
+    # name → (the record, its reason, the beginning of its message)
+    poison: dict[str, tuple[Message, str, str]] = {
+        "not json": (
+            member_record(hub, "ng-cert", b"\x00\x01 not json"),
+            "undecodable",
+            "intake record is not JSON",
+        ),
+        "unsigned": (
+            member_record(hub, "ng-cert", good, signer=""),
+            "member-signature-missing",
+            f"unsigned: a record on '{hub.settings.topics.member_intake('ng-cert')}' needs the "
+            "'cirt-hub-signature' header",
+        ),
+        "other member's key": (
+            member_record(hub, "ng-cert", good, signer="gh-cert"),
+            "member-signature-wrong-member",
+            "record signature refused: signed with key 'gh-cert-kafka' of gh-cert, not of",
+        ),
+        "unlisted key": (
+            member_record(hub, "ng-cert", good, signer=new_member_key("stranger")),
+            "member-signature-unknown-key",
+            "record signature refused: signed with key 'stranger', which is not listed",
+        ),
+        "changed after signing": (
+            tampered,
+            "member-signature-invalid",
+            "record signature refused: the member signature (key 'ng-cert-kafka') does not "
+            "match the record value",
+        ),
+        "not a JWS": (
+            unusable,
+            "member-signature-malformed",
+            "record signature refused: the member signature is not usable",
+        ),
+        "reader account": (
+            member_record(hub, "ng-cert", good, account="ng-cert-read"),
+            "not-authorized",
+            "account 'ng-cert-read' may not submit for 'ng-cert'",
+        ),
+        "other member's account": (
+            member_record(hub, "ng-cert", good, account="gh-cert-submit"),
+            "not-authorized",
+            "account 'gh-cert-submit' may not submit for 'ng-cert'",
+        ),
+        "hub record on a member topic": (
+            member_record(hub, "ng-cert", forged_hub_record),
+            "wrong-topic",
+            f"'{hub.settings.topics.member_intake('ng-cert')}' is the intake topic of 'ng-cert'",
+        ),
+        "member record on intake": (
+            Message(intake, good, headers=((ACCOUNT_HEADER, b"ng-cert-submit"),)),
+            "wrong-topic",
+            f"a member's own records do not belong on '{intake}'",
+        ),
+        "unknown version": (
+            Message(intake, b'{"v": 99}'),
+            "undecodable",
+            "intake record version 99",
+        ),
+    }
+    poison_messages = [replace(m, key=name.encode()) for name, (m, _, _) in poison.items()]
     expected: dict[str, tuple[str, str]] = {}  # bad object id → (case, words)
-    messages = list(poison[:2])
+    messages = poison_messages[:5]
     for case in OBJECT_CASES:
         objects = resolve(case.make(), names)
         expected[objects[case.bad]["id"]] = (case.name, case.words)
-        account = case.account.encode()
-        messages.append(Message(intake, envelope(*objects), headers=((ACCOUNT_HEADER, account),)))
-    messages += poison[2:]
+        member = hub.settings.federation.account(case.account).member
+        messages.append(member_record(hub, member, envelope(*objects), account=case.account))
+    messages += poison_messages[5:]
     # The request cases a member's own producer can also make (a body, not HTTP headers):
     # each body as an intake record, refused whole, for the reason HTTP gives.
     bodies = [c for c in HTTP_CASES if c.status in (400, 413, 422) and c.name != "too many bytes"]
     for case in bodies:
-        header = ((ACCOUNT_HEADER, case.account.encode()),)
-        messages.append(Message(intake, case.body, key=case.name.encode(), headers=header))
+        member = hub.settings.federation.account(case.account).member
+        messages.append(
+            member_record(
+                hub, member, case.body, account=case.account, record_key=case.name.encode()
+            )
+        )
     await hub.app[BUS].publish(messages)
 
     rejected = await read_rejected(hub, expect=len(poison) + len(OBJECT_CASES) + len(bodies))
@@ -152,20 +224,19 @@ async def test_the_corpus_through_kafka_intake_ends_in_rejected(corpus_hub: Runn
         if c.words not in by_case.get(c.name, {}).get("message", "")
     ]
     assert not wrong_bodies, "\n".join(wrong_bodies)
-    whole = [r for r in rejected if "intake" in r and r["_key"] not in names_of_bodies]
-    beginnings = [
-        "intake record is not JSON",
-        "a member's intake record needs the 'cirt-hub-account' header",
-        "account 'ng-cert-read' may not submit",
-        "intake record version 99 is unknown",
+    whole = {r["_key"]: r for r in rejected if "intake" in r and r["_key"] not in names_of_bodies}
+    assert set(whole) == set(poison)
+    wrong_poison = [
+        f"{name}: {whole[name]['reason']}: {whole[name]['message']}"
+        for name, (message, reason, beginning) in poison.items()
+        if whole[name]["reason"] != reason
+        or not whole[name]["message"].startswith(beginning)
+        or whole[name]["intake"]["topic"] != message.topic
+        or whole[name].get("member") != ("ng-cert" if message.topic != intake else None)
     ]
-    assert len(whole) == len(beginnings)
-    for beginning in beginnings:
-        assert any(r["message"].startswith(beginning) for r in whole), beginning
-
-    assert all(r["reason"] == "undecodable" for r in whole)
-    not_json = next(r for r in whole if r["message"].startswith("intake record is not JSON"))
-    assert base64.b64decode(not_json["record_base64"]) == b"\x00\x01 not json"
+    assert not wrong_poison, "\n".join(wrong_poison)
+    assert base64.b64decode(whole["not json"]["record_base64"]) == b"\x00\x01 not json"
+    assert orjson.dumps(whole["unsigned"]["record"]) == orjson.dumps(orjson.loads(good))
 
     per_object = {r["id"]: r for r in rejected if "intake" not in r}
     wrong = []

@@ -72,15 +72,20 @@ def public_jwk(key: OKPKey) -> dict[str, str]:
     return {**key.as_dict(private=False), "kid": key.kid}
 
 
-def member_sign(obj: dict[str, Any], key: OKPKey, alg: str = "EdDSA") -> dict[str, Any]:
-    """`obj` signed the way the README tells a CIRT to, with joserfc."""
-    payload = canonical_without_extension(obj)
+def detached_sign(payload: bytes, key: OKPKey, alg: str = "EdDSA") -> str:
+    """A detached compact JWS of `payload` (RFC 7515 Appendix F), made with joserfc."""
     with eddsa_allowed():
         token = jws.serialize_compact(
             {"alg": alg, "kid": key.kid}, payload, key, registry=registry()
         )
     header, _, signature = token.split(".")
-    ext = {"extension_type": "property-extension", "member_signature": f"{header}..{signature}"}
+    return f"{header}..{signature}"
+
+
+def member_sign(obj: dict[str, Any], key: OKPKey, alg: str = "EdDSA") -> dict[str, Any]:
+    """`obj` signed the way the README tells a CIRT to, with joserfc."""
+    detached = detached_sign(canonical_without_extension(obj), key, alg)
+    ext = {"extension_type": "property-extension", "member_signature": detached}
     return {**obj, "extensions": {**obj.get("extensions", {}), EXTENSION_ID: ext}}
 
 

@@ -1,0 +1,57 @@
+"""When to try again: exponential backoff with jitter, bounded or not, honouring Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+
+
+class GaveUp(Exception):
+    """The hub stayed unreachable (or busy) past the retry deadline; the message says why."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays of first, first*factor, ... up to ceiling, each with ±25 % jitter so many
+    clients cut off together do not come back together; `deadline` (seconds) bounds the
+    whole wait, None retries for as long as it takes (store-and-forward)."""
+
+    first: float = 0.5
+    factor: float = 2.0
+    ceiling: float = 30.0
+    deadline: float | None = 300.0
+
+    def start(self) -> Attempts:
+        return Attempts(self, time.monotonic())
+
+
+class Attempts:
+    """The retries of one operation."""
+
+    def __init__(self, policy: Backoff, started: float) -> None:
+        self._policy = policy
+        self._started = started
+        self._next = policy.first
+        self.count = 0
+
+    async def wait(self, why: str, retry_after: float | None = None) -> None:
+        """Sleep before the next try; GaveUp once the deadline would pass."""
+        self.count += 1
+        delay = self._next * random.uniform(0.75, 1.25)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self._policy.ceiling))
+        self._next = min(self._next * self._policy.factor, self._policy.ceiling)
+        deadline = self._policy.deadline
+        if deadline is not None and time.monotonic() - self._started + delay > deadline:
+            raise GaveUp(f"gave up after {self.count} tries in {deadline:.0f} s: {why}")
+        await asyncio.sleep(delay)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header given in seconds (the hub's form); None otherwise."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
