@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from aiohttp import web
 from connectors.client import commands as client_commands
 from connectors.federation import commands as federation_commands
 from connectors.misp import commands as misp_commands
+from hub import control
 from hub.audit import commands as audit_commands
 from hub.bus import BusError
 from hub.bus.url import BusUrlError, open_bus, validate_bus_url
@@ -28,6 +30,7 @@ from hub.logs import configure as configure_logs
 from hub.policy import commands as policy_commands
 from hub.signing import commands as signing_commands
 from hub.signing.keyring import KeyringError, passphrase_from_environment
+from hub.tls import KEY_PASSWORD_ENV, TlsError, tls_files
 from hub.topics import Topics
 
 log = logging.getLogger("cirt_hub")
@@ -61,6 +64,32 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--pseudonym-key", type=Path, help="pseudonymisation key file, the same on every node"
     )
+    serve.add_argument(
+        "--tls-cert", type=Path, help="serve HTTPS: the certificate (PEM, its chain after it)"
+    )
+    serve.add_argument(
+        "--tls-key",
+        type=Path,
+        help=f"its private key (PEM; if encrypted, the password in {KEY_PASSWORD_ENV})",
+    )
+    serve.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="mutual TLS: CA certificates (PEM) whose client certificates log in, "
+        "as the federation file's `certificates` map them to accounts",
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a stop (SIGTERM) waits for open requests and work in hand (default 10)",
+    )
+    serve.add_argument(
+        "--max-intake-lag",
+        type=int,
+        default=10_000,
+        help="answer 503 to submissions while the pipeline is this many behind (0: never)",
+    )
 
     demo = sub.add_parser("demo", help="the built-in demo federation")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)
@@ -87,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     signing_commands.add_parsers(sub)
     policy_commands.register(sub)
+    control.register(sub)
     audit_commands.register(sub)
     client_commands.register(sub)
     federation_commands.register(sub)
@@ -100,22 +130,28 @@ def _print_accounts(accounts: list[DemoAccount]) -> None:
         print(f"  {a.username:<{width}}  {a.cirt:<10} {','.join(a.roles):<8} {a.password}")
 
 
-async def _serve(settings: Settings, demo: list[DemoAccount] | None) -> int:
+async def _serve(
+    settings: Settings, demo: list[DemoAccount] | None, tls: ssl.SSLContext | None
+) -> int:
     from hub.api.app import create_app
+    from hub.api.reload import Reloader
 
     # shutdown_timeout bounds how long a stop waits for open requests to finish.
     runner = web.AppRunner(
-        create_app(settings), handle_signals=False, access_log=None, shutdown_timeout=10.0
+        create_app(settings),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=settings.drain_seconds,
     )
     try:
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
         await site.start()
     except (BusError, OSError, KeyringError) as exc:
         print(f"cirt-hub: cannot start: {exc}", file=sys.stderr)
         await runner.cleanup()
         return 1
-    base = f"http://{settings.host}:{settings.port}"
+    base = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
     print(f"cirt-hub {settings.role} node {settings.node_id} on {settings.bus_url} bus")
     print(f"  data dir:        {settings.data_dir}")
     if settings.runs_api:
@@ -136,9 +172,16 @@ async def _serve(settings: Settings, demo: list[DemoAccount] | None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # SIGHUP re-reads the federation file (its path is the federation's source; the demo
+    # has none). The pid file is written after, so `cirt-hub reload` never hits a hub
+    # that SIGHUP would still kill.
+    config = None if demo else Path(settings.federation.source)
+    loop.add_signal_handler(signal.SIGHUP, Reloader(runner.app, config).signal)
+    control.write_pid_file(settings.data_dir, config)
     await stop.wait()
     print("cirt-hub: stopping (finishing in-flight work)", file=sys.stderr)
     await runner.cleanup()
+    control.remove_pid_file(settings.data_dir)
     return 0
 
 
@@ -182,6 +225,9 @@ def serve(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         validate_bus_url(args.bus)
+        # Before the federation file: a bad TLS file is found in a moment, not after it.
+        tls = tls_files(args.tls_cert, args.tls_key, args.tls_client_ca)
+        tls_context = tls.context() if tls else None
         demo = None
         if args.config is None:
             federation, demo = demo_federation(data_dir)
@@ -211,11 +257,14 @@ def serve(args: argparse.Namespace) -> int:
             keys_dir=args.keys_dir.resolve() if args.keys_dir else None,
             key_passphrase=passphrase,
             pseudonym_key_file=args.pseudonym_key,
+            tls=tls,
+            drain_seconds=args.drain_timeout,
+            max_intake_lag=args.max_intake_lag or None,
         )
-    except (FederationError, SettingsError, BusUrlError, KeyringError) as exc:
+    except (FederationError, SettingsError, BusUrlError, KeyringError, TlsError) as exc:
         print(f"cirt-hub: {exc}", file=sys.stderr)
         return 2
-    return _run(_serve(settings, demo))
+    return _run(_serve(settings, demo, tls_context))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    roles: [{', '.join(roles)}]")
         print(f'    secret_hash: "{hash_secret(secret)}"')
         return 0
+    if args.command == "reload":
+        return control.run(args)
     if args.command == "rejected":
         return _run(_list_rejected(args))
     if args.command in signing_commands.COMMANDS:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Literal
 
 from hub.federation import Federation
+from hub.throttle import LoginThrottling
+from hub.tls import TlsFiles
 from hub.topics import Topics
 
 Role = Literal["all", "api", "pipeline"]
@@ -41,11 +43,20 @@ class Settings:
     key_passphrase: str | None = field(default=None, repr=False)
     # The federation-wide key of pseudonymisation; every pipeline node must use the same one.
     pseudonym_key_file: Path | None = None
+    # HTTPS (and mutual TLS when it names client CAs); None serves plain HTTP.
+    tls: TlsFiles | None = None
     # Live streams: a comment line when idle this long; a reader that cannot take a write
     # within stream_write_timeout, with stream_buffer_bytes already queued, is disconnected.
     stream_heartbeat: float = 15.0
     stream_write_timeout: float = 10.0
     stream_buffer_bytes: int = 256 * 1024
+    # Failed logins: how many, how fast, locks an account or a source address out, how long.
+    login_throttling: LoginThrottling = field(default_factory=LoginThrottling)
+    # Backpressure: above this many unprocessed intake records a POST gets 503 (None: never).
+    max_intake_lag: int | None = 10_000
+    intake_lag_interval: float = 1.0
+    # A stop (SIGTERM) lets open requests and units of work in hand finish for this long.
+    drain_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -54,6 +65,10 @@ class Settings:
             raise SettingsError(f"topic_prefix: {self.topic_prefix!r} has characters Kafka refuses")
         if self.partitions < 1:
             raise SettingsError("partitions: must be at least 1")
+        if self.max_intake_lag is not None and self.max_intake_lag < 1:
+            raise SettingsError("max_intake_lag: must be at least 1")
+        if self.drain_seconds <= 0:
+            raise SettingsError("drain_seconds: must be more than 0")
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port: {self.port} is not a TCP port")
 

@@ -9,7 +9,11 @@ HubError (500)
 ├── PayloadTooLarge (413)
 ├── UnsupportedMediaType (415)
 ├── InvalidStix (422)
+├── TooManyRequests (429, retriable)
 └── Unavailable (503, retriable)
+
+A retriable refusal tells the client when to come back (`retry_after`, seconds; the
+response's Retry-After header).
 """
 
 from __future__ import annotations
@@ -22,10 +26,17 @@ class HubError(Exception):
     title: ClassVar[str] = "Internal error"
     retriable: ClassVar[bool] = False
 
-    def __init__(self, description: str, *, details: dict[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        description: str,
+        *,
+        details: dict[str, object] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.description = description
         self.details = details
+        self.retry_after = retry_after
 
 
 class BadRequest(HubError):
@@ -66,6 +77,12 @@ class UnsupportedMediaType(HubError):
 class InvalidStix(HubError):
     status = 422
     title = "Invalid STIX content"
+
+
+class TooManyRequests(HubError):
+    status = 429
+    title = "Too many requests"
+    retriable = True
 
 
 class Unavailable(HubError):

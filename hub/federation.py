@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -19,6 +20,7 @@ import rfc8785
 import yaml
 
 from hub.policy.rules import sharing_problems
+from hub.tls import normal_fingerprint
 
 Path_ = tuple[str | int, ...]
 ROLES = ("submit", "read", "operate")
@@ -53,6 +55,10 @@ class Account:
     roles: frozenset[str]
     secret_hash: str = field(repr=False)
     member: str | None  # None for the hub's own staff
+    # Fingerprints (`sha256:<hex>`) of client certificates that log in as this account.
+    certificates: frozenset[str] = frozenset()
+    # Revoked: refused on every path (secret, token, certificate) until set back to false.
+    disabled: bool = False
 
     def can(self, role: str) -> bool:
         return role in self.roles
@@ -65,6 +71,15 @@ class Region:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """What one member may post to the inbox (its `rate_limits`); None is unlimited."""
+
+    requests_per_second: float | None = None
+    objects_per_second: float | None = None
+    bytes_per_day: int | None = None
+
+
+@dataclass(frozen=True)
 class Member:
     id: str
     name: str
@@ -74,6 +89,7 @@ class Member:
     accounts: tuple[Account, ...]
     public_keys: tuple[dict[str, str], ...] = ()
     sharing: dict[str, Any] = field(default_factory=dict)
+    rate_limits: RateLimits = RateLimits()
 
 
 @dataclass(frozen=True)
@@ -172,20 +188,45 @@ def _line_of(root: yaml.Node | None, path: Path_) -> int | None:
 
 
 def _schema_problems(data: Any, root: yaml.Node | None) -> list[Problem]:
-    # Imported here: jsonschema's import costs a second or more (it compiles grammars for
-    # its format checkers), which commands that never read a federation file should not pay.
+    # Imported here: jsonschema's import costs a second or more, which commands that never
+    # read a federation file should not pay. Where the optional rfc3987-syntax is installed
+    # (stix2-validator pulls it in), jsonschema's import compiles ~40 grammars for it (6 s
+    # on our machines) to check "iri" formats, which the federation schema does not use:
+    # keep it out unless something imported it already.
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema())
     problems = []
+    pasted = _pasted_secrets(data)
     for error in validator.iter_errors(data):
         path = tuple(error.absolute_path)
         message = error.message
         hint = error.schema.get("description") if isinstance(error.schema, dict) else None
         if error.validator == "pattern" and hint:
             message = f"{message} ({hint})"
+        for secret in pasted:
+            message = message.replace(secret, "<not shown>")
         problems.append(Problem(_line_of(root, path), _field(path), message))
     return sorted(problems, key=lambda p: (p.line or 0, p.field))
+
+
+def _pasted_secrets(data: Any) -> list[str]:
+    """`secret_hash` values that are not hashes: perhaps a secret pasted in by mistake, so
+    problems (which reach logs and terminals) never repeat them."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "secret_hash" and isinstance(value, str) and not value.startswith("scrypt$"):
+                found.append(value)
+            else:
+                found.extend(_pasted_secrets(value))
+    elif isinstance(data, list):
+        for value in data:
+            found.extend(_pasted_secrets(value))
+    # Longest first, so a secret that contains another is hidden whole.
+    return sorted({f for f in found if f}, key=len, reverse=True)
 
 
 def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Problem]:
@@ -202,6 +243,7 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
         regions.add(region["id"])
 
     usernames: set[str] = set()
+    certificates: dict[str, str] = {}
 
     def check_accounts(base: Path_, accounts: list[dict[str, Any]]) -> None:
         for j, account in enumerate(accounts):
@@ -209,6 +251,14 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
             if name in usernames:
                 problem((*base, j, "username"), f"username {name!r} is used twice in the file")
             usernames.add(name)
+            seen: set[str] = set()
+            for k, text in enumerate(account.get("certificates", [])):
+                key = normal_fingerprint(text)
+                owner = certificates.setdefault(key, name)
+                if owner != name or key in seen:
+                    where = (*base, j, "certificates", k)
+                    problem(where, f"this certificate is already mapped to account {owner!r}")
+                seen.add(key)
 
     check_accounts(("hub", "accounts"), data["hub"].get("accounts", []))
     identities = {data["hub"]["identity"]: "the hub"}
@@ -249,7 +299,15 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
 
 def _accounts(items: list[dict[str, Any]], member: str | None) -> tuple[Account, ...]:
     return tuple(
-        Account(a["username"], frozenset(a["roles"]), a["secret_hash"], member) for a in items
+        Account(
+            a["username"],
+            frozenset(a["roles"]),
+            a["secret_hash"],
+            member,
+            frozenset(normal_fingerprint(f) for f in a.get("certificates", [])),
+            disabled=a.get("disabled", False),
+        )
+        for a in items
     )
 
 
@@ -275,6 +333,7 @@ def _build(data: dict[str, Any], source: str) -> Federation:
                 accounts=_accounts(m["accounts"], m["id"]),
                 public_keys=tuple(m.get("public_keys", [])),
                 sharing=dict(m.get("sharing", {})),
+                rate_limits=RateLimits(**m.get("rate_limits", {})),
             )
             for m in data["members"]
         ),

@@ -107,6 +107,29 @@ class HubMetrics:
         self.stream_clients = Gauge(
             "cirt_hub_stream_clients", "Live stream connections open now.", registry=r
         )
+        self.login_failures = Counter(
+            "cirt_hub_login_failures_total",
+            "Logins refused for an unknown account or a wrong secret.",
+            registry=r,
+        )
+        self.login_lockouts = Counter(
+            "cirt_hub_login_lockouts_total",
+            "Lockouts after repeated failed logins, by scope (account or address).",
+            ["scope"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "cirt_hub_rate_limited_total",
+            "Submissions refused (429) because the member was over one of its rate_limits.",
+            ["member", "limit"],
+            registry=r,
+        )
+        self.submitted_bytes = Counter(
+            "cirt_hub_submitted_bytes_total",
+            "Request body bytes members posted to the inbox (what bytes_per_day counts).",
+            ["member"],
+            registry=r,
+        )
         self._started = time.time()
 
     def timed(self, stage: Stage) -> Stage:

@@ -127,7 +127,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """How much the leak-freedom property explored, in the run's summary."""
+    """How much the leak-freedom property explored, and what the fault tests counted."""
+    faults = sys.modules.get("tests.faults.support")
+    for line in getattr(faults, "REPORT", []):
+        terminalreporter.write_line(f"fault test, {line}")
     module = sys.modules.get("tests.policy.test_leak_freedom")
     for bus, (federations, objects, checks) in getattr(module, "EXPLORED", {}).items():
         terminalreporter.write_line(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -86,12 +87,13 @@ async def running_hub(
     keys_dir: Path | None = None,
     sharing: Mapping[str, dict[str, Any]] | None = None,
     extra_readers: Mapping[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     **tuning: Any,
 ) -> AsyncIterator[RunningHub]:
     """The demo federation (secrets from `secrets_file`) served on 127.0.0.1:<free port>,
     with the members' sharing rules replaced by `sharing` where given, and reader accounts
     added as `extra_readers` (username → member id) says, then changed by `adjust`;
-    `tuning` sets other Settings fields."""
+    `tuning` sets other Settings fields; over HTTPS as `serving` says."""
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(secrets_file, data_dir / DEMO_ACCOUNTS_FILE)
     federation, accounts = demo_federation(data_dir)
@@ -118,6 +120,7 @@ async def running_hub(
         role=role,
         node_id=node_id,
         keys_dir=keys_dir,
+        ssl_context=ssl_context,
         **tuning,
     ) as running:
         yield replace(running, accounts={a.username: a for a in accounts})
@@ -135,10 +138,11 @@ async def serving(
     node_id: str = "node-test",
     keys_dir: Path | None = None,
     port: int | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     **tuning: Any,
 ) -> AsyncIterator[RunningHub]:
     """Any federation served on 127.0.0.1:`port` (default: a free one); `passwords` by
-    username."""
+    username. HTTPS with `ssl_context`, or with the one `tuning`'s `tls` files make."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     settings = Settings(
@@ -154,17 +158,20 @@ async def serving(
         key_passphrase=KEY_PASSPHRASE,
         **tuning,
     )
+    if ssl_context is None and settings.tls is not None:
+        ssl_context = settings.tls.context()
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
         accounts = {
             a.username: DemoAccount(a.username, passwords[a.username], a.member or "", [])
             for a in federation.accounts()
             if a.username in passwords
         }
-        yield RunningHub(f"http://127.0.0.1:{port}", settings, accounts, app)
+        scheme = "https" if ssl_context else "http"
+        yield RunningHub(f"{scheme}://127.0.0.1:{port}", settings, accounts, app)
     finally:
         await runner.cleanup()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 from aiohttp import web
 
 from hub.api.keys import ACCOUNT, AUTH, COLLECTIONS
@@ -14,10 +16,26 @@ from hub.federation import Account
 async def caller(request: web.Request) -> Account:
     """The authenticated account (401 with a TAXII error body otherwise)."""
     if ACCOUNT not in request:
-        request[ACCOUNT] = await request.app[AUTH].authenticate(
-            request.headers.get("Authorization")
-        )
+        authorization = request.headers.get("Authorization")
+        certificate = peer_certificate(request)
+        # request.remote: the peer's address, behind a reverse proxy the proxy's.
+        if certificate is not None:
+            account = await request.app[AUTH].authenticate_certificate(
+                certificate, authorization, request.remote
+            )
+        else:
+            account = await request.app[AUTH].authenticate(authorization, request.remote)
+        request[ACCOUNT] = account
     return request[ACCOUNT]
+
+
+def peer_certificate(request: web.Request) -> bytes | None:
+    """The client's certificate (DER), when mutual TLS is on and the handshake verified it."""
+    tls = request.transport.get_extra_info("ssl_object") if request.transport else None
+    # Only a context that asks for certificates verifies them: never trust one otherwise.
+    if tls is None or tls.context.verify_mode == ssl.CERT_NONE:
+        return None
+    return tls.getpeercert(binary_form=True)
 
 
 def visible_collection(request: web.Request, account: Account) -> Collection:

@@ -15,11 +15,13 @@ from aiohttp import web
 from hub.api import dashboard, explain, health, jwks, metrics, stream
 from hub.api.auth import Authenticator
 from hub.api.background import supervised
+from hub.api.backpressure import IntakeGate
 from hub.api.keys import (
     AUTH,
     BUS,
     COLLECTIONS,
     FOLLOWER,
+    INTAKE_GATE,
     METRICS,
     RUNNERS,
     SETTINGS,
@@ -27,6 +29,7 @@ from hub.api.keys import (
     VIEW,
 )
 from hub.api.middleware import compression, http_metrics, request_id, taxii_errors
+from hub.api.ratelimit import RATE_LIMITS, RateLimiter
 from hub.api.taxii import collections, discovery, objects, status
 from hub.audit.chainer import audit_chainer
 from hub.bus import Bus, BusError
@@ -95,11 +98,19 @@ async def _view_context(app: web.Application) -> AsyncIterator[None]:
     )
     app[FOLLOWER] = follower
     try:
-        async with supervised("view-follower", follower) as state:
+        async with supervised("view-follower", follower, settings.drain_seconds) as state:
             app[RUNNERS].append(state)
             yield
     finally:
         await view.close()
+
+
+async def _intake_gate_context(app: web.Application) -> AsyncIterator[None]:
+    gate = IntakeGate(app[BUS], app[SETTINGS])
+    app[INTAKE_GATE] = gate
+    async with supervised("intake-gate", gate, app[SETTINGS].drain_seconds) as state:
+        app[RUNNERS].append(state)
+        yield
 
 
 async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
@@ -127,6 +138,7 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
     )
     pipeline = compose(*(app[METRICS].timed(stage) for stage in stages))
     webhooks = Webhooks(federation.correlation.get("webhooks", {}))
+    drain = settings.drain_seconds
     worker = PipelineWorker(
         bus=app[BUS],
         topics=settings.topics,
@@ -139,12 +151,12 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
     )
     async with (
-        supervised("pipeline", worker) as state,
-        supervised("audit-chainer", audit_chainer(settings, app[BUS])) as chainer,
-        supervised("embargo-releaser", releaser(settings, app[BUS])) as release,
-        supervised("webhooks", webhooks) as notifying,
+        supervised("pipeline", worker, drain) as state,
+        supervised("audit-chainer", audit_chainer(settings, app[BUS]), drain) as chainer,
+        supervised("embargo-releaser", releaser(settings, app[BUS]), drain) as release,
+        supervised("webhooks", webhooks, drain) as notifying,
         supervised(
-            "correlator", correlator(settings, app[BUS], signer, webhooks.notify)
+            "correlator", correlator(settings, app[BUS], signer, webhooks.notify), drain
         ) as correlating,
     ):
         app[RUNNERS].extend((state, chainer, release, notifying, correlating))
@@ -163,17 +175,19 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     )
     app[SETTINGS] = settings
     app[COLLECTIONS] = build_collections(settings.federation)
-    app[AUTH] = Authenticator(settings.federation)
     app[SIGNING_KEYS] = KeyStore(settings.signing_keys_dir)
-    app.on_cleanup.append(_close_auth)
     app[RUNNERS] = []
     app[METRICS] = HubMetrics()
+    app[AUTH] = Authenticator(settings.federation, settings.login_throttling, app[METRICS])
+    app.on_cleanup.append(_close_auth)
+    app[RATE_LIMITS] = RateLimiter(settings.federation, app[METRICS])
     app[stream.STREAMS] = streams = stream.Streams()
     app[METRICS].stream_clients.set_function(lambda: streams.clients)
     app.on_shutdown.append(stream.close_streams)
     app.cleanup_ctx.append(_bus_context(bus))
     if settings.runs_api:
         app.cleanup_ctx.append(_view_context)
+        app.cleanup_ctx.append(_intake_gate_context)
     if settings.runs_pipeline:
         app.cleanup_ctx.append(_pipeline_context)
 

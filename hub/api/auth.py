@@ -1,10 +1,14 @@
-"""Who is calling: HTTP Basic (TAXII requires it) or a Bearer token, against the federation.
+"""Who is calling: HTTP Basic (TAXII requires it) or a Bearer token, against the federation;
+or, over mutual TLS, a client certificate that an account pins by fingerprint.
 
 A bearer token is `<username>.<secret>`; both forms check the same scrypt hash. Verified
 secrets are remembered (as keyed hashes) so scrypt runs once per secret, not per request.
 scrypt runs on its own two threads with a bounded queue, so a flood of bad credentials
 costs at most two cores' worth of hashing and is then turned away with 503, instead of
 starving the pipeline that shares the default executor.
+
+Failed logins are throttled per account and per source address (hub.throttle): a locked
+out login gets 429 before any hashing. `use()` takes a reloaded federation's accounts.
 """
 
 from __future__ import annotations
@@ -12,32 +16,59 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 from hub.credentials import VerifiedCache, hash_secret, new_secret, verify_secret
-from hub.errors import Unauthorized, Unavailable
+from hub.errors import TooManyRequests, Unauthorized, Unavailable
 from hub.federation import Account, Federation
+from hub.metrics import HubMetrics
+from hub.throttle import LoginThrottle, LoginThrottling
+from hub.tls import fingerprint
 
+log = logging.getLogger(__name__)
 _HASH_THREADS = 2
 _MAX_WAITING = 64
 
 
 class Authenticator:
-    def __init__(self, federation: Federation) -> None:
-        self._accounts = {a.username: a for a in federation.accounts()}
-        self._cache = VerifiedCache()
+    def __init__(
+        self,
+        federation: Federation,
+        throttling: LoginThrottling | None = None,
+        metrics: HubMetrics | None = None,
+    ) -> None:
+        self.use(federation)
         # Unknown usernames are checked against this, so they cost the same time as known ones.
         self._decoy = hash_secret(new_secret())
         self._pool = ThreadPoolExecutor(_HASH_THREADS, thread_name_prefix="scrypt")
         self._waiting = 0
+        self._throttle = LoginThrottle(throttling or LoginThrottling())
+        self._metrics = metrics
+
+    def use(self, federation: Federation) -> None:
+        """Authenticate against `federation`'s accounts from now on (a reload): new accounts,
+        new secrets and revocations count at once, as nothing verified before is kept."""
+        self._accounts = {a.username: a for a in federation.accounts() if not a.disabled}
+        self._cache = VerifiedCache()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def check(self, username: str, secret: str) -> Account:
+    async def check(self, username: str, secret: str, address: str | None = None) -> Account:
+        """The account if `secret` is its own; `address` (the caller's) for throttling."""
+        lockout = self._throttle.locked(username, address)
+        if lockout is not None:
+            wait = math.ceil(lockout.seconds)
+            where = "for this account" if lockout.scope == "account" else "from this address"
+            raise TooManyRequests(
+                f"too many failed logins {where}: none is checked for {wait} s", retry_after=wait
+            )
         account = self._accounts.get(username)
         stored = account.secret_hash if account else self._decoy
         if account and self._cache.known(username, secret, stored):
+            self._throttle.succeeded(username)
             return account
         if self._waiting >= _MAX_WAITING:
             raise Unavailable("too many logins are being checked right now; retry shortly")
@@ -47,12 +78,32 @@ class Authenticator:
             ok = await loop.run_in_executor(self._pool, verify_secret, secret, stored)
         finally:
             self._waiting -= 1
-        if not ok or account is None:
+        # A reload while scrypt ran may have revoked or changed the account: check it again.
+        if not ok or account is None or self._accounts.get(username) != account:
+            self._failed(username, secret, address)
             raise Unauthorized("unknown account or wrong secret")
+        self._throttle.succeeded(username)
         self._cache.remember(username, secret, stored)
         return account
 
-    async def authenticate(self, authorization: str | None) -> Account:
+    def _failed(self, username: str, secret: str, address: str | None) -> None:
+        if self._metrics is not None:
+            self._metrics.login_failures.inc()
+        for lockout in self._throttle.failed(username, secret, address):
+            if self._metrics is not None:
+                self._metrics.login_lockouts.labels(lockout.scope).inc()
+            # Only a real account is named: a "username" that is none may be a mistyped secret.
+            who = f"account {username!r}" if username in self._accounts else "an unknown account"
+            subject = who if lockout.scope == "account" else f"address {address}"
+            log.warning(
+                "failed logins: %s locked out for %d s (the last: %s, from %s)",
+                subject,
+                lockout.seconds,
+                who,
+                address or "an unknown address",
+            )
+
+    async def authenticate(self, authorization: str | None, address: str | None = None) -> Account:
         """The account named by an Authorization header; Unauthorized otherwise."""
         if not authorization:
             raise Unauthorized("this resource needs HTTP Basic or Bearer authentication")
@@ -76,4 +127,25 @@ class Authenticator:
             f"{username}:{secret}".encode()
         except UnicodeEncodeError as exc:
             raise Unauthorized("credentials must be UTF-8 text") from exc
-        return await self.check(username, secret)
+        return await self.check(username, secret, address)
+
+    async def authenticate_certificate(
+        self, der: bytes, authorization: str | None, address: str | None = None
+    ) -> Account:
+        """The account that pins this verified client certificate; an Authorization header
+        sent with it must name the same account (and hold its secret)."""
+        presented = fingerprint(der)
+        account = next((a for a in self._accounts.values() if presented in a.certificates), None)
+        if account is None:
+            raise Unauthorized(
+                f"the client certificate {presented} is not mapped to any account: the hub's "
+                "operators list it under an account's certificates in the federation file"
+            )
+        if authorization:
+            named = await self.authenticate(authorization, address)
+            if named.username != account.username:
+                raise Unauthorized(
+                    f"the client certificate is account {account.username!r}'s, but the "
+                    "Authorization header names another account; send one or the other"
+                )
+        return account

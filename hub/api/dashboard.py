@@ -3,15 +3,21 @@
 A browser cannot answer an HTTP Basic prompt from a script, so operators log in once with a
 form; the session is a random token in an HttpOnly, SameSite=Strict cookie, held in this
 node's memory only (a restart logs everyone out). Scripts may use Basic or Bearer instead.
-The page is one self-contained file (no CDN, no framework) that polls
-`/api/v1/dashboard` every two seconds and draws its charts as inline SVG.
+The page is one small file and its script (no CDN, no framework); the script polls
+`/api/v1/dashboard` every two seconds and draws its charts as SVG. The Content-Security-Policy
+allows no inline script, only the page's own style blocks (by hash), and no framing.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 
 import orjson
@@ -21,7 +27,7 @@ from hub.api.keys import AUTH, METRICS, SETTINGS, VIEW
 from hub.api.metrics import refresh_lag, require_operator
 from hub.api.stream import STREAMS
 from hub.collections import ALERTS, region_alias
-from hub.errors import Forbidden, Unauthorized
+from hub.errors import Forbidden, TooManyRequests, Unauthorized
 from hub.federation import Account
 
 COOKIE = "cirt_hub_session"
@@ -48,27 +54,65 @@ class Sessions:
     def close(self, token: str | None) -> None:
         self._open.pop(token or "", None)
 
+    def close_for(self, usernames: Iterable[str]) -> None:
+        """End these operators' sessions (their accounts were revoked or changed)."""
+        gone = set(usernames)
+        self._open = {t: s for t, s in self._open.items() if s[0] not in gone}
+
 
 SESSIONS = web.AppKey("dashboard_sessions", Sessions)
 
 
+@cache
 def _page(name: str) -> bytes:
     return resources.files("hub.api").joinpath("static", name).read_bytes()
 
 
-def _html(body: bytes, status: int = 200) -> web.Response:
+# Every answer of the dashboard: no MIME sniffing, no referrer, never in a frame.
+_PROTECT = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers without CSP level 2
+    "Cache-Control": "no-store",
+}
+
+
+_NONE = "'none'"  # a page without <style> may have no style at all
+
+
+@cache
+def _policy(name: str) -> str:
+    """The page's CSP: its script from this origin, its own <style> blocks by hash."""
+    styles = re.findall(rb"<style>(.*?)</style>", _page(name), re.DOTALL)
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(css).digest()).decode()}'" for css in styles
+    )
+    return (
+        f"default-src 'none'; script-src 'self'; style-src {hashes or _NONE}; "
+        "connect-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+def _html(
+    name: str, body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
         body=body,
         status=status,
         content_type="text/html",
         charset="utf-8",
-        headers={
-            # Everything the page needs is in it: nothing may load from elsewhere.
-            "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
-            "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
-            "form-action 'self'; frame-ancestors 'none'",
-            "Cache-Control": "no-store",
-        },
+        headers={**_PROTECT, "Content-Security-Policy": _policy(name), **(headers or {})},
+    )
+
+
+async def script(request: web.Request) -> web.Response:
+    """The page's script: code only, no data, so it needs no login."""
+    return web.Response(
+        body=_page("dashboard.js"),
+        content_type="text/javascript",
+        charset="utf-8",
+        headers=_PROTECT,
     )
 
 
@@ -84,43 +128,46 @@ async def _operator(request: web.Request) -> bool:
 
 async def page(request: web.Request) -> web.StreamResponse:
     if not await _operator(request):
-        raise web.HTTPSeeOther("/dashboard/login")
-    return _html(_page("dashboard.html"))
+        raise web.HTTPSeeOther("/dashboard/login", headers=_PROTECT)
+    return _html("dashboard.html", _page("dashboard.html"))
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return _html(_page("login.html").replace(b"{{message}}", b""))
+    return _html("login.html", _page("login.html").replace(b"{{message}}", b""))
 
 
 async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     try:
-        account = await request.app[AUTH].check(username, password)
+        account = await request.app[AUTH].check(username, password, request.remote)
         if not account.can("operate"):
             raise Forbidden("this account lacks the 'operate' role")
-    except (Unauthorized, Forbidden) as exc:
+    except (Unauthorized, Forbidden, TooManyRequests) as exc:
         message = b'<p class="error" role="alert">' + _escape(exc.description) + b"</p>"
         body = _page("login.html").replace(b"{{message}}", message)
-        return _html(body, status=exc.status)
+        wait = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return _html("login.html", body, status=exc.status, headers=wait)
     token = request.app[SESSIONS].open(account)
-    response = web.HTTPSeeOther("/dashboard")
+    response = web.HTTPSeeOther("/dashboard", headers=_PROTECT)
+    # Secure even over plain HTTP: browsers treat http://localhost and 127.0.0.1 as secure
+    # contexts and keep the cookie there; anywhere else the dashboard needs HTTPS anyway.
     response.set_cookie(
         COOKIE,
         token,
         max_age=SESSION_SECONDS,
+        path="/",
+        secure=True,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
-        path="/",
     )
     raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     request.app[SESSIONS].close(request.cookies.get(COOKIE))
-    response = web.HTTPSeeOther("/dashboard/login")
-    response.del_cookie(COOKIE, path="/")
+    response = web.HTTPSeeOther("/dashboard/login", headers=_PROTECT)
+    response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     raise response
 
 
@@ -180,7 +227,7 @@ async def snapshot(request: web.Request) -> web.Response:
         "streams": app[STREAMS].clients,
         "alerts": await _recent_alerts(app),
     }
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
+    return web.Response(body=orjson.dumps(body), content_type="application/json", headers=_PROTECT)
 
 
 async def _recent_alerts(app: web.Application) -> list[dict[str, object]]:
@@ -202,6 +249,7 @@ async def _recent_alerts(app: web.Application) -> list[dict[str, object]]:
 def add_routes(app: web.Application) -> None:
     app[SESSIONS] = Sessions()
     app.router.add_get("/dashboard", page)
+    app.router.add_get("/dashboard/dashboard.js", script)
     app.router.add_get("/dashboard/login", login_form)
     app.router.add_post("/dashboard/login", login)
     app.router.add_post("/dashboard/logout", logout)

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from hub.api.auth import Authenticator
 from hub.api.background import Supervised
+from hub.api.backpressure import IntakeGate
 from hub.bus import Bus
 from hub.collections import Collection
 from hub.config import Settings
@@ -24,5 +25,6 @@ FOLLOWER = web.AppKey("follower", ViewFollower)
 METRICS = web.AppKey("metrics", HubMetrics)
 RUNNERS = web.AppKey("runners", list[Supervised])
 SIGNING_KEYS = web.AppKey("signing_keys", KeyStore)
+INTAKE_GATE = web.AppKey("intake_gate", IntakeGate)
 ACCOUNT = web.RequestKey("account", Account)  # the authenticated caller
 REQUEST_ID = web.RequestKey("request_id", str)

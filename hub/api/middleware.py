@@ -53,7 +53,7 @@ def _headers(exc: HubError) -> dict[str, str]:
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = 'Basic realm="cirt-hub", charset="UTF-8"'
     if exc.retriable:
-        headers["Retry-After"] = "5"
+        headers["Retry-After"] = str(exc.retry_after if exc.retry_after is not None else 5)
     return headers
 
 

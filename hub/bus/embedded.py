@@ -343,8 +343,10 @@ class EmbeddedBus:
     def group_consumer(
         self, group: str, topics: Sequence[str], *, transactional_id: str | None = None
     ) -> EmbeddedGroupConsumer:
-        # transactional_id matters to Kafka's fencing; here the group generation fences.
-        return EmbeddedGroupConsumer(self, group, list(topics))
+        # The group generation fences commits. A transactional id is also the member's
+        # lasting name (static membership, as on Kafka): a node restarted after a crash
+        # takes its place back at once instead of waiting for the dead session to expire.
+        return EmbeddedGroupConsumer(self, group, list(topics), transactional_id)
 
     def reader(self, topics: Sequence[str], start: dict[TopicPartition, int]) -> EmbeddedReader:
         return EmbeddedReader(self, list(topics), dict(start))
@@ -390,11 +392,13 @@ class _Membership:
 class EmbeddedGroupConsumer:
     """A consumer-group member; the group's generation fences commits across rebalances."""
 
-    def __init__(self, bus: EmbeddedBus, group: str, topics: list[str]) -> None:
+    def __init__(
+        self, bus: EmbeddedBus, group: str, topics: list[str], instance_id: str | None = None
+    ) -> None:
         self._bus = bus
         self._group = group
         self._topics = topics
-        self._me = _Membership()
+        self._me = _Membership(instance_id) if instance_id else _Membership()
         self._positions: dict[TopicPartition, int] = {}
         self._assignment: frozenset[TopicPartition] = frozenset()
         self._partitions_seen: frozenset[TopicPartition] = frozenset()

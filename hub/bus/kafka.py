@@ -1,7 +1,8 @@
 """The Kafka bus: aiokafka against Apache Kafka (KRaft), for hubs that outgrow one machine.
 
 Producers are idempotent with `acks=all`, so a returned publish survives a broker failover
-and retries never duplicate. The atomic unit is a Kafka transaction that carries the
+and retries never duplicate; publishes are transactions (hub.bus.kafka_publish), so one
+that failed is never seen. The atomic unit is a Kafka transaction that carries the
 consumed offsets (`send_offsets_to_transaction`); every consumer reads `read_committed`,
 so records of an aborted or unfinished unit are never seen.
 """
@@ -29,6 +30,8 @@ from hub.bus import (
     next_offsets,
 )
 from hub.bus.errors import BusUnavailable, CommitFailed, MessageTooLarge
+from hub.bus.kafka_publish import TransactionalPublisher
+from hub.bus.kafka_security import KafkaSecurity
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,12 @@ class KafkaSettings:
     client_id: str = "cirt-hub"
     replication_factor: int = 1
     request_timeout_ms: int = 30_000
+    # A publish not committed by then is aborted and reported as failed (the API's 503).
+    publish_timeout: float = 5.0
     # Kafka's default record limit is ~1 MB; a TAXII request may be 10 MiB and its intake
     # record a little more, so producers, topics and fetches all allow this much.
     max_message_bytes: int = 32 * 1024 * 1024
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS, SASL; default none
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,58 +76,58 @@ def _kafka_offsets(offsets: dict[TopicPartition, int]) -> dict[aiokafka.TopicPar
 class KafkaBus:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
-        self._producer: aiokafka.AIOKafkaProducer | None = None
+        self._publisher: TransactionalPublisher | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._meta: aiokafka.AIOKafkaConsumer | None = None
+        self._security: dict[str, Any] | None = None
 
     def client_options(self) -> dict[str, Any]:
+        """What every aiokafka client of this bus is made with (TLS and SASL included)."""
         s = self.settings
+        if self._security is None:
+            # Built at the first client, not in the constructor: it reads the TLS files.
+            self._security = s.security.client_options()
         return {
             "bootstrap_servers": s.bootstrap_servers,
             "client_id": s.client_id,
             "request_timeout_ms": s.request_timeout_ms,
+            **self._security,
             **s.extra,
         }
 
     async def start(self) -> None:
-        if self._producer is not None:
+        if self._admin is not None:
             return
-        # Idempotence + acks=all: a publish that returned is replicated and never duplicated.
-        producer = aiokafka.AIOKafkaProducer(
-            enable_idempotence=True,
-            acks="all",
-            max_request_size=self.settings.max_message_bytes,
-            **self.client_options(),
-        )
         admin = AIOKafkaAdminClient(**self.client_options())
         meta = aiokafka.AIOKafkaConsumer(
             enable_auto_commit=False, isolation_level="read_committed", **self.client_options()
         )
         try:
-            await producer.start()
             await admin.start()
             await meta.start()
         except KafkaError as exc:
-            await producer.stop()
             await admin.close()
             await meta.stop()
             raise BusUnavailable(f"Kafka at {self.settings.bootstrap_servers}: {exc}") from exc
-        self._producer, self._admin, self._meta = producer, admin, meta
+        self._admin, self._meta = admin, meta
+        self._publisher = TransactionalPublisher(
+            self.client_options(), self.settings.max_message_bytes, self.settings.publish_timeout
+        )
 
     async def stop(self) -> None:
-        producer, admin, meta = self._producer, self._admin, self._meta
-        self._producer = self._admin = self._meta = None
-        if producer is not None:
-            await producer.stop()
+        publisher, admin, meta = self._publisher, self._admin, self._meta
+        self._publisher = self._admin = self._meta = None
+        if publisher is not None:
+            await publisher.stop()
         if admin is not None:
             await admin.close()
         if meta is not None:
             await meta.stop()
 
-    def _running(self) -> tuple[aiokafka.AIOKafkaProducer, AIOKafkaAdminClient]:
-        if self._producer is None or self._admin is None:
+    def _running(self) -> tuple[TransactionalPublisher, AIOKafkaAdminClient]:
+        if self._publisher is None or self._admin is None:
             raise BusUnavailable("Kafka bus is not running")
-        return self._producer, self._admin
+        return self._publisher, self._admin
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         _, admin = self._running()
@@ -155,20 +161,8 @@ class KafkaBus:
         raise BusUnavailable(f"Kafka topics {list(topics)} did not appear in metadata")
 
     async def publish(self, messages: Sequence[Message]) -> list[Position]:
-        producer, _ = self._running()
-        try:
-            futures = [
-                await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers) or None)
-                for m in messages
-            ]
-            results = await asyncio.gather(*futures)
-        except MessageSizeTooLargeError as exc:
-            raise MessageTooLarge(
-                f"a record is over the bus limit of {self.settings.max_message_bytes} bytes"
-            ) from exc
-        except KafkaError as exc:
-            raise BusUnavailable(f"Kafka publish failed: {exc}") from exc
-        return [Position(r.topic, r.partition, r.offset) for r in results]
+        publisher, _ = self._running()
+        return await publisher.publish(messages)
 
     async def partitions(self, topics: Sequence[str]) -> list[TopicPartition]:
         """Every partition of the `topics` that exist now (asking never creates a topic)."""
@@ -195,9 +189,12 @@ class KafkaBus:
     async def committed(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
         _, admin = self._running()
         tps = await self.partitions(topics)
-        offsets = await admin.list_consumer_group_offsets(
-            group, partitions=[aiokafka.TopicPartition(*tp) for tp in tps]
-        )
+        try:
+            offsets = await admin.list_consumer_group_offsets(
+                group, partitions=[aiokafka.TopicPartition(*tp) for tp in tps]
+            )
+        except KafkaError as exc:
+            raise BusUnavailable(f"Kafka committed offsets of {group!r}: {exc}") from exc
         result = {tp: 0 for tp in tps}
         for tp, meta in offsets.items():
             if meta.offset >= 0:
@@ -258,6 +255,10 @@ class KafkaGroupConsumer:
             # under a second instead of ~3 s; the cost is a small request every 0.5 s.
             heartbeat_interval_ms=500,
             max_partition_fetch_bytes=self._bus.settings.max_message_bytes,
+            # Static membership (KIP-345): a node that restarts (say, after a crash) takes
+            # its partitions back at once instead of waiting out the dead member's session.
+            # The cost: a node stopped for good holds them until its session times out.
+            group_instance_id=self._transactional_id,
             **options,
         )
         producer = None

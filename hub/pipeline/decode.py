@@ -201,16 +201,24 @@ class Decode:
         account with the submit role. Either way one of `member`'s own."""
         raw = record.header(ACCOUNT_HEADER)
         if raw is None:
-            found = next((a for a in self.members[member].accounts if a.can("submit")), None)
+            found = next(
+                (a for a in self.members[member].accounts if a.can("submit") and not a.disabled),
+                None,
+            )
             if found is None:
                 raise UndecodableRecord(
-                    f"member {member!r} has no account with the submit role",
+                    f"member {member!r} has no enabled account with the submit role",
                     reason="not-authorized",
                 )
             return found
         username = raw.decode("utf-8", "replace")
         account = self.federation.account(username)
-        if account is None or account.member != member or not account.can("submit"):
+        if (
+            account is None
+            or account.disabled
+            or account.member != member
+            or not account.can("submit")
+        ):
             raise UndecodableRecord(
                 f"account {username!r} may not submit for {member!r} (the {ACCOUNT_HEADER!r} "
                 "header must name one of the member's own accounts with the submit role)",

@@ -105,6 +105,7 @@ def cases(object_id: str, status_id: str) -> list[Case]:
         dashboard = 200 if operator else 403 if ok else 401 if caller.username else 303
         out.append(Case(caller, "GET", "/dashboard", dashboard))
         out.append(Case(caller, "GET", "/dashboard/login", 200))
+        out.append(Case(caller, "GET", "/dashboard/dashboard.js", 200))  # code, no data
         out.append(Case(caller, "GET", "/.well-known/jwks.json", 200))  # public by design
         owner = caller.member == "ke-cirt"
         add("GET", f"{root}status/{status_id}/", 200 if owner else 404)
@@ -333,6 +334,7 @@ def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
         "/api/v1/dashboard",
         "/dashboard",
         "/dashboard/login",
+        "/dashboard/dashboard.js",
     }
     covered = {(m, p) for m, p in served if p in templates} | unauthenticated
     assert served == covered, served - covered

@@ -102,31 +102,49 @@ async def feed_counts(hub: RunningHub, aliases: list[str]) -> Counter[tuple[str,
         await bus.stop()
 
 
-def pipeline_process(hub: RunningHub, data_dir: Path) -> subprocess.Popen[bytes]:
+async def audit_chain(hub: RunningHub, decisions: int, deadline: float) -> list[dict[str, Any]]:
+    """The audit chain, once it holds `decisions` records (before `deadline`)."""
     settings = hub.settings
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hub",
-            "serve",
-            "--role",
-            "pipeline",
-            "--bus",
-            settings.bus_url,
-            "--data-dir",
-            str(data_dir),
-            "--topic-prefix",
-            settings.topic_prefix,
-            "--port",
-            "0",
-            "--partitions",
-            str(settings.partitions),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    bus = open_bus(settings.bus_url, settings.data_dir)
+    await bus.start()
+    try:
+        while len(chain := await audit_records(bus, settings.topics.audit)) < decisions:
+            assert time.monotonic() < deadline, "decisions missing from the audit chain"
+            await asyncio.sleep(0.5)
+    finally:
+        await bus.stop()
+    return chain
+
+
+def pipeline_process(hub: RunningHub, data_dir: Path) -> subprocess.Popen[bytes]:
+    """A pipeline node in its own process; its log lines go to DATA_DIR/pipeline.log."""
+    settings = hub.settings
+    with open(data_dir / "pipeline.log", "ab") as log:  # the child keeps its own copy
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hub",
+                "serve",
+                "--role",
+                "pipeline",
+                "--bus",
+                settings.bus_url,
+                "--data-dir",
+                str(data_dir),
+                "--topic-prefix",
+                settings.topic_prefix,
+                "--port",
+                "0",
+                "--partitions",
+                str(settings.partitions),
+                "--log-format",
+                "text",
+            ],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 async def test_sigkill_mid_batch_then_restart_delivers_each_object_exactly_once(
@@ -172,15 +190,7 @@ async def test_sigkill_mid_batch_then_restart_delivers_each_object_exactly_once(
             await asyncio.sleep(2)  # anything routed twice would show up by now
             counts = await feed_counts(hub, aliases)
             assert counts == expected
-            settings = hub.settings
-            bus = open_bus(settings.bus_url, settings.data_dir)
-            await bus.start()
-            try:
-                while len(chain := await audit_records(bus, settings.topics.audit)) < len(sent):
-                    assert time.monotonic() < deadline, "decisions missing from the audit chain"
-                    await asyncio.sleep(0.5)
-            finally:
-                await bus.stop()
+            chain = await audit_chain(hub, len(sent), deadline)
             assert verify(chain) == (len(sent), None)
             assert sorted(r["object_id"] for r in chain) == sorted(sent)
             # Killed while work was left: the backlog was only partly routed at the kill.

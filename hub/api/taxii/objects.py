@@ -14,8 +14,18 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from hub.api import ratelimit
 from hub.api.access import permitted_collection
-from hub.api.keys import ACCOUNT, BUS, FOLLOWER, METRICS, REQUEST_ID, SETTINGS, VIEW
+from hub.api.keys import (
+    ACCOUNT,
+    BUS,
+    FOLLOWER,
+    INTAKE_GATE,
+    METRICS,
+    REQUEST_ID,
+    SETTINGS,
+    VIEW,
+)
 from hub.api.media import require_taxii_accept, require_taxii_content, taxii_response
 from hub.api.taxii.paging import date_added_headers, more_and_next
 from hub.api.taxii.query import ONE_OBJECT, VERSIONS, object_query
@@ -120,7 +130,9 @@ async def add_objects(request: web.Request) -> web.Response:
 async def _add_objects(request: web.Request) -> web.Response:
     require_taxii_accept(request)
     account, _ = await permitted_collection(request, "write")
+    ratelimit.admit(request, account)  # 429 while the member is over its rate_limits
     require_taxii_content(request)
+    request.app[INTAKE_GATE].check()
     settings = request.app[SETTINGS]
     if (request.content_length or 0) > settings.max_content_length:
         raise PayloadTooLarge(
@@ -129,6 +141,7 @@ async def _add_objects(request: web.Request) -> web.Response:
         )
     limit = settings.federation.hub.limits.max_objects
     objects = envelope_objects(parse_body(await request.read()), limit)
+    await ratelimit.charge(request, account, len(objects))
     assert account.member is not None  # can_write() holds only for member accounts
 
     status_id = str(uuid.uuid4())

@@ -1,0 +1,76 @@
+"""Backpressure at intake: while the pipeline is too far behind, or the bus does not answer,
+a POST gets 503 with Retry-After instead of a 202, and intake opens again by itself.
+
+The lag is the pipeline group's: records on the intake topics it has not committed yet.
+It is measured in the background (every `intake_lag_interval` seconds), so a POST only
+reads a number. Nothing is queued in memory: a 202 still means durable on the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from hub.bus import Bus, BusError
+from hub.config import Settings
+from hub.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+
+class IntakeGate:
+    """Measures the pipeline's intake lag and says whether intake may take more."""
+
+    def __init__(self, bus: Bus, settings: Settings) -> None:
+        self._bus = bus
+        self._settings = settings
+        self._stopping = asyncio.Event()
+        self.lag: int | None = None
+        self.measured_at = 0.0
+        self.error: str | None = None
+
+    @property
+    def _topics(self) -> list[str]:
+        members = (m.id for m in self._settings.federation.members)
+        return self._settings.topics.intakes(members)
+
+    async def measure(self) -> int:
+        """The intake records the pipeline group has not committed yet."""
+        topics = self._topics
+        group = f"{self._settings.topic_prefix}pipeline"
+        async with asyncio.timeout(max(self._settings.intake_lag_interval * 3, 3.0)):
+            ends = await self._bus.end_offsets(topics)
+            committed = await self._bus.committed(group, topics)
+        return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.lag, self.error = await self.measure(), None
+                self.measured_at = time.monotonic()
+            except (BusError, TimeoutError) as exc:
+                self.error = str(exc) or "the bus did not answer"
+            except Exception as exc:  # a measurement must never stop the gate: say, go on
+                if self.error != repr(exc):
+                    log.warning("intake lag not measured: %r", exc)
+                self.error = repr(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._settings.intake_lag_interval)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def check(self) -> None:
+        """Unavailable (503, with when to retry) while the pipeline is over its lag bound."""
+        bound = self._settings.max_intake_lag
+        if bound is None or self.lag is None or self.lag <= bound:
+            return
+        # Roughly the time to work the excess off, bounded: long enough to let it drain.
+        wait = max(1, min(60, int(self._settings.intake_lag_interval * 2)))
+        raise Unavailable(
+            f"the hub is {self.lag} submissions behind (its bound is {bound}): nothing was "
+            f"stored; send again in {wait} s",
+            retry_after=wait,
+        )
