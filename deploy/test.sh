@@ -49,6 +49,6 @@ run_step() {
     return "$code"
 }
 status=0
-run_step "tests" -m "not faults" "$@" || status=$?
+run_step "tests" -m "not faults" --durations=20 "$@" || status=$?
 run_step "fault suite" -m faults "$@" || status=$?
 exit "$status"

@@ -528,6 +528,10 @@ def test_the_image_is_slim_non_root_and_ships_the_package_data(tmp_path: Path) -
     assert any(line.startswith("HEALTHCHECK ") and "/healthz" in line for line in final)
     assert any(line.startswith("ENTRYPOINT ") and "cirt-hub" in line for line in final)
     assert not any(line.startswith(("COPY ", "ADD ")) for line in final), "sources in the image"
+    # Dependencies come from the hashed lock, the wheel without its own (unpinned) ones.
+    installs = " ".join(line for line in final if line.startswith("RUN "))
+    assert "--require-hashes -r /tmp/requirements.lock" in installs
+    assert "--no-deps /wheels/" in installs
 
     # The wheel is built from what the build stage copies: rebuild that folder and check that
     # every package-data file pyproject.toml declares is a file there (some are symlinks into
@@ -546,6 +550,7 @@ def test_the_image_is_slim_non_root_and_ships_the_package_data(tmp_path: Path) -
                         ignore=shutil.ignore_patterns("__pycache__"),
                     )
                 else:
+                    (context / source).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(origin, context / source)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     package_data = pyproject["tool"]["setuptools"]["package-data"]

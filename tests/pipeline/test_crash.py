@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from hub.audit.chain import verify
 from hub.audit.log import audit_records
@@ -24,6 +25,9 @@ from hub.bus import read_to
 from hub.bus.url import open_bus
 from tests.hubs import RunningHub, running_hub
 from tests.stixdata import TLP2
+
+# A crash test: it runs with the fault suite, deploy/test.sh's second step.
+pytestmark = pytest.mark.faults
 
 SUBMISSIONS, PER_SUBMISSION = 160, 4  # several batches of 64 intake records
 
