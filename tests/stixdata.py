@@ -55,6 +55,25 @@ def incident_report(identity_id: str, name: str, marking: str) -> list[dict[str,
     return [json.loads(o.serialize()) for o in (identity, incident, indicator, sighting)]
 
 
+def indicator(
+    identity: str, pattern: str, marking: str = TLP2["green"], name: str = "indicator"
+) -> dict[str, Any]:
+    """A STIX indicator of `pattern` by `identity`, under `marking`, as plain JSON."""
+    return {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": f"indicator--{uuid.uuid4()}",
+        "created": "2026-11-29T08:00:00.000Z",
+        "modified": "2026-11-29T08:00:00.000Z",
+        "name": name,
+        "pattern": pattern,
+        "pattern_type": "stix",
+        "valid_from": "2026-11-29T08:00:00Z",
+        "created_by_ref": identity,
+        "object_marking_refs": [marking],
+    }
+
+
 def shared_objects(relative: str) -> list[dict[str, Any]]:
     """The objects of a bundle (or the one object) in a file under ../shared/testdata/stix."""
     data = json.loads(Path(TESTDATA, relative).read_text())

@@ -14,7 +14,8 @@ import orjson
 from connectors.client.bundles import bundle
 from connectors.client.feed import FeedState, new_pages, write_atomically
 from connectors.client.http import HubClient
-from hub.signing.verify import Verdict, Verifier, hub_keys
+from connectors.client.hubkeys import HubKeys
+from hub.signing.verify import Verdict
 
 STATE_FILE = ".cirt-hub-pull.json"
 
@@ -26,26 +27,6 @@ class PullReport:
     invalid: list[Verdict] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     pages: int = 0
-
-
-class KeyedVerifier:
-    """Checks hub signatures, fetching the JWKS again once when it meets a new kid (the
-    hub rotated its key since the JWKS was read)."""
-
-    def __init__(self, jwks: Callable, verifier: Verifier) -> None:
-        self._jwks = jwks
-        self._verifier = verifier
-
-    @classmethod
-    async def of(cls, client: HubClient) -> KeyedVerifier:
-        return cls(client.jwks, Verifier(hub_keys(await client.jwks())))
-
-    async def verify(self, obj: dict) -> Verdict:
-        verdict = self._verifier.verify(obj)
-        if verdict.reason == "unknown-kid":
-            self._verifier = Verifier(hub_keys(await self._jwks()))
-            verdict = self._verifier.verify(obj)
-        return verdict
 
 
 async def pull(
@@ -66,7 +47,7 @@ async def pull(
             f"{out} holds a pull of {state.collection!r}; pull {collection!r} into another folder"
         )
     state.collection = collection
-    verifier = await KeyedVerifier.of(client)
+    verifier = HubKeys(client.jwks)
     report = PullReport()
 
     async def fetch(params: dict[str, str]):

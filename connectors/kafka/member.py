@@ -18,6 +18,7 @@ import asyncio
 import os
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,12 @@ import aiokafka
 import orjson
 from aiokafka.errors import KafkaError
 
+from connectors.client.hubkeys import HubKeys
 from connectors.client.keys import KEY_PASSPHRASE_ENV, MemberKey, MemberKeyError, is_signed
 from connectors.kafka.connection import KafkaConnection, add_arguments, from_arguments
 from hub.pipeline.decode import ACCOUNT_HEADER, SIGNATURE_HEADER, member_status_id
-from hub.signing.sources import SourceError, read_json
-from hub.signing.verify import Verdict, Verifier, hub_keys
+from hub.signing.sources import SourceError
+from hub.signing.verify import Verdict
 from hub.topics import Topics
 
 CONTENT_TYPE = b"application/stix+json;version=2.1"
@@ -40,14 +42,14 @@ CONTENT_TYPE = b"application/stix+json;version=2.1"
 MAX_RECORD_BYTES = 32 * 1024 * 1024
 
 
-class Lifecycle:
+class Lifecycle(ABC):
     """start() and stop(), also as an async context manager."""
 
-    async def start(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def start(self) -> None: ...
 
-    async def stop(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def stop(self) -> None: ...
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -147,33 +149,6 @@ class FeedObject:
     submitter: str | None
     partition: int
     offset: int
-
-
-class HubKeys:
-    """The hub's JWKS (a URL or a file), fetched again when an object names a new key."""
-
-    def __init__(self, source: str, refetch_after: float = 30.0) -> None:
-        self._source, self._refetch_after = source, refetch_after
-        self._verifier: Verifier | None = None
-        self._fetched = 0.0
-
-    async def _fetch(self) -> None:
-        jwks = await asyncio.to_thread(read_json, self._source)
-        self._verifier, self._fetched = Verifier(hub_keys(jwks)), time.monotonic()
-
-    async def verify(self, obj: object) -> Verdict:
-        if self._verifier is None:
-            await self._fetch()
-        assert self._verifier is not None
-        verdict = self._verifier.verify(obj)
-        # A rotated key shows as an unknown kid; a forged kid must not make us fetch each time.
-        if (
-            verdict.reason == "unknown-kid"
-            and time.monotonic() - self._fetched > self._refetch_after
-        ):
-            await self._fetch()
-            verdict = self._verifier.verify(obj)
-        return verdict
 
 
 class FeedConsumer(Lifecycle):
@@ -307,7 +282,7 @@ async def _consume(args: argparse.Namespace) -> int:
     async with FeedConsumer(
         from_arguments(args),
         args.member,
-        HubKeys(args.jwks),
+        HubKeys.at(args.jwks),
         topic_prefix=args.topic_prefix,
         collection=args.collection,
         group=args.group,

@@ -110,7 +110,9 @@ class Verifier:
             return invalid("bad-signature", f"the hub signature is not usable: {exc}")
         key = self._hub.get(jws.kid)
         if key is None:
-            return invalid("unknown-kid", f"signed with key {jws.kid!r}, which the JWKS lacks")
+            return invalid(
+                "unknown-kid", f"signed with key {jws.kid!r}, which the JWKS lacks", kid=jws.kid
+            )
         try:
             provenance = Provenance.from_extension(ext)
         except ValueError as exc:

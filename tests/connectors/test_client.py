@@ -25,6 +25,7 @@ from tests.conftest import free_port
 from tests.hubs import member_identity, read_all, running_hub, visible_to, with_member_key
 from tests.signing.support import run_verify, verdicts
 from tests.stixdata import TLP2, shared_objects
+from tests.stixdata import indicator as stix_indicator
 
 CLI = [sys.executable, "-m", "hub"]
 
@@ -34,19 +35,8 @@ def report_bundles(folder: Path, identity: str, count: int) -> list[str]:
     folder.mkdir()
     ids = []
     for n in range(count):
-        indicator = {
-            "type": "indicator",
-            "spec_version": "2.1",
-            "id": f"indicator--{uuid.uuid4()}",
-            "created": "2026-11-29T08:00:00.000Z",
-            "modified": "2026-11-29T08:00:00.000Z",
-            "name": f"Scanner {n}",
-            "pattern": f"[ipv4-addr:value = '198.51.{n // 250}.{n % 250}']",
-            "pattern_type": "stix",
-            "valid_from": "2026-11-29T08:00:00Z",
-            "created_by_ref": identity,
-            "object_marking_refs": [TLP2["green"]],
-        }
+        pattern = f"[ipv4-addr:value = '198.51.{n // 250}.{n % 250}']"
+        indicator = stix_indicator(identity, pattern, name=f"Scanner {n}")
         sighting = {
             "type": "sighting",
             "spec_version": "2.1",

@@ -19,9 +19,10 @@ import aiohttp
 import aiokafka
 import pytest
 
+from connectors.client.hubkeys import HubKeys
 from connectors.client.keys import MemberKey
 from connectors.kafka.connection import KafkaConnection
-from connectors.kafka.member import FeedConsumer, FeedObject, HubKeys, IntakeProducer
+from connectors.kafka.member import FeedConsumer, FeedObject, IntakeProducer
 from hub.federation import Federation
 from hub.signing.members import MemberKeys
 from hub.signing.provenance import canonical, extension_of, without_extension
@@ -148,7 +149,7 @@ async def test_a_member_produces_signed_bundles_and_reads_its_feed(
         feed = FeedConsumer(
             connection,
             MEMBER,
-            HubKeys(f"{hub.base_url}/.well-known/jwks.json"),
+            HubKeys.at(f"{hub.base_url}/.well-known/jwks.json"),
             topic_prefix=prefix,
             group=f"{MEMBER}-siem-{unique}",
         )

@@ -21,6 +21,7 @@ from hub.federation import Federation
 from hub.signing.verify import Verifier, hub_keys
 from tests.hubs import RunningHub, member_identity, read_all, running_hub, submit
 from tests.stixdata import TLP2
+from tests.stixdata import indicator as stix_indicator
 
 DOMAIN = "c2.badcorp.example"
 
@@ -33,19 +34,8 @@ def with_rule(**rule: Any):
 
 
 def indicator(identity: str, domain: str = DOMAIN) -> dict[str, Any]:
-    return {
-        "type": "indicator",
-        "spec_version": "2.1",
-        "id": f"indicator--{uuid.uuid4()}",
-        "created": "2026-11-29T08:00:00.000Z",
-        "modified": "2026-11-29T08:00:00.000Z",
-        "name": "C2 of the tax-portal ransomware",
-        "pattern": f"[domain-name:value = '{domain}']",
-        "pattern_type": "stix",
-        "valid_from": "2026-11-29T08:00:00Z",
-        "created_by_ref": identity,
-        "object_marking_refs": [TLP2["green"]],
-    }
+    pattern = f"[domain-name:value = '{domain}']"
+    return stix_indicator(identity, pattern, name="C2 of the tax-portal ransomware")
 
 
 def observed(identity: str, domain: str) -> list[dict[str, Any]]:

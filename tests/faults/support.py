@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import orjson
 
 from hub.demo import DEMO_ACCOUNTS_FILE
 from tests.stixdata import TLP2
+from tests.stixdata import indicator as stix_indicator
 
 TAXII = "application/taxii+json;version=2.1"
 
@@ -93,19 +93,8 @@ class HubProcess:
 
 
 def indicator(identity: str, marking: str, n: int) -> dict[str, Any]:
-    return {
-        "type": "indicator",
-        "spec_version": "2.1",
-        "id": f"indicator--{uuid.uuid4()}",
-        "created": "2026-11-29T08:00:00.000Z",
-        "modified": "2026-11-29T08:00:00.000Z",
-        "name": f"scanner {n}",
-        "pattern": f"[ipv4-addr:value = '203.0.{n // 250 % 250}.{n % 250}']",
-        "pattern_type": "stix",
-        "valid_from": "2026-11-29T08:00:00Z",
-        "created_by_ref": identity,
-        "object_marking_refs": [marking],
-    }
+    pattern = f"[ipv4-addr:value = '203.0.{n // 250 % 250}.{n % 250}']"
+    return stix_indicator(identity, pattern, marking, name=f"scanner {n}")
 
 
 @dataclass

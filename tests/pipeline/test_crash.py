@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from hub.audit.log import audit_records
 from hub.bus import read_to
 from hub.bus.url import open_bus
 from tests.hubs import RunningHub, running_hub
-from tests.stixdata import TLP2
+from tests.stixdata import TLP2, indicator
 
 # A crash test: it runs with the fault suite, deploy/test.sh's second step.
 pytestmark = pytest.mark.faults
@@ -34,19 +33,7 @@ SUBMISSIONS, PER_SUBMISSION = 160, 4  # several batches of 64 intake records
 
 def objects(identity: str, count: int, marking: str) -> list[dict[str, Any]]:
     return [
-        {
-            "type": "indicator",
-            "spec_version": "2.1",
-            "id": f"indicator--{uuid.uuid4()}",
-            "created": "2026-11-20T08:00:00.000Z",
-            "modified": "2026-11-20T08:00:00.000Z",
-            "name": f"scanner {i}",
-            "pattern": f"[ipv4-addr:value = '198.51.100.{i}']",
-            "pattern_type": "stix",
-            "valid_from": "2026-11-20T08:00:00Z",
-            "created_by_ref": identity,
-            "object_marking_refs": [marking],
-        }
+        indicator(identity, f"[ipv4-addr:value = '198.51.100.{i}']", marking, f"scanner {i}")
         for i in range(count)
     ]
 
