@@ -29,9 +29,11 @@ from hub.federation import FederationError, load_federation
 from hub.logs import configure as configure_logs
 from hub.policy import commands as policy_commands
 from hub.signing import commands as signing_commands
-from hub.signing.keyring import KeyringError, passphrase_from_environment
+from hub.signing.keyring import KeyringError, KeyStore, passphrase_from_environment
+from hub.signing.provenance import HubSigner
 from hub.tls import KEY_PASSWORD_ENV, TlsError, tls_files
 from hub.topics import Topics
+from hub.workers import WorkerProcesses, worker_command
 
 log = logging.getLogger("cirt_hub")
 
@@ -85,6 +87,16 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a stop (SIGTERM) waits for open requests and work in hand (default 10)",
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="pipeline worker processes (one per core is a good start): this process serves "
+        "the API, each worker runs in its own process; 0 (default): all in this process",
+    )
+    # Set by --workers on each child: the worker's place, which names its Kafka
+    # transactional producer and its static group membership.
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument(
         "--max-intake-lag",
         type=int,
         default=10_000,
@@ -131,7 +143,10 @@ def _print_accounts(accounts: list[DemoAccount]) -> None:
 
 
 async def _serve(
-    settings: Settings, demo: list[DemoAccount] | None, tls: ssl.SSLContext | None
+    settings: Settings,
+    demo: list[DemoAccount] | None,
+    tls: ssl.SSLContext | None,
+    workers: WorkerProcesses | None = None,
 ) -> int:
     from hub.api.app import create_app
     from hub.api.reload import Reloader
@@ -166,6 +181,13 @@ async def _serve(
         print("DEMO federation with generated secrets (username, cirt, roles, secret):")
         _print_accounts(demo)
         print(f"  (also: cirt-hub demo accounts --data-dir {settings.data_dir} --json)")
+    if workers is not None:
+        # The signing key is made here, once, before workers that would race to make it.
+        await asyncio.to_thread(
+            HubSigner(KeyStore(settings.signing_keys_dir), settings.key_passphrase).refresh
+        )
+        await workers.start()
+        print(f"  pipeline workers: {workers.count} (pids {', '.join(map(str, workers.pids()))})")
     sys.stdout.flush()
 
     stop = asyncio.Event()
@@ -180,7 +202,7 @@ async def _serve(
     control.write_pid_file(settings.data_dir, config)
     await stop.wait()
     print("cirt-hub: stopping (finishing in-flight work)", file=sys.stderr)
-    await runner.cleanup()
+    await asyncio.gather(runner.cleanup(), *([workers.stop()] if workers else []))
     control.remove_pid_file(settings.data_dir)
     return 0
 
@@ -244,16 +266,25 @@ def serve(args: argparse.Namespace) -> int:
             )
             return 2
         embedded = args.bus == "embedded"
+        if args.workers < 0 or (args.workers and args.role != "all"):
+            raise SettingsError(
+                "workers: give a number of pipeline processes (0 or more) with --role all"
+            )
+        # Each worker consumes its own partitions of intake: at least one each.
+        partitions = args.partitions or max(args.workers, 1 if embedded else 3)
+        node = node_id(data_dir)
+        if args.worker_index is not None:
+            node = f"{node}-w{args.worker_index}"
         settings = Settings(
             federation=federation,
             data_dir=data_dir,
             host=args.host,
             port=args.port,
             bus_url=args.bus,
-            role=args.role,
+            role="api" if args.workers else args.role,
             topic_prefix=args.topic_prefix,
-            partitions=args.partitions or (1 if embedded else 3),
-            node_id=node_id(data_dir),
+            partitions=partitions,
+            node_id=node,
             keys_dir=args.keys_dir.resolve() if args.keys_dir else None,
             key_passphrase=passphrase,
             pseudonym_key_file=args.pseudonym_key,
@@ -264,7 +295,12 @@ def serve(args: argparse.Namespace) -> int:
     except (FederationError, SettingsError, BusUrlError, KeyringError, TlsError) as exc:
         print(f"cirt-hub: {exc}", file=sys.stderr)
         return 2
-    return _run(_serve(settings, demo, tls_context))
+    workers = None
+    if args.workers:
+        workers = WorkerProcesses(
+            worker_command(args, data_dir, partitions), args.workers, args.drain_timeout
+        )
+    return _run(_serve(settings, demo, tls_context, workers))
 
 
 def main(argv: list[str] | None = None) -> int:

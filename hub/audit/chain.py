@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
+from hub.signing.provenance import canonical
 
 GENESIS = "0" * 64
 
@@ -29,7 +29,7 @@ class Link:
 
 def record_hash(record: Mapping[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    return hashlib.sha256(canonical(body)).hexdigest()
 
 
 def chained(decision: Mapping[str, Any], after: Link) -> dict[str, Any]:

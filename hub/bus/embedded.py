@@ -209,7 +209,10 @@ class EmbeddedBus:
         path: Path,
         *,
         default_partitions: int = 1,
-        poll_interval: float = 0.2,
+        # How often a reader looks for what other processes wrote (one indexed query; a
+        # reader in the writing process is woken at once). It bounds each cross-process
+        # hop's latency: an API node and its pipeline workers are two hops apart.
+        poll_interval: float = 0.025,
         session_timeout: float = 10.0,
     ) -> None:
         self.path = Path(path)

@@ -17,6 +17,7 @@ from hub.signing.provenance import (
     HubSigner,
     Provenance,
     canonical,
+    orjson_is_canonical,
     without_extension,
 )
 
@@ -35,13 +36,17 @@ class Sign:
 
         def seal(item: Item) -> Item:
             try:
-                accepted = canonical(without_extension(item.obj))
+                original = without_extension(item.obj)
+                # Variants only drop properties or put strings for strings: what decides
+                # how to canonicalize the object decides it for all of them.
+                plain = orjson_is_canonical(original)
+                accepted = canonical(original, plain=plain)
                 sealed: dict[tuple[bytes, bool], dict[str, Any]] = {}
                 deliveries = []
                 for delivery in item.deliveries:
                     # Only what authenticate verified is carried; the rest of the extension goes.
                     body = without_extension(delivery.obj)
-                    payload = canonical(body)
+                    payload = canonical(body, plain=plain)
                     hidden = anonymous or delivery.anonymous
                     key = (payload, hidden)
                     if key not in sealed:

@@ -28,7 +28,7 @@ from hub.pipeline.validate import problem_with
 from hub.policy.anonymity import anonymised
 from hub.policy.entitlement import Policy, Verdict
 from hub.policy.pseudonyms import Pseudonymiser
-from hub.policy.redaction import without
+from hub.policy.redaction import references, without
 from hub.policy.rules import Recipient
 from hub.policy.tlp import object_tlp
 from hub.stix import timestamps
@@ -129,12 +129,17 @@ class Router:
             pairs = zip(objects, verdicts, strict=True)
             return {str(o.get("id")) for o, v in pairs if v[mid].allowed}
 
+        refs = [tuple(references(o)) for o in objects]
+
         def variant(i: int, mid: str, seen: set[str]) -> tuple[dict[str, Any], set[str]]:
             def hidden(ref: str) -> bool:
                 if policy.always_visible(ref, sender) or ref in seen:
                     return False
                 return ref in in_submission or mid not in history.received(ref)
 
+            if not withheld[i][mid] and not any(hidden(ref) for ref in refs[i]):
+                # The common case: nothing withheld, every reference followable.
+                return dict(objects[i]), set()
             return without(objects[i], withheld[i][mid], hidden)
 
         levels = [object_tlp(o) for o in objects]

@@ -77,7 +77,7 @@ def extension_definition() -> dict[str, Any]:
 _MAX_SAFE_INT = 2**53 - 1
 
 
-def _orjson_is_canonical(value: object) -> bool:
+def orjson_is_canonical(value: object) -> bool:
     """True when orjson's sorted output is byte for byte RFC 8785 for `value`: no floats
     (number formatting differs), integers within I-JSON's range, keys in ASCII (the two
     sort orders agree there). String escaping is the same in both; the tests hold orjson
@@ -103,13 +103,17 @@ def _orjson_is_canonical(value: object) -> bool:
     return True
 
 
-def canonical(obj: Mapping[str, Any]) -> bytes:
+def canonical(obj: Mapping[str, Any], *, plain: bool | None = None) -> bytes:
     """RFC 8785 canonical JSON: the bytes every signature here covers.
 
     The `rfc8785` package is the reference, and decides every case orjson might get wrong;
     the common case (STIX without floats) goes through orjson, about 100 times faster.
+    `plain` is that check's answer when the caller has it: a variant of an object (fewer
+    properties, strings for strings) answers as the object did.
     """
-    if _orjson_is_canonical(obj):
+    if plain is None:
+        plain = orjson_is_canonical(obj)
+    if plain:
         return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
     return rfc8785.dumps(obj)
 

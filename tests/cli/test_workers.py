@@ -1,0 +1,102 @@
+"""`cirt-hub serve --workers 2`: the API in one process, two pipeline workers in theirs; a
+worker that dies is started again, and a stop takes the workers down with the node."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from taxii2client.v21 import Server
+
+from tests.cli.test_serve import CLI, wait_until_serving
+from tests.conftest import free_port
+from tests.stixdata import TLP2, incident_report
+
+
+def children(pid: int) -> dict[int, list[str]]:
+    """The child processes of `pid`, with their command lines."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    out = {}
+    for child in map(int, found.stdout.split()):
+        try:
+            out[child] = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
+        except FileNotFoundError:
+            continue  # exited between the two looks
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+def test_workers_route_restart_and_stop_with_the_node(tmp_path: Path) -> None:
+    port, data_dir = free_port(), tmp_path / "data"
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/readyz", proc, deadline=60)
+        workers = children(proc.pid)
+        assert len(workers) == 2, workers
+        indexes = sorted(argv[argv.index("--worker-index") + 1] for argv in workers.values())
+        assert indexes == ["0", "1"]
+        assert all(argv[argv.index("--role") + 1] == "pipeline" for argv in workers.values())
+
+        out = subprocess.run(
+            [*CLI, "demo", "accounts", "--data-dir", str(data_dir), "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        accounts = {a["username"]: a for a in json.loads(out.stdout)}
+
+        def inbox(member: str):
+            account = accounts[f"{member}-submit"]
+            server = Server(
+                f"http://127.0.0.1:{port}/taxii2/",
+                user=account["username"],
+                password=account["password"],
+            )
+            return next(c for c in server.default.collections if c.alias == "inbox")
+
+        def submit(member: str, identity: str) -> None:
+            report = incident_report(identity, member, TLP2["green"])
+            status = inbox(member).add_objects({"objects": report}, poll_interval=0.2, timeout=60)
+            assert status.status == "complete" and status.success_count == 4, status
+
+        # Members' submissions are keyed by member: they spread over both workers' partitions.
+        for member in ("ng-cert", "gh-cert", "sn-cert", "ke-cirt"):
+            submit(member, "identity--00d8f8a4-6a4b-4b59-9bd1-5c0a5d6c1f10")
+
+        killed = next(iter(workers))
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            now = children(proc.pid)
+            if len(now) == 2 and killed not in now:
+                break
+            assert time.monotonic() < deadline, f"the dead worker was not replaced: {now}"
+            time.sleep(0.2)
+        for member in ("ng-cert", "gh-cert", "sn-cert", "ke-cirt"):
+            submit(member, "identity--7a4a1c7e-3a6c-4c47-9b0e-1f0f5a7e2b11")
+
+        last = list(now)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+        assert not any(alive(pid) for pid in last), "a worker outlived its node"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
