@@ -73,6 +73,10 @@ class Hub:
     bus_url: str
     workers: int
     topic_prefix: str = "bench."
+    # Intake is keyed by member (one member's reports stay in order): the six demo members
+    # hash 3/3 onto two workers with 3 partitions on the embedded bus (5/1 with 2), and 3/3
+    # or 4/2 on Kafka.
+    partitions: int = 3
     port: int = field(default_factory=free_port)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _passwords: dict[str, str] = field(default_factory=dict)
@@ -123,7 +127,7 @@ class Hub:
                     *("--bus", self.bus_url, "--port", str(self.port)),
                     *("--data-dir", str(self.data_dir), "--topic-prefix", self.topic_prefix),
                     *("--config", str(self.data_dir / "federation.yaml")),
-                    *("--workers", str(self.workers)),
+                    *("--workers", str(self.workers), "--partitions", str(self.partitions)),
                     # Over the lag bound the hub answers 503: the bench wants to see the
                     # hub's throughput, so no bound.
                     *("--max-intake-lag", "0"),

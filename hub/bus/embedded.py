@@ -36,12 +36,7 @@ from hub.sqlite import SqliteThread, in_transaction
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS topics (
-    name TEXT PRIMARY KEY,
-    partitions INTEGER NOT NULL,
-    retain_forever INTEGER NOT NULL
-);
+_RECORDS_TABLE = """
 CREATE TABLE IF NOT EXISTS records (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
@@ -49,9 +44,19 @@ CREATE TABLE IF NOT EXISTS records (
     key BLOB,
     value BLOB NOT NULL,
     headers BLOB,
-    ts INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition, offset)
-) WITHOUT ROWID;
+    ts INTEGER NOT NULL
+)"""
+_RECORDS_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS records_position ON records (topic, partition, offset)"
+)
+_SCHEMA = f"""
+{_RECORDS_TABLE};
+{_RECORDS_INDEX};
+CREATE TABLE IF NOT EXISTS topics (
+    name TEXT PRIMARY KEY,
+    partitions INTEGER NOT NULL,
+    retain_forever INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS group_offsets (
     group_id TEXT NOT NULL,
     topic TEXT NOT NULL,
@@ -85,16 +90,48 @@ def _decode_headers(blob: bytes | None) -> tuple[tuple[str, bytes], ...]:
     return tuple((k, v.encode("latin-1")) for k, v in orjson.loads(blob))
 
 
+def _upgrade_records(conn: sqlite3.Connection) -> None:
+    """Move a log written before records had a rowid (a WITHOUT ROWID table, clustered on
+    the position) to the current layout, once, in one transaction. Records of a KB or two
+    are far past what WITHOUT ROWID suits: appending to it was 3x slower."""
+
+    def old_layout() -> bool:
+        row = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'records'"
+        ).fetchone()
+        return row is not None and "WITHOUT ROWID" in row[0].upper()
+
+    def copy() -> None:
+        if not old_layout():
+            return  # another process upgraded it first
+        conn.execute("ALTER TABLE records RENAME TO records_clustered")
+        conn.execute("DROP INDEX IF EXISTS records_position")
+        conn.execute(_RECORDS_TABLE)
+        conn.execute(_RECORDS_INDEX)
+        conn.execute(
+            "INSERT INTO records (topic, partition, offset, key, value, headers, ts)"
+            " SELECT topic, partition, offset, key, value, headers, ts FROM records_clustered"
+            " ORDER BY topic, partition, offset"
+        )
+        conn.execute("DROP TABLE records_clustered")
+
+    if old_layout():
+        in_transaction(conn, copy)
+
+
 class _Worker:
     """The log's connection on its own thread; SQLite errors become BusUnavailable."""
 
     def __init__(self, path: Path, *, writer: bool, name: str) -> None:
         # FULL: a commit is fsynced before it returns; this is what makes a 202 mean durable.
         pragmas = ("synchronous=FULL",) if writer else ("query_only=1",)
+        self._writer = writer
         self._db = SqliteThread(path, name=name, pragmas=pragmas, schema=_SCHEMA if writer else "")
 
     async def start(self) -> None:
         await self._db.start()
+        if self._writer:
+            await self.run(_upgrade_records)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:

@@ -56,9 +56,13 @@ class Policy:
     federation: Federation
     rules: Mapping[str, SharingRules] = field(init=False)
 
+    named: frozenset[str] = field(init=False)  # identities of members not anonymous
+
     def __post_init__(self) -> None:
         rules = {m.id: parse_rules(m.sharing, m.regions) for m in self.federation.members}
         object.__setattr__(self, "rules", rules)
+        named = frozenset(m.identity for m in self.federation.members if not rules[m.id].anonymous)
+        object.__setattr__(self, "named", named)
 
     @property
     def members(self) -> tuple[Member, ...]:
@@ -160,8 +164,4 @@ class Policy:
         """
         if ref.startswith("marking-definition--") or ref == self.federation.hub.identity:
             return True
-        if ref == sender.identity:
-            return True
-        return any(
-            m.identity == ref and not self.rules[m.id].anonymous for m in self.federation.members
-        )
+        return ref == sender.identity or ref in self.named

@@ -218,14 +218,22 @@ def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record, added
 
 
 def _missing(conn: sqlite3.Connection, wanted: list[list[str]]) -> list[list[str]]:
-    return [
-        key
-        for key in wanted
-        if conn.execute(
-            "SELECT 1 FROM objects WHERE collection = ? AND id = ? AND version_key = ?", key
-        ).fetchone()
-        is None
-    ]
+    """The (collection, id, version_key) keys not in the view yet; `wanted` itself when
+    its first is missing. Objects arrive in about the order they are listed, so while the
+    first is missing the rest need no look (under a backlog every batch would otherwise
+    look up every object of every held status again)."""
+
+    def absent(key: list[str]) -> bool:
+        return (
+            conn.execute(
+                "SELECT 1 FROM objects WHERE collection = ? AND id = ? AND version_key = ?", key
+            ).fetchone()
+            is None
+        )
+
+    if wanted and absent(wanted[0]):
+        return wanted
+    return [key for key in wanted[1:] if absent(key)]
 
 
 def _apply_status(conn: sqlite3.Connection, record: Record) -> None:
@@ -264,7 +272,10 @@ def _release_held_statuses(conn: sqlite3.Connection) -> None:
     """Complete the held statuses whose objects have all arrived."""
     held = conn.execute("SELECT id, awaiting FROM statuses WHERE final_doc IS NOT NULL").fetchall()
     for status_id, awaiting in held:
-        missing = _missing(conn, orjson.loads(awaiting))
+        wanted = orjson.loads(awaiting)
+        missing = _missing(conn, wanted)
+        if missing is wanted:
+            continue
         if missing:
             conn.execute(
                 "UPDATE statuses SET awaiting = ? WHERE id = ?", (orjson.dumps(missing), status_id)
