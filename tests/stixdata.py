@@ -10,15 +10,10 @@ from typing import Any
 
 import stix2
 
+from hub.stix.markings import tlp2_ids
 from tests.conftest import TESTDATA
 
-TLP2 = {
-    "clear": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
-    "green": "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb",
-    "amber": "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421",
-    "amber+strict": "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
-    "red": "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
-}
+TLP2 = tlp2_ids()  # level name -> OASIS TLP 2.0 marking-definition id
 TLP1_WHITE = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"
 
 

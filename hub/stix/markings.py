@@ -36,6 +36,11 @@ def tlp_by_marking_id() -> dict[str, Tlp]:
     return {mid: Tlp.named(entry["level"]) for mid, entry in _table().items()}
 
 
+def tlp2_ids() -> dict[str, str]:
+    """The OASIS TLP 2.0 marking-definition id of each level, by name ("clear" ... "red")."""
+    return {e["level"]: mid for mid, e in _table().items() if e["tlp"] == "2.0"}
+
+
 def marking_refs(obj: Mapping[str, Any]) -> Iterator[str]:
     """Every marking the object refers to, object-level and granular."""
     refs = obj.get("object_marking_refs")
