@@ -36,6 +36,17 @@ def wait_until_serving(url: str, proc: subprocess.Popen, deadline: float = 30.0)
     pytest.fail(f"{url} did not answer within {deadline} s")
 
 
+def demo_accounts(data_dir: Path) -> dict[str, dict]:
+    """The demo's accounts by username, as `cirt-hub demo accounts --json` prints them."""
+    out = subprocess.run(
+        [*CLI, "demo", "accounts", "--data-dir", str(data_dir), "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return {a["username"]: a for a in json.loads(out.stdout)}
+
+
 @pytest.fixture
 def served(tmp_path: Path):
     port = free_port()
@@ -60,13 +71,7 @@ def served(tmp_path: Path):
 
 def test_demo_hub_round_trip_and_clean_stop(served) -> None:
     port, data_dir, proc = served
-    out = subprocess.run(
-        [*CLI, "demo", "accounts", "--data-dir", str(data_dir), "--json"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    accounts = {a["username"]: a for a in json.loads(out.stdout)}
+    accounts = demo_accounts(data_dir)
     submitter, reader = accounts["sn-cert-submit"], accounts["ng-cert-read"]
     assert submitter["cirt"] == "sn-cert" and submitter["roles"] == ["submit"]
     assert any(a["roles"] == ["operate"] for a in accounts.values())

@@ -3,7 +3,6 @@ worker that dies is started again, and a stop takes the workers down with the no
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from taxii2client.v21 import Server
 
-from tests.cli.test_serve import CLI, wait_until_serving
+from tests.cli.test_serve import CLI, demo_accounts, wait_until_serving
 from tests.conftest import free_port
 from tests.stixdata import TLP2, incident_report
 
@@ -54,13 +53,7 @@ def test_workers_route_restart_and_stop_with_the_node(tmp_path: Path) -> None:
         assert indexes == ["0", "1"]
         assert all(argv[argv.index("--role") + 1] == "pipeline" for argv in workers.values())
 
-        out = subprocess.run(
-            [*CLI, "demo", "accounts", "--data-dir", str(data_dir), "--json"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        accounts = {a["username"]: a for a in json.loads(out.stdout)}
+        accounts = demo_accounts(data_dir)
 
         def inbox(member: str):
             account = accounts[f"{member}-submit"]
