@@ -158,28 +158,30 @@ async def _add_objects(request: web.Request) -> web.Response:
     status = pending_status(status_id, received, objects)
     bus = request.app[BUS]
     try:
-        # One unit: the submission and its pending status are durable together (one
-        # commit, one fsync or Kafka transaction per request, not two). Keyed by member:
-        # one member's submissions keep their order through the pipeline.
-        positions = await bus.publish(
-            [
-                Message(topics.intake, intake, key=account.member.encode()),
-                Message(
-                    topics.status,
-                    orjson.dumps(status),
-                    key=status_id.encode(),
-                    headers=(("member", account.member.encode()),),
-                ),
-            ]
-        )
+        # Keyed by member: one member's submissions keep their order through the pipeline.
+        await bus.publish([Message(topics.intake, intake, key=account.member.encode())])
     except MessageTooLarge as exc:
         raise PayloadTooLarge(f"the submission is larger than the bus accepts: {exc}") from exc
     except BusError as exc:
         log.warning("intake not durable, answering 503: %s", exc)
         raise Unavailable("the hub cannot store submissions right now; retry later") from exc
-    # Durable from here on. The pending status is a courtesy for readers of this node's view.
-    if FOLLOWER in request.app:
-        await request.app[FOLLOWER].wait_for(positions[1:], settings.status_visible_timeout)
+    # Durable from here on. The pending status is a courtesy for readers of this node's view;
+    # the pipeline's final status stands on its own if this publish is lost.
+    try:
+        positions = await bus.publish(
+            [
+                Message(
+                    topics.status,
+                    orjson.dumps(status),
+                    key=status_id.encode(),
+                    headers=(("member", account.member.encode()),),
+                )
+            ]
+        )
+        if FOLLOWER in request.app:
+            await request.app[FOLLOWER].wait_for(positions, settings.status_visible_timeout)
+    except BusError as exc:
+        log.warning("pending status for %s not published: %s", status_id, exc)
     log.info(
         "submission accepted",
         extra={"member": account.member, "status_id": status_id, "objects": len(objects)},
