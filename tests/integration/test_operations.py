@@ -6,7 +6,6 @@ readable on node 2, metrics from all three."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from taxii2client.v21 import Collection, Server
 
 from hub.demo import DEMO_ACCOUNTS_FILE
+from tests.cli.test_serve import demo_accounts
 from tests.conftest import KAFKA_SCRIPT, free_port
 from tests.hubs import KEY_PASSPHRASE, member_identity, running_hub, submit
 from tests.processes import stop
@@ -147,7 +147,7 @@ async def test_the_compose_topology_as_processes_on_loopback(
             node("api", ports["api-1"], kafka_bootstrap, dirs["api-1"], keys, prefix),
             node("api", ports["api-2"], kafka_bootstrap, dirs["api-2"], keys, prefix),
         ):
-            accounts = demo_accounts(dirs["pipeline"])
+            accounts = demo_passwords(dirs["pipeline"])
             first, second = (f"http://127.0.0.1:{ports[n]}" for n in ("api-1", "api-2"))
             inbox = await asyncio.to_thread(
                 by_alias, first, "ng-cert-submit", accounts["ng-cert-submit"], "inbox"
@@ -193,11 +193,5 @@ def by_alias(base_url: str, username: str, password: str, alias: str) -> Collect
     return next(c for c in server.default.collections if c.alias == alias)
 
 
-def demo_accounts(data_dir: Path) -> dict[str, str]:
-    out = subprocess.run(
-        [*CLI, "demo", "accounts", "--data-dir", str(data_dir), "--json"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return {a["username"]: a["password"] for a in json.loads(out.stdout)}
+def demo_passwords(data_dir: Path) -> dict[str, str]:
+    return {name: a["password"] for name, a in demo_accounts(data_dir).items()}
