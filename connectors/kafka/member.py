@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 from connectors.client.hubkeys import HubKeys
 from connectors.client.keys import KEY_PASSPHRASE_ENV, MemberKey, MemberKeyError, is_signed
 from connectors.kafka.connection import KafkaConnection, add_arguments, from_arguments
+from hub.bus.kafka_stop import stop_consumer
 from hub.pipeline.decode import ACCOUNT_HEADER, SIGNATURE_HEADER, member_status_id
 from hub.signing.sources import SourceError
 from hub.signing.verify import Verdict
@@ -191,7 +192,7 @@ class FeedConsumer(Lifecycle):
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     async def objects(self, idle: float | None = None) -> AsyncIterator[FeedObject]:
         """Every object from the committed position on, verified; ends after `idle` seconds

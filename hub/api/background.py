@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hub.bus.kafka_stop import being_cancelled
+
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +33,10 @@ class Supervised:
     restarts: int = 0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def _failed(self, exc: BaseException, delay: float) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.error("%s failed; restarting in %.0f s", self.name, delay, exc_info=exc)
+
     async def _keep_running(self, runner: Runner) -> None:
         delay = 1.0
         while not self._stopping.is_set():
@@ -38,9 +44,15 @@ class Supervised:
             try:
                 await runner.run()
                 return
+            except asyncio.CancelledError as exc:
+                if being_cancelled():
+                    raise
+                # A library's own cancellation leaking out (aiokafka does on a dead broker):
+                # a failure like any other, not a reason to stay down behind a hub that
+                # still answers 202.
+                self._failed(exc, delay)
             except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("%s failed; restarting in %.0f s", self.name, delay)
+                self._failed(exc, delay)
             finally:
                 self.running = False
             with contextlib.suppress(TimeoutError):

@@ -32,6 +32,7 @@ from hub.bus import (
 from hub.bus.errors import BusUnavailable, CommitFailed, MessageTooLarge
 from hub.bus.kafka_publish import TransactionalPublisher
 from hub.bus.kafka_security import KafkaSecurity
+from hub.bus.kafka_stop import stop_consumer
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class KafkaBus:
             await meta.start()
         except KafkaError as exc:
             await admin.close()
-            await meta.stop()
+            await stop_consumer(meta)
             raise BusUnavailable(f"Kafka at {self.settings.bootstrap_servers}: {exc}") from exc
         self._admin, self._meta = admin, meta
         self._publisher = TransactionalPublisher(
@@ -122,7 +123,7 @@ class KafkaBus:
         if admin is not None:
             await admin.close()
         if meta is not None:
-            await meta.stop()
+            await stop_consumer(meta)
 
     def _running(self) -> tuple[TransactionalPublisher, AIOKafkaAdminClient]:
         if self._publisher is None or self._admin is None:
@@ -277,7 +278,7 @@ class KafkaGroupConsumer:
             if producer is not None:
                 await producer.start()
         except KafkaError as exc:
-            await consumer.stop()
+            await stop_consumer(consumer)
             if producer is not None:
                 await producer.stop()
             raise BusUnavailable(f"Kafka consumer for group {self._group!r}: {exc}") from exc
@@ -289,7 +290,7 @@ class KafkaGroupConsumer:
         if producer is not None:
             await producer.stop()
         if consumer is not None:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     def _running(self) -> aiokafka.AIOKafkaConsumer:
         if self._consumer is None:
@@ -419,7 +420,7 @@ class KafkaReader:
         try:
             await consumer.start()
         except KafkaError as exc:
-            await consumer.stop()
+            await stop_consumer(consumer)
             raise BusUnavailable(f"Kafka reader: {exc}") from exc
         self._consumer = consumer
 
@@ -438,7 +439,7 @@ class KafkaReader:
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
         if self._consumer is None:
