@@ -18,6 +18,7 @@ import orjson
 
 from hub.audit.chain import Link, chained
 from hub.bus import Bus, GroupConsumer, Message, read_to
+from hub.bus.interrupt import fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.config import Settings
 from hub.topics import Topics
@@ -69,7 +70,9 @@ class AuditChainer:
 
     async def _consume(self, consumer: GroupConsumer) -> None:
         while not self._stopping.is_set():
-            batch = await consumer.fetch(max_records=self.batch_size, timeout=0.5)
+            batch = await fetch_until(
+                self._stopping, consumer.fetch(max_records=self.batch_size, timeout=0.5)
+            )
             if not batch:
                 continue
             # Kafka may not show our own last unit to readers yet (its commit markers are

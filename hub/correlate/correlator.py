@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from hub.bus import Bus, GroupConsumer, Message, Record, read_to
+from hub.bus.interrupt import fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.config import Settings
 from hub.correlate.alerts import ClusterState, alert
@@ -205,7 +206,9 @@ class Correlator:
     async def _consume(self, consumer: GroupConsumer) -> None:
         correlation = await self._rebuilt()
         while not self._stopping.is_set():
-            batch: list[Record] = await consumer.fetch(max_records=500, timeout=0.2)
+            batch: list[Record] = await fetch_until(
+                self._stopping, consumer.fetch(max_records=500, timeout=0.2)
+            )
             if not batch:
                 continue
             due = [d for r in batch for d in correlation.observe(orjson.loads(r.value))]

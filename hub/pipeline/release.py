@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hub.bus import Bus, GroupConsumer, Message, Record
+from hub.bus.interrupt import fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.config import Settings
 from hub.stix import timestamps
@@ -87,7 +88,7 @@ class EmbargoReleaser:
         backlog = _Backlog()
         caught_up = False
         while not self._stopping.is_set():
-            batch = await consumer.fetch(max_records=500, timeout=0.5)
+            batch = await fetch_until(self._stopping, consumer.fetch(max_records=500, timeout=0.5))
             backlog.add(batch)
             if not caught_up:
                 # Release nothing until everything on `held` has been read once: a marker

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from hub.bus import Bus, BusError, GroupConsumer, Message, Record
+from hub.bus.interrupt import fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.logs import REQUEST_ID
 from hub.pipeline.decode import UndecodableRecord
@@ -135,7 +136,9 @@ class PipelineWorker:
 
     async def _consume(self, consumer: GroupConsumer) -> None:
         while not self._stopping.is_set():
-            batch = await consumer.fetch(max_records=self.batch_size, timeout=0.5)
+            batch = await fetch_until(
+                self._stopping, consumer.fetch(max_records=self.batch_size, timeout=0.5)
+            )
             if not batch:
                 continue
             if self.history is not None:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from hub.bus import Bus, BusError, Position, Record, TopicPartition
+from hub.bus.interrupt import fetch_until
 from hub.store.view import View
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ class ViewFollower:
         try:
             while not self._stopping.is_set():
                 try:
-                    records = await reader.fetch(max_records=1000, timeout=0.5)
+                    records = await fetch_until(
+                        self._stopping, reader.fetch(max_records=1000, timeout=0.5)
+                    )
                 except BusError as exc:
                     log.warning("view follower cannot read the bus: %s", exc)
                     await asyncio.sleep(1.0)

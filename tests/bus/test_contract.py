@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hub.bus import Bus, GroupConsumer, Message, Record, TopicPartition, TopicSpec, read_to
+from hub.bus.interrupt import fetch_until
 from hub.bus.url import EMBEDDED_FILE, open_bus
 
 WORKER = Path(__file__).with_name("crash_worker.py")
@@ -120,6 +121,34 @@ async def test_uncommitted_records_come_again_committed_ones_do_not(bus: Bus, un
         await third.stop()
     assert values(after) == [b"later"]
     assert await committed_total(bus, group, topic, 10) == 10
+
+
+async def test_a_fetch_interrupted_by_stop_consumes_nothing(bus: Bus, unique: str) -> None:
+    """How runners stop at once: the stop event ends a fetch that would wait 60 s, the
+    consumer keeps working after it, and nothing is consumed by a fetch cut short."""
+    topic, group = f"interrupt-{unique}", f"g-{unique}"
+    await make_topics(bus, (topic, 1))
+    first = bus.group_consumer(group, [topic])
+    await first.start()
+    try:
+        stopping = asyncio.Event()
+        waiting = asyncio.create_task(fetch_until(stopping, first.fetch(timeout=60)))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        stopping.set()
+        async with asyncio.timeout(10):  # far below the fetch's own 60 s
+            assert await waiting == []
+        await bus.publish([Message(topic, f"m{i}".encode(), key=b"k") for i in range(5)])
+        assert await fetch_until(stopping, first.fetch(timeout=60)) == []  # already stopping
+        seen = await fetch_n(first, 5)  # the same consumer still reads
+    finally:
+        await first.stop()  # without committing
+    second = bus.group_consumer(group, [topic])
+    await second.start()
+    try:
+        assert values(await fetch_n(second, 5)) == values(seen)
+    finally:
+        await second.stop()
 
 
 async def test_atomic_unit_commits_output_and_offsets_together(bus: Bus, unique: str) -> None:
