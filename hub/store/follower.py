@@ -27,6 +27,9 @@ class ViewFollower:
         self._view = view
         self._on_applied = on_applied  # told of each batch once it is readable
         self._positions: dict[TopicPartition, int] = {}
+        # Batches applied per topic, counted once the view holds them: a live stream looks
+        # at the view only when its collection's count moved, not on every wake-up.
+        self._applied: dict[str, int] = {}
         self._advanced = asyncio.Condition()
         self._stopping = asyncio.Event()
 
@@ -52,12 +55,19 @@ class ViewFollower:
                 async with self._advanced:
                     for r in records:
                         self._positions[r.tp] = max(self._positions.get(r.tp, 0), r.offset + 1)
+                    for topic in {r.topic for r in records}:
+                        self._applied[topic] = self._applied.get(topic, 0) + 1
                     self._advanced.notify_all()
         finally:
             await reader.stop()
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def applied(self, topic: str) -> int:
+        """How many batches with records of `topic` the view has applied since start: read it
+        before reading the view, and a later different count means there is more."""
+        return self._applied.get(topic, 0)
 
     def has_seen(self, positions: Sequence[Position]) -> bool:
         return all(

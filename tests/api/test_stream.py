@@ -8,6 +8,7 @@ import asyncio
 import ipaddress
 import socket
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ import orjson
 import pytest
 from taxii2client.v21 import as_pages
 
+from hub.api.keys import VIEW
 from hub.api.stream import STREAMS
+from hub.store.view import ObjectQuery, Page
 from tests.hubs import RunningHub, collection, running_hub, submit
 from tests.stixdata import TLP2
 
@@ -106,13 +109,13 @@ async def read_events(
     return got
 
 
-async def post(hub: RunningHub, objects: list[dict[str, Any]]) -> None:
+async def post(hub: RunningHub, objects: list[dict[str, Any]], sender: str = SENDER) -> None:
     async with (
         aiohttp.ClientSession() as session,
         session.post(
             hub.collection_url("inbox") + "objects/",
             data=orjson.dumps({"objects": objects}),
-            headers=auth(hub, SENDER) | {"Content-Type": TAXII, "Accept": TAXII},
+            headers=auth(hub, sender) | {"Content-Type": TAXII, "Accept": TAXII},
         ) as response,
     ):
         assert response.status == 202, await response.text()
@@ -149,6 +152,40 @@ async def test_resume_with_last_event_id_has_no_gap_and_no_duplicate_over_10000_
         ]
     )
     assert seen == paged
+
+
+async def test_readers_of_a_quiet_collection_cost_no_view_reads_and_still_get_news(
+    hub: RunningHub,
+) -> None:
+    """Eight readers of a collection that nothing reaches make no page query of the view
+    while another collection keeps receiving (each query per reader per wake-up grows with
+    the analysts connected); the object that does come reaches all eight."""
+    quiet, quiet_reader = "region-west-africa", "sn-cert-read"
+    view = hub.app[VIEW]
+    asked: Counter[str] = Counter()
+    read_page = view.objects
+
+    async def counted(query: ObjectQuery) -> Page:
+        asked[query.collection] += 1
+        return await read_page(query)
+
+    view.objects = counted  # type: ignore[method-assign]
+    readers = [asyncio.create_task(read_events(hub, quiet, quiet_reader, 1)) for _ in range(8)]
+    async with asyncio.timeout(30):
+        while hub.app[STREAMS].clients < 8 or asked[quiet] < 8:
+            await asyncio.sleep(0.05)
+    before = asked[quiet]
+    for n in range(5):
+        await post(hub, addresses(100 * n, 100))  # GREEN from Kenya: East Africa only
+    await read_events(hub, FEED, READER, 500)
+    await asyncio.sleep(2.5)  # idle wake-ups come every second
+    assert asked[FEED] > 0
+    assert asked[quiet] == before, "readers of an unchanged collection queried the view"
+    news = addresses(900, 1)[0]
+    await post(hub, [news], sender="ng-cert-submit")  # GREEN from Nigeria: West Africa
+    async with asyncio.timeout(60):
+        got = await asyncio.gather(*readers)
+    assert [[e.data["id"] for e in events] for events in got] == [[news["id"]]] * 8
 
 
 async def test_a_stream_shows_only_what_the_reader_may_see(
