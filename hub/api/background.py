@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from hub.bus.kafka_stop import being_cancelled
+from hub.cancellation import being_cancelled
 
 log = logging.getLogger(__name__)
 

@@ -88,8 +88,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     _bound_buffers(request, settings.stream_buffer_bytes)
     streams.clients += 1
     beat, timeout = settings.stream_heartbeat, settings.stream_write_timeout
+    # Every collection a reader may open is routed to, so the view follows its feed topic
+    # (the inbox, the one that is not, has no readers).
     feed = settings.topics.feed(collection.alias)
-    follows = feed in view.topics  # else nothing counts its changes: look at every wake-up
     looked: int | None = None  # the collection's change count when the view was last read
     try:
         await _write(response, b"retry: 2000\n\n", timeout)
@@ -97,7 +98,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         while not streams.closing.is_set():
             # No page query while nothing new reached this collection: with many readers
             # and collections, most wake-ups are for batches that went elsewhere.
-            if not follows or looked != follower.applied(feed):
+            if looked != follower.applied(feed):
                 looked = follower.applied(feed)  # before the read, so nothing slips between
                 page = await view.objects(
                     ObjectQuery(

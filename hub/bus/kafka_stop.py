@@ -15,13 +15,9 @@ import logging
 
 import aiokafka
 
+from hub.cancellation import being_cancelled
+
 log = logging.getLogger(__name__)
-
-
-def being_cancelled() -> bool:
-    """Whether someone asked to cancel the current task (not merely a CancelledError seen)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 async def stop_consumer(consumer: aiokafka.AIOKafkaConsumer) -> None:

@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 
 from hub.demo import DEMO_ACCOUNTS_FILE
+from tests.conftest import KAFKA_SCRIPT
 from tests.stixdata import TLP2
 from tests.stixdata import indicator as stix_indicator
 
@@ -200,3 +201,8 @@ def report(name: str, tally: Tally, found: Counter, **more: object) -> tuple[int
         + (f", {extra}" if extra else "")
     )
     return lost, duplicates, stray
+
+
+def broker(*args: str) -> None:
+    """deploy/kafka/kafka.sh with `args` (start, stop, ...), its output on stderr."""
+    subprocess.run(["bash", str(KAFKA_SCRIPT), *args], check=True, stdout=sys.stderr)

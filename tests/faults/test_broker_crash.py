@@ -7,20 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import KAFKA_SCRIPT, free_port
-from tests.faults.support import Tally, collection_ids, post_forever, report, settle
+from tests.conftest import free_port
+from tests.faults.support import Tally, broker, collection_ids, post_forever, report, settle
 from tests.hubs import running_hub
-
-
-def broker(*args: str) -> None:
-    subprocess.run(["bash", str(KAFKA_SCRIPT), *args], check=True, stdout=sys.stderr)
 
 
 @pytest.mark.kafka

@@ -15,7 +15,7 @@ import pytest
 
 from hub.bus.kafka_stop import stop_consumer
 from tests.conftest import free_port
-from tests.faults.test_broker_crash import broker
+from tests.faults.support import broker
 
 BACKOFF_MS = 30_000  # a failed fetch sleeps this long: long enough to stop it mid-sleep
 
