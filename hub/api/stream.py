@@ -117,7 +117,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     continue
             # Short waits: a reader that went away is noticed within a second (the server
             # sees a closed connection only on its side's next look), not at the heartbeat.
-            await follower.wait_for_more(min(beat, 1.0), streams.closing)
+            await follower.wait_for_change(feed, looked, min(beat, 1.0), streams.closing)
             if request.transport is None or request.transport.is_closing():
                 return response
             if time.monotonic() - last_write >= beat:

@@ -82,11 +82,18 @@ class ViewFollower:
                 await self._advanced.wait_for(lambda: self.has_seen(positions))
         return self.has_seen(positions)
 
-    async def wait_for_more(self, timeout: float, stop: asyncio.Event) -> bool:
-        """Wait until the view applies another batch, `timeout` passes or `stop` is set;
-        True when a batch was applied."""
+    async def wait_for_change(
+        self, topic: str, seen: int | None, timeout: float, stop: asyncio.Event
+    ) -> None:
+        """Return once `applied(topic)` differs from `seen`, `timeout` passes or `stop` is set.
+
+        Keyed on the count the caller last saw, so a batch applied while it was busy elsewhere
+        (reading the view, writing to its client) wakes it at once instead of being missed.
+        """
         async with self._advanced:
-            waiter = asyncio.ensure_future(self._advanced.wait())
+            waiter = asyncio.ensure_future(
+                self._advanced.wait_for(lambda: self.applied(topic) != seen)
+            )
             stopper = asyncio.ensure_future(stop.wait())
             try:
                 await asyncio.wait(
@@ -97,7 +104,6 @@ class ViewFollower:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            return waiter.done() and not waiter.cancelled()
 
     def position(self, tp: TopicPartition) -> int:
         """The next offset the view will take from `tp`."""
