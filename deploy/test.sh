@@ -50,5 +50,5 @@ run_step() {
 }
 status=0
 run_step "tests" -m "not faults" --durations=20 "$@" || status=$?
-run_step "fault suite" -m faults "$@" || status=$?
+run_step "fault suite" -m faults --durations=10 "$@" || status=$?
 exit "$status"

@@ -41,6 +41,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Cheaper scrypt in this process: the suite makes hundreds of signing keys and account
+    hashes (~100 ms each at the production cost). Same code and stored format; the cost is
+    written into each hash and sealed key, so hubs started as subprocesses open them too."""
+    from hub import credentials
+    from hub.signing import keyring
+
+    credentials.SCRYPT_N = 2**10
+    keyring._SCRYPT_N = 2**10
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real broker: the one named by CIRT_HUB_TEST_KAFKA, or one started for this session."""

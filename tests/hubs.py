@@ -187,7 +187,7 @@ async def submit(hub: RunningHub, username: str, objects: list[dict[str, Any]]):
         inbox.add_objects,
         {"objects": objects},
         wait_for_completion=True,
-        poll_interval=0.2,
+        poll_interval=0.05,
         timeout=60,
     )
 

@@ -19,6 +19,7 @@ import binascii
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 from hub.credentials import VerifiedCache, hash_secret, new_secret, verify_secret
 from hub.errors import TooManyRequests, Unauthorized, Unavailable
@@ -29,6 +30,15 @@ from hub.tls import fingerprint
 
 log = logging.getLogger(__name__)
 _HASH_THREADS = 2
+
+
+@cache
+def _decoy() -> str:
+    """A hash of a secret nobody has: unknown usernames are checked against it, so they
+    cost the same time as known ones. One per process (scrypt is slow on purpose)."""
+    return hash_secret(new_secret())
+
+
 _MAX_WAITING = 64
 
 
@@ -41,7 +51,7 @@ class Authenticator:
     ) -> None:
         self.use(federation)
         # Unknown usernames are checked against this, so they cost the same time as known ones.
-        self._decoy = hash_secret(new_secret())
+        self._decoy = _decoy()
         self._pool = ThreadPoolExecutor(_HASH_THREADS, thread_name_prefix="scrypt")
         self._waiting = 0
         self._throttle = LoginThrottle(throttling or LoginThrottling())

@@ -87,7 +87,7 @@ def test_demo_hub_round_trip_and_clean_stop(served) -> None:
     inbox = next(c for c in root(submitter).collections if c.alias == "inbox")
     identity = "identity--00d8f8a4-6a4b-4b59-9bd1-5c0a5d6c1f10"
     report = incident_report(identity, "CERT-SN", TLP2["green"])
-    status = inbox.add_objects({"objects": report}, poll_interval=0.2, timeout=30)
+    status = inbox.add_objects({"objects": report}, poll_interval=0.05, timeout=30)
     assert status.status == "complete" and status.success_count == 4
 
     # A client's request id follows its report from the API through the bus to the pipeline.

@@ -66,7 +66,7 @@ def test_workers_route_restart_and_stop_with_the_node(tmp_path: Path) -> None:
 
         def submit(member: str, identity: str) -> None:
             report = incident_report(identity, member, TLP2["green"])
-            status = inbox(member).add_objects({"objects": report}, poll_interval=0.2, timeout=60)
+            status = inbox(member).add_objects({"objects": report}, poll_interval=0.05, timeout=60)
             assert status.status == "complete" and status.success_count == 4, status
 
         # Members' submissions are keyed by member: they spread over both workers' partitions.

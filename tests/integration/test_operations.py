@@ -155,7 +155,7 @@ async def test_the_compose_topology_as_processes_on_loopback(
             identity = "identity--c4801c91-a321-4d5c-9a4f-aee9b0f362a2"  # ngCERT in the demo
             report = incident_report(identity, "ngCERT", TLP2["green"])
             status = await asyncio.to_thread(
-                inbox.add_objects, {"objects": report}, poll_interval=0.2, timeout=60
+                inbox.add_objects, {"objects": report}, poll_interval=0.05, timeout=60
             )
             assert status.status == "complete" and status.success_count == 4
             feed = await asyncio.to_thread(

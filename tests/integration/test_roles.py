@@ -44,7 +44,7 @@ async def test_api_node_and_pipeline_node_share_the_bus(
         identity = api.settings.federation.member("tz-cert").identity
         report = incident_report(identity, "TZ-CERT", TLP2["clear"])
         status = await asyncio.to_thread(
-            inbox.add_objects, {"objects": report}, poll_interval=0.2, timeout=60
+            inbox.add_objects, {"objects": report}, poll_interval=0.05, timeout=60
         )
         assert status.status == "complete" and status.success_count == 4
         feed = Collection(

@@ -46,7 +46,7 @@ async def submit_all(hub: RunningHub, objects: list[dict[str, Any]]) -> None:
         status = await asyncio.to_thread(
             inbox.add_objects,
             {"objects": objects[start : start + CHUNK]},
-            poll_interval=0.5,
+            poll_interval=0.05,
             timeout=300,
         )
         assert status.status == "complete" and status.failure_count == 0, status.failures[:3]

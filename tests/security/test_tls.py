@@ -168,7 +168,7 @@ async def test_taxii2_client_round_trip_over_https(
 
         submitter = root(user="ke-cirt-submit", password=hub.password("ke-cirt-submit"))
         inbox = next(c for c in submitter.collections if c.alias == "inbox")
-        status = inbox.add_objects({"objects": report}, poll_interval=0.2, timeout=30)
+        status = inbox.add_objects({"objects": report}, poll_interval=0.05, timeout=30)
         # Basic over TLS without a client certificate, although the hub asks for one.
         reader = root(user="ng-cert-read", password=hub.password("ng-cert-read"))
         by_password = next(c for c in reader.collections if c.alias == "public")
