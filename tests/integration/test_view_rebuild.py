@@ -67,6 +67,8 @@ async def answers(hub: RunningHub) -> dict[str, Any]:
             for o in p["objects"]
         ]
         manifest = [o for p in as_pages(feed.get_manifest, per_request=50) for o in p["objects"]]
+        if not objects:  # a view still rebuilding may hold nothing yet
+            return {"objects": [], "all versions": every, "manifest": manifest}
         target = min(o["id"] for o in objects)
         return {
             "objects": objects,
