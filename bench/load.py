@@ -155,16 +155,23 @@ async def post(plans: list[PostPlan]) -> tuple[float, list[dict]]:
     procs = [
         context.Process(target=_client_main, args=(plan, ready, go, start_at)) for plan in plans
     ]
-    for proc in procs:
-        proc.start()
-    for _ in procs:
-        await asyncio.to_thread(ready.get, True, 120)
-    start_at.value = time.time() + 0.05
-    go.set()
-    for proc in procs:
-        await asyncio.to_thread(proc.join)
-        if proc.exitcode != 0:
-            raise RuntimeError(f"a load client exited with {proc.exitcode}")
+    try:
+        for proc in procs:
+            proc.start()
+        for _ in procs:
+            await asyncio.to_thread(ready.get, True, 120)
+        start_at.value = time.time() + 0.05
+        go.set()
+        for proc in procs:
+            await asyncio.to_thread(proc.join)
+            if proc.exitcode != 0:
+                raise RuntimeError(f"a load client exited with {proc.exitcode}")
+    finally:
+        # An interrupted run (Ctrl-C, a failed client) stops the clients it started too.
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
     return start_at.value, [orjson.loads(plan.out.read_bytes()) for plan in plans]
 
 

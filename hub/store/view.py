@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS objects (
     UNIQUE (collection, id, version_key)
 );
 CREATE INDEX IF NOT EXISTS objects_by_added ON objects (collection, date_added_key);
+-- Pages and live streams read a collection in seq order after a cursor: without this index
+-- each read scanned and sorted the whole collection, so reads slowed as the view grew.
+CREATE INDEX IF NOT EXISTS objects_by_seq ON objects (collection, seq);
 CREATE TABLE IF NOT EXISTS statuses (
     id TEXT PRIMARY KEY,
     member TEXT NOT NULL,
@@ -50,6 +53,9 @@ CREATE TABLE IF NOT EXISTS statuses (
     final_doc BLOB,     -- the complete status, held until its objects are all in the view
     awaiting BLOB       -- JSON [[collection, id, version_key], ...] still missing
 );
+-- The held statuses, looked at after every batch applied: without it that look read every
+-- status ever received, so applying slowed as statuses accumulated.
+CREATE INDEX IF NOT EXISTS statuses_held ON statuses (id) WHERE final_doc IS NOT NULL;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY,
     sender TEXT NOT NULL,
@@ -173,9 +179,12 @@ def _select_page(conn: sqlite3.Connection, q: ObjectQuery) -> Page:
     if clause:
         where.append(clause)
         args.extend(more)
+    # date_added increases with seq on a node, so both orders are one; naming the one the
+    # filter's index holds lets SQLite read it in order and stop at the limit.
+    order = "o.date_added_key, o.seq" if q.added_after else "o.seq"
     rows = conn.execute(
         "SELECT o.seq, o.date_added, o.id, o.version, o.spec_version, o.json FROM objects o"
-        f" WHERE {' AND '.join(where)} ORDER BY o.seq LIMIT ?",
+        f" WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
         [*args, q.limit + 1],
     ).fetchall()
     entries = [Entry(*row) for row in rows[: q.limit]]
