@@ -33,7 +33,7 @@ from hub.signing.keyring import KeyringError, KeyStore, passphrase_from_environm
 from hub.signing.provenance import HubSigner
 from hub.tls import KEY_PASSWORD_ENV, TlsError, tls_files
 from hub.topics import Topics
-from hub.workers import WorkerProcesses, worker_command
+from hub.workers import WorkerProcesses, stop_when_orphaned, worker_command
 
 log = logging.getLogger("cirt_hub")
 
@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     # Set by --workers on each child: the worker's place, which names its Kafka
     # transactional producer and its static group membership.
     serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--node-pid", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument(
         "--max-intake-lag",
         type=int,
@@ -147,7 +148,9 @@ async def _serve(
     demo: list[DemoAccount] | None,
     tls: ssl.SSLContext | None,
     workers: WorkerProcesses | None = None,
+    parent: int | None = None,
 ) -> int:
+    """Serve until SIGINT/SIGTERM (or, for a worker, until `parent`, its node, is gone)."""
     from hub.api.app import create_app
     from hub.api.reload import Reloader
 
@@ -199,11 +202,17 @@ async def _serve(
     # that SIGHUP would still kill.
     config = None if demo else Path(settings.federation.source)
     loop.add_signal_handler(signal.SIGHUP, Reloader(runner.app, config).signal)
-    control.write_pid_file(settings.data_dir, config)
+    if parent is None:
+        # The node's own file: `cirt-hub reload` signals the node, never one of its workers.
+        control.write_pid_file(settings.data_dir, config)
+    orphaned = None if parent is None else asyncio.create_task(stop_when_orphaned(parent, stop))
     await stop.wait()
+    if orphaned is not None:
+        orphaned.cancel()
     print("cirt-hub: stopping (finishing in-flight work)", file=sys.stderr)
     await asyncio.gather(runner.cleanup(), *([workers.stop()] if workers else []))
-    control.remove_pid_file(settings.data_dir)
+    if parent is None:
+        control.remove_pid_file(settings.data_dir)
     return 0
 
 
@@ -300,7 +309,7 @@ def serve(args: argparse.Namespace) -> int:
         workers = WorkerProcesses(
             worker_command(args, data_dir, partitions), args.workers, args.drain_timeout
         )
-    return _run(_serve(settings, demo, tls_context, workers))
+    return _run(_serve(settings, demo, tls_context, workers, args.node_pid))
 
 
 def main(argv: list[str] | None = None) -> int:

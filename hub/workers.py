@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import subprocess
 import sys
 from contextlib import suppress
@@ -82,11 +83,29 @@ class WorkerProcesses:
         await asyncio.gather(*self._watchers, return_exceptions=True)
 
 
+async def stop_when_orphaned(parent: int, stop: asyncio.Event, every: float = 1.0) -> None:
+    """Set `stop` once the node that started this worker (pid `parent`) is gone (this
+    process was handed to another parent; also when that happened before the first look).
+
+    A node killed outright (SIGKILL, the OOM killer) cannot stop its workers: without this
+    they would run on unseen, holding their partitions and a core between them.
+    """
+    while not stop.is_set():
+        if os.getppid() != parent:
+            log.error("the node that started this worker (pid %d) is gone; stopping", parent)
+            stop.set()
+            return
+        await asyncio.sleep(every)
+
+
 def worker_command(args: argparse.Namespace, data_dir: Path, partitions: int) -> list[str]:
     """The argv of a pipeline worker of the node `serve` was given `args` for: the same
     federation, bus, data and keys, as a pipeline node on no fixed port."""
     command = [
         *(sys.executable, "-m", "hub", "serve", "--role", "pipeline", "--port", "0"),
+        # The node's pid, not the child's getppid() at some later moment: a node killed
+        # while its worker still starts up must not be mistaken for the parent then found.
+        *("--node-pid", str(os.getpid())),
         *("--bus", args.bus, "--topic-prefix", args.topic_prefix),
         *("--data-dir", str(data_dir), "--partitions", str(partitions)),
         *("--log-format", args.log_format, "--drain-timeout", str(args.drain_timeout)),

@@ -3,6 +3,7 @@ worker that dies is started again, and a stop takes the workers down with the no
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from taxii2client.v21 import Server
 
+from hub.control import PID_FILE
 from tests.cli.test_serve import CLI, demo_accounts, wait_until_serving
 from tests.conftest import free_port
 from tests.stixdata import TLP2, incident_report
@@ -72,6 +74,9 @@ def test_workers_route_restart_and_stop_with_the_node(tmp_path: Path) -> None:
         # Members' submissions are keyed by member: they spread over both workers' partitions.
         for member in ("ng-cert", "gh-cert", "sn-cert", "ke-cirt"):
             submit(member, "identity--00d8f8a4-6a4b-4b59-9bd1-5c0a5d6c1f10")
+        # Both workers are up and routing: the pid file `cirt-hub reload` signals still
+        # names the node (the workers used to overwrite it with their own pids).
+        assert json.loads((data_dir / PID_FILE).read_text())["pid"] == proc.pid
 
         killed = next(iter(workers))
         os.kill(killed, signal.SIGKILL)
@@ -93,3 +98,32 @@ def test_workers_route_restart_and_stop_with_the_node(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_workers_of_a_node_killed_outright_stop_on_their_own(tmp_path: Path) -> None:
+    """SIGKILL (or the OOM killer) gives the node no chance to stop its workers: they notice
+    their node is gone and stop, instead of running on unseen, holding partitions and CPU."""
+    port, data_dir = free_port(), tmp_path / "data"
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: dict[int, list[str]] = {}
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/readyz", proc, deadline=60)
+        workers = children(proc.pid)
+        assert len(workers) == 2, workers
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "a worker outlived its killed node by 30 s"
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
