@@ -50,7 +50,6 @@ class Authenticator:
         metrics: HubMetrics | None = None,
     ) -> None:
         self.use(federation)
-        # Unknown usernames are checked against this, so they cost the same time as known ones.
         self._decoy = _decoy()
         self._pool = ThreadPoolExecutor(_HASH_THREADS, thread_name_prefix="scrypt")
         self._waiting = 0
