@@ -30,6 +30,7 @@ from hub.tls import fingerprint
 
 log = logging.getLogger(__name__)
 _HASH_THREADS = 2
+_MAX_WAITING = 64
 
 
 @cache
@@ -37,9 +38,6 @@ def _decoy() -> str:
     """A hash of a secret nobody has: unknown usernames are checked against it, so they
     cost the same time as known ones. One per process (scrypt is slow on purpose)."""
     return hash_secret(new_secret())
-
-
-_MAX_WAITING = 64
 
 
 class Authenticator:

@@ -13,7 +13,7 @@ from hub.bus import Message, TopicSpec
 from hub.bus.embedded import EmbeddedBus
 from hub.store.follower import ViewFollower
 from hub.store.view import View
-from tests.store.test_view import FEED, STATUS, indicator
+from tests.store.feeds import FEED, STATUS, indicator
 
 OTHER = "cirt-hub.feed.region-east-africa"
 

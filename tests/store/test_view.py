@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 
 from hub.bus import Record, TopicPartition
 from hub.store.view import ObjectQuery, View, timestamp_key
+from tests.store.feeds import FEED, STATUS, indicator
 
-FEED = "cirt-hub.feed.region-west-africa"
-STATUS = "cirt-hub.status"
 SAME_INSTANT = "2026-11-23T10:00:00.000Z"
 
 
@@ -27,19 +26,6 @@ def feed_record(offset: int, obj: dict, added: str = SAME_INSTANT, partition: in
         (("date-added", added.encode()),),
         0,
     )
-
-
-def indicator(obj_id: str, modified: str) -> dict:
-    return {
-        "type": "indicator",
-        "spec_version": "2.1",
-        "id": obj_id,
-        "created": "2026-01-01T00:00:00Z",
-        "modified": modified,
-        "pattern": "[ipv4-addr:value = '203.0.113.9']",
-        "pattern_type": "stix",
-        "valid_from": "2026-01-01T00:00:00Z",
-    }
 
 
 async def open_view(path: Path) -> View:
