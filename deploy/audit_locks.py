@@ -1,26 +1,20 @@
-"""Supply-chain checks of the hashed lock files, run by deploy/test.sh before anything is installed.
+"""Known vulnerabilities of every version pinned in the hashed lock files (`bash deploy/audit.sh`).
 
-1. The locks still cover pyproject.toml: every dependency (and the `test` extra, and the
-   [build-system] requires) is pinned at a version it accepts, and the locks that go into .venv
-   agree on the pins they share. Otherwise: run `bash deploy/lock.sh`.
-2. pip-audit over every pinned version (PyPI's vulnerability data, `--vulnerability-service
-   pypi`). A known vulnerability fails the run unless deploy/pip-audit-ignore.txt lists its id
-   (or an alias) with a reviewed reason.
+For each pin, PyPI's JSON API is asked what is known of that exact version
+(`/pypi/NAME/VERSION/json`, the data pip-audit's PyPI service reads, from the PyPA advisory
+database via OSV). Where only the per-project document answers (`/pypi/NAME/json`, as on this
+workplace's package proxy), its vulnerability list is that of the project's latest release: exact
+for a pin at the latest release; a pin below it is reported as not audited, with the latest
+release, and does not fail the run.
 
-Where pip-audit cannot audit a pin because PyPI's per-version JSON API does not answer (this
-workplace's package proxy serves only the per-project JSON, and OSV is out of reach), the pin
-is audited with the per-project JSON instead, whose vulnerability list is that of the project's
-latest release: exact for a pin that is the latest release. A pin held below the latest cannot
-be audited that way and fails the run unless the ignore file lists it (`unaudited NAME==VERSION
-# why`) after review. On a network where pip-audit can query PyPI or OSV, that fallback and those
-entries go unused.
+Exit status:
+  0  no known vulnerability in the pins that could be audited (those that could not are listed)
+  1  a known vulnerability in a pin, not reviewed in the ignore file: the advisory is named
+  2  the audit could not be done: no pin could be audited, or bad arguments or ignore file
 
-No silent pass: when the vulnerability service cannot be reached the run fails and says so.
-Exit status: 0 clean, 1 known vulnerabilities, 2 the checks could not be completed (lock out of
-date, service unreachable, unaudited pins, malformed ignore file).
-
-Usage (with the python of the pip-audit venv, deploy/pip-audit.lock):
-    .venv-audit/bin/python deploy/audit_locks.py
+The verdict depends on what the advisory databases know today, so this is its own command,
+run by an operator or a scheduled job; the test command runs it as a report, never as a gate.
+Python's standard library only: nothing is installed to run it.
 """
 
 from __future__ import annotations
@@ -28,62 +22,91 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
-import tempfile
 import time
-import tomllib
-from concurrent.futures import ThreadPoolExecutor
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import requests
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-from packaging.version import Version
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIME_LOCK = "requirements.lock"
-TEST_LOCK = "requirements-test.lock"
-BUILD_LOCK = "deploy/build-tools.lock"
-AUDIT_LOCK = "deploy/pip-audit.lock"
-LOCKS = (RUNTIME_LOCK, TEST_LOCK, BUILD_LOCK, AUDIT_LOCK)
-IGNORE_FILE = "deploy/pip-audit-ignore.txt"
-PROJECT_JSON = "https://pypi.org/pypi/{name}/json"
-TIMEOUT = 20
-ATTEMPTS = 3
+LOCKS = ("requirements.lock", "requirements-test.lock", "deploy/build-tools.lock")
+IGNORE_FILE = "deploy/audit-ignore.txt"
+JSON_API = "https://pypi.org/pypi"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
-UNREACHABLE = ("ConnectionError", "ProxyError", "Timeout", "NameResolution", "SSLError")
+RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def canonical(name: str) -> str:
+    """PEP 503 name normalisation."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: str
+    where: str  # "LOCK:LINE" of its first occurrence
+
+
+@dataclass(frozen=True)
+class Advisory:
+    id: str
+    aliases: tuple[str, ...]
+    fixed_in: tuple[str, ...]
+    summary: str
+
+    def ids(self) -> set[str]:
+        return {self.id.upper(), *(alias.upper() for alias in self.aliases)}
+
+
+class Coverage(Enum):
+    EXACT = "its own version's data"
+    LATEST = "the latest release's data (the pin is the latest release)"
+    NONE = "no data"
+
+
+@dataclass(frozen=True)
+class Result:
+    pin: Pin
+    coverage: Coverage
+    advisories: tuple[Advisory, ...] = ()
+    latest: str = ""
+    reason: str = ""  # why there is no data, when coverage is NONE
 
 
 @dataclass
 class Ignores:
-    vulns: dict[str, str] = field(default_factory=dict)  # ID (upper case) -> entry and reason
-    unaudited: dict[tuple[str, str], str] = field(default_factory=dict)  # (name, version) -> reason
+    reasons: dict[str, str] = field(default_factory=dict)  # advisory id (upper case) -> entry
 
 
-@dataclass(frozen=True)
-class Finding:
-    name: str
-    version: str
-    id: str
-    aliases: tuple[str, ...]
-    fixed_in: tuple[str, ...]
-    note: str = ""
+class Unanswered(Exception):
+    """The service gave no usable answer (network error, 5xx after retries, bad JSON)."""
 
 
-def read_pins(path: Path) -> dict[str, str]:
-    pins = {}
-    for line in path.read_text().splitlines():
-        if m := PIN.match(line):
-            pins[canonicalize_name(m[1])] = m[2]
-    return pins
+def read_pins(paths: Iterable[Path]) -> tuple[list[Pin], list[str]]:
+    """Every distinct NAME==VERSION of the locks, and the lines that could not be read."""
+    pins: dict[tuple[str, str], Pin] = {}
+    errors = []
+    for path in paths:
+        try:
+            text = path.read_text()
+        except OSError as error:
+            errors.append(f"{path}: cannot read it: {error.strerror}")
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if match := PIN.match(line):
+                key = (canonical(match[1]), match[2])
+                pins.setdefault(key, Pin(*key, f"{_shown(path)}:{number}"))
+    return sorted(pins.values(), key=lambda pin: (pin.name, pin.version)), errors
 
 
 def read_ignores(path: Path) -> tuple[Ignores, list[str]]:
+    """The reviewed exceptions: `ID  # reason` per line; an entry without a reason is an error."""
     ignores, errors = Ignores(), []
     if not path.exists():
         return ignores, errors
@@ -92,232 +115,197 @@ def read_ignores(path: Path) -> tuple[Ignores, list[str]]:
         entry, reason = entry.strip(), reason.strip()
         if not entry:
             continue
-        where = f"{IGNORE_FILE}:{number}"
-        words = entry.split()
-        if not reason:
+        where = f"{_shown(path)}:{number}"
+        if len(entry.split()) != 1:
+            errors.append(f"{where}: expected `ADVISORY-ID  # reason`, found `{entry}`")
+        elif not reason:
             errors.append(f"{where}: `{entry}` has no reason after '#' (every entry is reviewed)")
-        elif words[0] == "unaudited" and len(words) == 2 and "==" in words[1]:
-            name, version = words[1].split("==", 1)
-            ignores.unaudited[(canonicalize_name(name), version)] = reason
-        elif len(words) == 1 and words[0] != "unaudited":
-            ignores.vulns[words[0].upper()] = f"{words[0]}  # {reason}"
         else:
-            errors.append(
-                f"{where}: expected `ID  # reason` or `unaudited NAME==VERSION  # reason`"
-            )
+            ignores.reasons[entry.upper()] = f"{entry}  # {reason}"
     return ignores, errors
 
 
-def check_coverage(pins: dict[str, dict[str, str]]) -> list[str]:
-    """pyproject.toml's requirements against the locks that install them."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    runtime = project["project"]["dependencies"]
-    test = project["project"]["optional-dependencies"]["test"]
-    build = project["build-system"]["requires"]
-    wanted = {
-        RUNTIME_LOCK: [*runtime, *build],
-        TEST_LOCK: [*runtime, *test, *build],
-        BUILD_LOCK: build,
-    }
-    problems = []
-    for lock, requirements in wanted.items():
-        for text in requirements:
-            requirement = Requirement(text)
-            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
-                continue
-            pin = pins[lock].get(canonicalize_name(requirement.name))
-            if pin is None:
-                problems.append(f"{lock} lacks {requirement} (pyproject.toml)")
-            elif not requirement.specifier.contains(Version(pin), prereleases=True):
-                problems.append(f"{lock} pins {requirement.name}=={pin}, outside {requirement}")
-    # .venv gets the build tools, then the test lock; command 1's .venv gets the runtime lock.
-    venv_locks = (RUNTIME_LOCK, TEST_LOCK, BUILD_LOCK)
-    for name in sorted(set().union(*(pins[lock] for lock in venv_locks))):
-        versions = {lock: pins[lock][name] for lock in venv_locks if name in pins[lock]}
-        if len(set(versions.values())) > 1:
-            problems.append(f"{name} pinned differently: {versions}")
-    return problems
+class JsonApi:
+    """PyPI's JSON API (or a server answering the same paths), with bounded retries."""
 
+    def __init__(self, base: str, timeout: float, attempts: int = 3) -> None:
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+        self.attempts = attempts
 
-def run_pip_audit(ignores: Ignores) -> tuple[dict[tuple[str, str], list[Finding]], list[str], str]:
-    """What pip-audit audited, by (name, version); its skip reasons; why it did not run, if so."""
-    with tempfile.TemporaryDirectory() as tmp:
-        output = Path(tmp) / "pip-audit.json"
-        command = [sys.executable, "-m", "pip_audit"]
-        for lock in LOCKS:
-            command += ["-r", lock]
-        command += ["--require-hashes", "--disable-pip", "--vulnerability-service", "pypi"]
-        command += ["--progress-spinner", "off", "--timeout", str(TIMEOUT)]
-        command += ["--format", "json", "--output", str(output)]
-        for vuln in sorted(ignores.vulns):
-            command += ["--ignore-vuln", vuln]
-        for attempt in range(1, ATTEMPTS + 1):  # a network blip is not a verdict
-            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    def get(self, path: str) -> dict[str, Any] | None:
+        """The JSON document at path, None for a 404; Unanswered when there is no answer."""
+        url = f"{self.base}/{path}"
+        for attempt in range(1, self.attempts + 1):
             try:
-                report = json.loads(output.read_text())
-                break
-            except (OSError, ValueError):
-                if attempt < ATTEMPTS:
-                    time.sleep(5 * attempt)
-        else:
-            tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-            cause = "pip-audit did not complete"
-            if any(word in done.stderr for word in UNREACHABLE):
-                cause = "the vulnerability service (PyPI's JSON API) could not be reached"
-            return {}, [], f"{cause} ({ATTEMPTS} tries); pip-audit exited {done.returncode}: {tail}"
-    audited, skipped = {}, []
-    for dependency in report["dependencies"]:
-        if "version" not in dependency:  # skipped: {"name", "skip_reason"}
-            skipped.append(dependency.get("skip_reason", ""))
+                with urllib.request.urlopen(url, timeout=self.timeout) as answer:
+                    document = json.load(answer)
+                if not isinstance(document, dict):
+                    raise Unanswered(f"{url}: not a JSON object")
+                return document
+            except urllib.error.HTTPError as error:
+                if error.code == 404:
+                    return None
+                cause = f"{url}: HTTP {error.code}"
+                if error.code not in RETRIABLE_STATUS:
+                    raise Unanswered(cause) from None
+            except (urllib.error.URLError, OSError) as error:
+                cause = f"{url}: {getattr(error, 'reason', error)}"
+            except ValueError:
+                raise Unanswered(f"{url}: the answer is not JSON") from None
+            if attempt < self.attempts:
+                time.sleep(min(2.0 * attempt, self.timeout))
+        raise Unanswered(f"{cause} ({self.attempts} tries)")
+
+
+def advisories(document: dict[str, Any]) -> tuple[Advisory, ...]:
+    """The advisories of a JSON API document, withdrawn ones left out."""
+    found = []
+    for vuln in document.get("vulnerabilities") or ():
+        if vuln.get("withdrawn"):
             continue
-        name, version = canonicalize_name(dependency["name"]), dependency["version"]
-        audited[(name, version)] = [
-            Finding(
-                name,
-                version,
-                vuln["id"],
-                tuple(vuln.get("aliases", ())),
-                tuple(vuln.get("fix_versions", ())),
+        found.append(
+            Advisory(
+                str(vuln["id"]),
+                tuple(vuln.get("aliases") or ()),
+                tuple(vuln.get("fixed_in") or ()),
+                str(vuln.get("summary") or vuln.get("details") or "").strip().split("\n")[0],
             )
-            for vuln in dependency["vulns"]
-        ]
-    return audited, skipped, ""
-
-
-def fallback(session: requests.Session, name: str, version: str) -> tuple[list[Finding], str]:
-    """Audit one pin with PyPI's per-project JSON: (findings, latest release) or raise."""
-    answer = session.get(PROJECT_JSON.format(name=name), timeout=TIMEOUT)
-    answer.raise_for_status()
-    data: dict[str, Any] = answer.json()
-    latest = data["info"]["version"]
-    note = "" if latest == version else f"listed for the latest release {latest}"
-    findings = [
-        Finding(
-            name,
-            version,
-            vuln["id"],
-            tuple(vuln.get("aliases") or ()),
-            tuple(vuln.get("fixed_in") or ()),
-            note,
         )
-        for vuln in data.get("vulnerabilities") or ()
-        if not vuln.get("withdrawn")
-    ]
-    return findings, latest
+    return tuple(found)
 
 
-def distinct(findings: list[Finding]) -> list[Finding]:
-    """One finding per advisory and pin: PyPI lists one advisory under its PYSEC and GHSA ids."""
-    kept: list[Finding] = []
-    for finding in findings:
-        ids = {finding.id, *finding.aliases}
-        if not any(
-            (k.name, k.version) == (finding.name, finding.version) and ids & {k.id, *k.aliases}
-            for k in kept
-        ):
-            kept.append(finding)
-    return kept
+def audit(api: JsonApi, pin: Pin) -> Result:
+    """What is known of one pin."""
+    try:
+        exact = api.get(f"{pin.name}/{pin.version}/json")
+        if exact is not None:
+            return Result(pin, Coverage.EXACT, advisories(exact))
+        project = api.get(f"{pin.name}/json")
+        if project is None:
+            return Result(pin, Coverage.NONE, reason="the project is unknown to the service")
+        latest = str(project["info"]["version"])
+    except Unanswered as error:
+        return Result(pin, Coverage.NONE, reason=str(error))
+    except (KeyError, TypeError):
+        return Result(pin, Coverage.NONE, reason="the project document has no info.version")
+    if latest == pin.version:
+        return Result(pin, Coverage.LATEST, advisories(project), latest)
+    return Result(
+        pin,
+        Coverage.NONE,
+        latest=latest,
+        reason=f"below its latest release {latest}; the service has no per-version data",
+    )
 
 
-def main() -> int:
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+def audit_all(api: JsonApi, pins: list[Pin], workers: int, deadline: float) -> Iterator[Result]:
+    """Every pin's result, as they come; pins still unanswered at the deadline get no data."""
+    pool = ThreadPoolExecutor(workers)
+    futures = {pool.submit(audit, api, pin): pin for pin in pins}
+    done = 0
+    try:
+        for future in as_completed(futures, timeout=max(deadline - time.monotonic(), 0)):
+            done += 1
+            _progress(done, len(pins))
+            yield future.result()
+    except TimeoutError:
+        for future, pin in futures.items():
+            if not future.done():
+                future.cancel()
+                yield Result(pin, Coverage.NONE, reason="no answer before the audit's deadline")
+    finally:
+        _progress(done, len(pins), end=True)
+        pool.shutdown(wait=False, cancel_futures=True)
 
-    pins = {lock: read_pins(ROOT / lock) for lock in LOCKS}
-    problems = check_coverage(pins)
-    if problems:
-        print("The lock files no longer cover pyproject.toml:", *problems, sep="\n  ")
-        print("Run `bash deploy/lock.sh`, review the diff of the locks, and commit them.")
-        return 2
-    ignores, errors = read_ignores(ROOT / IGNORE_FILE)
-    if errors:
-        print(*errors, sep="\n")
-        return 2
 
-    every = sorted({(name, version) for lock in LOCKS for name, version in pins[lock].items()})
-    print(f"pip-audit: {len(every)} pinned versions in {', '.join(LOCKS)}")
-    audited, skipped, failure = run_pip_audit(ignores)
-    if failure:
-        print(f"AUDIT NOT DONE: {failure}")
-        print("Failing: the audit of the pinned versions must run in CI, not be skipped.")
-        return 2
-
-    findings = [f for pin in every if pin in audited for f in audited[pin]]
-    rest = [pin for pin in every if pin not in audited]
-    unaudited, unreachable = [], []
-    if rest:
+def report(results: list[Result], ignores: Ignores) -> int:
+    """Print the verdict; the exit status."""
+    vulnerable, ignored = [], []
+    for result in results:
+        for advisory in result.advisories:
+            reviewed = sorted(advisory.ids() & ignores.reasons.keys())
+            (ignored if reviewed else vulnerable).append((result, advisory, reviewed))
+    for result, advisory, _ in vulnerable:
+        aliases = f" ({', '.join(advisory.aliases)})" if advisory.aliases else ""
+        fixed = ", ".join(advisory.fixed_in) or "no fixed version known"
         print(
-            f"pip-audit could not audit {len(rest)} of them"
-            + (f' (first reason: "{skipped[0]}")' if skipped else "")
-            + ": auditing those with PyPI's per-project JSON (the latest release's vulnerabilities)"
+            f"VULNERABLE {result.pin.name}=={result.pin.version} ({result.pin.where}):"
+            f" {advisory.id}{aliases}; fixed in: {fixed}; from {result.coverage.value}"
+            + (f"\n    {advisory.summary}" if advisory.summary else "")
         )
-        with requests.Session() as session, ThreadPoolExecutor(8) as pool:
-            retry = Retry(
-                total=ATTEMPTS - 1, backoff_factor=2, status_forcelist=(429, 500, 502, 503, 504)
-            )
-            session.mount("https://", HTTPAdapter(max_retries=retry))
-            futures = {pin: pool.submit(fallback, session, *pin) for pin in rest}
-            for (name, version), future in futures.items():
-                try:
-                    found, latest = future.result()
-                except (requests.RequestException, ValueError, KeyError) as error:
-                    unreachable.append(f"{name}=={version}: {type(error).__name__}: {error}")
-                    continue
-                findings += found
-                if latest != version:
-                    unaudited.append((name, version, latest))
-    if unreachable:
-        print("AUDIT NOT DONE: PyPI's JSON API did not answer for:", *unreachable, sep="\n  ")
-        print("Failing: the audit of the pinned versions must run in CI, not be skipped.")
-        return 2
-
-    status = 0
-    ignored = []
-    for finding in distinct(findings):
-        ids = {finding.id.upper(), *(alias.upper() for alias in finding.aliases)}
-        reviewed = sorted(ids & ignores.vulns.keys())
-        if reviewed:
-            entry = ignores.vulns[reviewed[0]]
-            ignored.append(f"{finding.name}=={finding.version} {finding.id}: {entry}")
-            continue
-        status = 1
-        aliases = f" ({', '.join(finding.aliases)})" if finding.aliases else ""
-        fixed = ", ".join(finding.fixed_in) or "no fixed version"
-        note = f" [{finding.note}]" if finding.note else ""
+    for result, advisory, reviewed in ignored:
         print(
-            f"VULNERABLE {finding.name}=={finding.version}: {finding.id}{aliases};"
-            f" fixed in: {fixed}{note}"
+            f"ignored, reviewed in {IGNORE_FILE}: {result.pin.name}=={result.pin.version}"
+            f" {advisory.id}: {ignores.reasons[reviewed[0]]}"
         )
-    if status:
+    unaudited = [result for result in results if result.coverage is Coverage.NONE]
+    for result in unaudited:
+        print(f"not audited: {result.pin.name}=={result.pin.version}: {result.reason}")
+    audited = len(results) - len(unaudited)
+    print(
+        f"audited {audited} of {len(results)} pinned versions"
+        f" ({sum(r.coverage is Coverage.EXACT for r in results)} with their own version's data,"
+        f" {sum(r.coverage is Coverage.LATEST for r in results)} as the latest release);"
+        f" {len(unaudited)} not audited; {len(vulnerable)} known vulnerabilities;"
+        f" {len(ignored)} reviewed and ignored"
+    )
+    if vulnerable:
         print(
             "Upgrade the pin when a fixed version exists (`bash deploy/lock.sh --upgrade-package"
             " NAME`); otherwise, once reviewed, add `ID  # NAME VERSION: why it does not apply /"
             f" what we do` to {IGNORE_FILE}."
         )
-    unreviewed = [pin for pin in unaudited if pin[:2] not in ignores.unaudited]
-    for name, version, latest in unaudited:
-        mark = "unaudited, reviewed" if (name, version) in ignores.unaudited else "NOT AUDITED"
-        print(f"{mark}: {name}=={version}, below its latest release {latest}: no data for it here")
-    if unreviewed:
-        print(
-            "These pins could not be audited on this network. Move them to the latest release"
-            " (`bash deploy/lock.sh --upgrade-package NAME`) if their dependants allow it, or"
-            f" review them and add `unaudited NAME==VERSION  # why` to {IGNORE_FILE}."
-        )
-        status = status or 2
-    in_locks = set(every)
-    for name, version in sorted(ignores.unaudited.keys() - in_locks):
-        print(f"note: {IGNORE_FILE} lists unaudited {name}=={version}, no longer pinned: drop it")
-    for line in ignored:
-        print(f"ignored (reviewed in {IGNORE_FILE}): {line}")
-    if status == 0:
-        by_fallback = len(rest) - len(unaudited)
-        print(
-            f"pip-audit: no known vulnerabilities in {len(every)} pinned versions"
-            f" ({len(audited)} audited by pip-audit, {by_fallback} by the latest-release"
-            f" fallback, {len(unaudited)} reviewed as unauditable here, {len(ignored)} reviewed"
-            " ignores)"
-        )
-    return status
+        return 1
+    if results and not audited:
+        print("AUDIT NOT DONE: no pinned version could be audited (see the reasons above).")
+        return 2
+    return 0
+
+
+def _progress(done: int, total: int, *, end: bool = False) -> None:
+    if sys.stderr.isatty():
+        print(f"\raudit: {done}/{total} pins", end="\n" if end else "", file=sys.stderr)
+    elif end or done % 25 == 0:
+        print(f"audit: {done}/{total} pins", file=sys.stderr)
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--lock",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help=f"a lock file to audit (repeatable; default: {', '.join(LOCKS)})",
+    )
+    parser.add_argument("--ignore-file", type=Path, default=ROOT / IGNORE_FILE)
+    parser.add_argument("--json-api", default=JSON_API, metavar="URL", help=f"default: {JSON_API}")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per request")
+    parser.add_argument("--deadline", type=float, default=600.0, help="seconds for the whole audit")
+    parser.add_argument("--workers", type=int, default=8, help="requests in flight")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+
+    locks = args.lock or [ROOT / lock for lock in LOCKS]
+    pins, errors = read_pins(locks)
+    ignores, ignore_errors = read_ignores(args.ignore_file)
+    if errors or ignore_errors:
+        print(*errors, *ignore_errors, sep="\n")
+        return 2
+    print(f"audit: {len(pins)} pinned versions in {', '.join(_shown(lock) for lock in locks)}")
+    print(f"audit: vulnerability data from {args.json_api}")
+    api = JsonApi(args.json_api, args.timeout)
+    results = list(audit_all(api, pins, args.workers, started + args.deadline))
+    results.sort(key=lambda result: (result.pin.name, result.pin.version))
+    found = {id for result in results for advisory in result.advisories for id in advisory.ids()}
+    for stale in sorted(ignores.reasons.keys() - found):
+        print(f"note: {IGNORE_FILE} lists {stale}, found in no pin audited today")
+    return report(results, ignores)
 
 
 if __name__ == "__main__":

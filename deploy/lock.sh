@@ -6,13 +6,12 @@
 #                             share: deploy/test.sh (README's command 2, CI) installs it
 #   deploy/build-tools.lock   pip, setuptools, wheel (deploy/build-tools.in): test.sh installs
 #                             it first, so builds need no unpinned build backend
-#   deploy/pip-audit.lock     pip-audit (deploy/pip-audit.in), in its own venv (.venv-audit)
 # with uv, installed into a throwaway venv (nothing is added to the project's .venv).
 #
 # When to run it:
 # - after changing pyproject.toml's dependencies, its `test` extra, its [build-system]
 #   requires, or deploy/*.in (deploy/test.sh fails while a lock no longer covers them);
-# - to take a fixed version after the audit in deploy/test.sh reports a vulnerability;
+# - to take a fixed version after the audit (`bash deploy/audit.sh`) reports a vulnerability;
 # - now and then, to take upgrades.
 # How:
 #   bash deploy/lock.sh                          keep every existing pin; add or drop only what
@@ -20,7 +19,7 @@
 #   bash deploy/lock.sh --upgrade-package NAME   move NAME (repeatable) to its newest version
 #   bash deploy/lock.sh --upgrade                move everything to the newest versions
 # (arguments go to `uv pip compile`), then review `git diff -- '*.lock'` and run
-# `bash deploy/test.sh`, which audits the new pins and installs them.
+# `bash deploy/audit.sh` (the new pins' known vulnerabilities) and `bash deploy/test.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +42,4 @@ compile pyproject.toml deploy/build-tools.in --no-emit-package pip --only-binary
     -c requirements-test.lock -o requirements.lock "$@"
 compile deploy/build-tools.in --only-binary :all: -c requirements-test.lock \
     -o deploy/build-tools.lock "$@"
-compile deploy/pip-audit.in --only-binary :all: -o deploy/pip-audit.lock "$@"
-echo "locks written: requirements.lock requirements-test.lock deploy/build-tools.lock" \
-    "deploy/pip-audit.lock"
+echo "locks written: requirements.lock requirements-test.lock deploy/build-tools.lock"

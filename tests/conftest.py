@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -41,12 +42,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The test command gives the same verdict for the same commit on any day: property tests draw
+# the same examples every run unless `--hypothesis-profile=explore` asks for fresh ones.
+settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Cheaper scrypt in this process: the suite makes hundreds of signing keys and account
+    """Repeatable property tests unless a profile is named; cheaper scrypt in this process.
+
+    The suite makes hundreds of signing keys and account
     hashes (~100 ms each at the production cost). Same code and stored format; the cost is
     written into each hash and sealed key, so hubs started as subprocesses open them too."""
     from hub import credentials
     from hub.signing import keyring
+
+    if config.getoption("hypothesis_profile", None) is None:
+        settings.load_profile("repeatable")
 
     credentials.SCRYPT_N = 2**10
     keyring._SCRYPT_N = 2**10
