@@ -18,6 +18,7 @@ from taxii2client.v21 import Collection, Server, as_pages
 from connectors.client import MemberKey
 from hub.api.app import create_app
 from hub.api.keys import COLLECTIONS
+from hub.api.server import HubRunner
 from hub.config import Role, Settings
 from hub.credentials import hash_secret, new_secret
 from hub.demo import DEMO_ACCOUNTS_FILE, DemoAccount, demo_federation
@@ -161,7 +162,7 @@ async def serving(
     if ssl_context is None and settings.tls is not None:
         ssl_context = settings.tls.context()
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    runner = HubRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()

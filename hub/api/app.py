@@ -16,6 +16,7 @@ from hub.api import dashboard, explain, health, jwks, metrics, stream
 from hub.api.auth import Authenticator
 from hub.api.background import supervised
 from hub.api.backpressure import IntakeGate
+from hub.api.bodies import request_bodies
 from hub.api.keys import (
     AUTH,
     BUS,
@@ -30,6 +31,7 @@ from hub.api.keys import (
 )
 from hub.api.middleware import compression, http_metrics, request_id, taxii_errors
 from hub.api.ratelimit import RATE_LIMITS, RateLimiter
+from hub.api.server import name_server
 from hub.api.taxii import collections, discovery, objects, status
 from hub.audit.chainer import audit_chainer
 from hub.bus import Bus, BusError
@@ -170,9 +172,10 @@ async def _close_auth(app: web.Application) -> None:
 def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application:
     """One hub node: API and view, pipeline, or both, as `settings.role` says."""
     app = web.Application(
-        middlewares=[request_id, http_metrics, taxii_errors, compression],
+        middlewares=[request_id, http_metrics, taxii_errors, request_bodies, compression],
         client_max_size=settings.max_content_length,
     )
+    app.on_response_prepare.append(name_server)
     app[SETTINGS] = settings
     app[COLLECTIONS] = build_collections(settings.federation)
     app[SIGNING_KEYS] = KeyStore(settings.signing_keys_dir)
