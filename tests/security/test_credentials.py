@@ -367,6 +367,45 @@ async def test_dashboard_sends_security_headers_and_a_strict_cookie_a_browser_ke
             assert kept["httpOnly"] and kept["secure"] and kept["sameSite"] == "Strict"
 
 
+async def test_the_dashboard_login_form_refuses_posts_from_other_sites(
+    tmp_path: Path, demo_secrets: Path
+) -> None:
+    async with running_hub("embedded", tmp_path / "data", demo_secrets) as hub:
+        form = {"username": "hub-operator", "password": hub.password("hub-operator")}
+
+        async def login(**headers: str) -> tuple[int, str, str | None]:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    hub.base_url + "/dashboard/login",
+                    data=form,
+                    headers=headers,
+                    allow_redirects=False,
+                ) as response,
+            ):
+                return response.status, await response.text(), response.headers.get("Set-Cookie")
+
+        # Login CSRF: a page elsewhere posting the form (with its own account's secret, to
+        # watch what the operator then does) logs nobody in.
+        for headers in (
+            {"Origin": "https://evil.example"},
+            {"Origin": "null"},
+            {"Sec-Fetch-Site": "cross-site", "Origin": hub.base_url},
+            {"Sec-Fetch-Site": "same-site"},
+        ):
+            status, page, cookie = await login(**headers)
+            assert (status, cookie) == (403, None), headers
+            assert "own login page" in page
+        # The hub's own page, as browsers send it (old ones: Origin alone), and scripts.
+        for headers in (
+            {"Sec-Fetch-Site": "same-origin", "Origin": hub.base_url},
+            {"Origin": hub.base_url},
+            {},
+        ):
+            status, _, cookie = await login(**headers)
+            assert status == 303 and cookie is not None, headers
+
+
 def assert_protected(headers: Any) -> None:
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "no-referrer"
