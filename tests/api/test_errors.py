@@ -10,6 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.api.test_metrics import scrape, value
 from tests.hubs import RunningHub
 from tests.stixdata import TLP2, incident_report
 
@@ -278,6 +279,11 @@ async def test_requests_that_are_not_http_get_a_taxii_error(
     status, headers, body = await raw_exchange(hub, request_bytes)
     assert_taxii_error(status, headers, body, 400, words)
     assert headers["Server"] == "cirt-hub"
+    samples = await scrape(hub)
+    assert (
+        value(samples, "cirt_hub_http_requests_total", route="malformed", method="", status="400")
+        == 1
+    )
 
 
 async def test_answers_name_no_software_versions(hub: RunningHub) -> None:

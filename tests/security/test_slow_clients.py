@@ -136,6 +136,27 @@ async def test_an_endless_chunked_body_gets_408(tmp_path: Path, demo_secrets: Pa
         assert waited < 5, waited
 
 
+async def test_an_endless_chunked_body_sent_fast_gets_413(
+    tmp_path: Path, demo_secrets: Path
+) -> None:
+    async with hub_with(tmp_path, demo_secrets) as hub, connection(hub) as (reader, writer):
+        writer.write(inbox_head(hub, "Transfer-Encoding: chunked"))
+        chunk = b"%x\r\n%s\r\n" % (64 * 1024, b" " * 64 * 1024)
+
+        async def flood() -> None:
+            with suppress(ConnectionError):
+                while True:
+                    writer.write(chunk)
+                    await writer.drain()
+
+        sending = asyncio.create_task(flood())
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+        finally:
+            sending.cancel()
+        assert head.startswith(b"HTTP/1.1 413"), head
+
+
 async def healthz(hub: RunningHub, source: str) -> bytes:
     async with connection(hub, source) as (reader, writer):
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n")
