@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 # Usernames are at most 64 characters (the schema); longer ones name no account, and are
 # cut so a record's key stays small whatever a header holds.
 _USERNAME_MAX = 64
+# Seconds to wait while the checks running fill a limit: about how long they take.
+_CHECKING_WAIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Lockout:
 
     scope: str  # "account" or "address"
     seconds: float
+    # Not locked out yet, but as many checks are running as may fail: the wait is short,
+    # as they end within moments (and if they fail, a real lockout follows).
+    checking: bool = False
 
 
 @dataclass
@@ -75,7 +80,8 @@ class _Record:
 
 
 class _Counter:
-    def __init__(self, policy: ThrottlePolicy, max_entries: int) -> None:
+    def __init__(self, scope: str, policy: ThrottlePolicy, max_entries: int) -> None:
+        self.scope = scope
         self.policy = policy
         self._max = max_entries
         self._records: OrderedDict[str, _Record] = OrderedDict()
@@ -83,21 +89,21 @@ class _Counter:
     def __len__(self) -> int:
         return len(self._records)
 
-    def admit(self, key: str, tag: bytes, now: float) -> float:
-        """Reserve a check of the secret `tag`: 0, or the seconds to wait (the lockout in
-        force, or the one the failures so far and the checks running would start)."""
+    def admit(self, key: str, tag: bytes, now: float) -> Lockout | None:
+        """Reserve a check of the secret `tag`, or the lockout that stops it: one in force,
+        or the failures so far and the checks running already fill the limit."""
         p = self.policy
         record = self._records.get(key)
         if record is None:
             record = self._records[key] = _Record(deque(maxlen=p.failures), last=now)
         if now < record.locked_until:
-            return record.locked_until - now
+            return Lockout(self.scope, record.locked_until - now)
         counted = {seen for when, seen in record.recent if now - when <= p.window}
         counted.update(record.checking)
         if tag not in counted and len(counted) >= p.failures:
-            return min(p.lockout * 2**record.strikes, p.max_lockout)
+            return Lockout(self.scope, _CHECKING_WAIT, checking=True)
         record.checking[tag] += 1
-        return 0.0
+        return None
 
     def release(self, key: str, tag: bytes) -> None:
         """A reserved check ended without a failure to count."""
@@ -193,23 +199,20 @@ class LoginThrottle:
 
     def __post_init__(self) -> None:
         t = self.throttling
-        self._accounts = _Counter(t.account, t.max_entries)
-        self._addresses = _Counter(t.address, t.max_entries)
+        self._accounts = _Counter("account", t.account, t.max_entries)
+        self._addresses = _Counter("address", t.address, t.max_entries)
 
     def begin(self, username: str, secret: str, remote: str | None) -> Attempt | Lockout:
         """The attempt to check now, or the lockout that stops it (address before account)."""
         username = username[:_USERNAME_MAX]
         now, address = self.clock(), address_key(remote)
         tag = hmac.new(self._key, f"{username}\0{secret}".encode(), hashlib.sha256).digest()[:12]
-        if address is not None:
-            wait = self._addresses.admit(address, tag, now)
-            if wait > 0:
-                return Lockout("address", wait)
-        wait = self._accounts.admit(username, tag, now)
-        if wait > 0:
+        if address is not None and (lockout := self._addresses.admit(address, tag, now)):
+            return lockout
+        if lockout := self._accounts.admit(username, tag, now):
             if address is not None:
                 self._addresses.release(address, tag)
-            return Lockout("account", wait)
+            return lockout
         return Attempt(username, address, tag)
 
     def failed(self, attempt: Attempt) -> list[Lockout]:

@@ -70,9 +70,12 @@ class Authenticator:
         if isinstance(attempt, Lockout):
             wait = math.ceil(attempt.seconds)
             where = "for this account" if attempt.scope == "account" else "from this address"
-            raise TooManyRequests(
-                f"too many failed logins {where}: none is checked for {wait} s", retry_after=wait
+            why = (
+                f"too many logins {where} are being checked at once"
+                if attempt.checking
+                else f"too many failed logins {where}"
             )
+            raise TooManyRequests(f"{why}: none is checked for {wait} s", retry_after=wait)
         account = self._accounts.get(username)
         stored = account.secret_hash if account else self._decoy
         if account and self._cache.known(username, secret, stored):

@@ -195,6 +195,24 @@ async def test_concurrent_guesses_from_one_address_stop_there_and_never_lock_the
         assert value(samples, "cirt_hub_login_failures_total") == 10
 
 
+def test_checks_running_count_against_the_limit_until_they_end() -> None:
+    throttle = LoginThrottle(throttling(account=5, address=3), clock=lambda: 0.0)
+    running = [throttle.begin("ke-cirt-read", f"guess-{n}", "192.0.2.1") for n in range(3)]
+    assert all(isinstance(a, Attempt) for a in running)
+    # A fourth different secret waits a moment; the same secret again does not fill more.
+    assert throttle.begin("ng-cert-read", "other", "192.0.2.1") == Lockout("address", 1.0, True)
+    again = throttle.begin("ke-cirt-read", "guess-0", "192.0.2.1")
+    assert isinstance(again, Attempt)
+    throttle.abandoned(again)
+    # One ends well (its place frees), two fail: no lockout yet, and room for one more.
+    throttle.succeeded(running[0])
+    assert throttle.failed(running[1]) == [] and throttle.failed(running[2]) == []
+    last = throttle.begin("ng-cert-read", "other", "192.0.2.1")
+    assert isinstance(last, Attempt)
+    assert throttle.failed(last) == [Lockout("address", 0.6)]
+    assert throttle.begin("ng-cert-read", "x", "192.0.2.1") == Lockout("address", 0.6)
+
+
 def test_throttle_memory_stays_bounded_whatever_names_and_addresses_are_sent() -> None:
     now = [0.0]
     throttle = LoginThrottle(
