@@ -80,7 +80,7 @@ class _Connection(web.RequestHandler):
         self._limit = limit
         self._address: str | None = None
 
-    def connection_made(self, transport: Any) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         address = address_key(peer[0] if isinstance(peer, tuple) else peer) or "unknown"
@@ -117,9 +117,9 @@ class _Connection(web.RequestHandler):
         else:
             log.error("error handling a request from %s", request.remote, exc_info=exc)
             title, description = "Internal error", "the hub failed to handle this request"
-        if status < 500:
+        if status < 500:  # a parse refusal: no middleware counted it
             log.info("request from %s refused (%d): %s", request.remote, status, description)
-        self._limit.metrics.http_requests.labels("malformed", "", str(status)).inc()
+            self._limit.metrics.http_requests.labels("malformed", "", str(status)).inc()
         response = taxii_response(error_body(title, description, status), status=status)
         response.headers["Server"] = SERVER
         response.force_close()
@@ -146,7 +146,12 @@ class _Server(web.Server):
 
 
 class HubRunner(web.AppRunner):
-    """An AppRunner for a hub node's app, with the bounds its Settings give."""
+    """An AppRunner for a hub node's app, with the bounds its Settings give.
+
+    aiohttp has no setting for a connection limit nor for its error pages, so the runner
+    makes its own low-level server and connection handler (aiohttp's, subclassed; the
+    runner's keyword arguments are theirs). tests/security/test_slow_clients.py and
+    tests/api/test_errors.py hold them to it when aiohttp changes."""
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         settings = app[SETTINGS]
