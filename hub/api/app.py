@@ -46,6 +46,7 @@ from hub.pipeline.authenticate import Authenticate
 from hub.pipeline.decode import Decode
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.mark import Mark
+from hub.pipeline.predefined import publish_predefined
 from hub.pipeline.provenance import Provenance
 from hub.pipeline.release import releaser
 from hub.pipeline.route import Route
@@ -55,7 +56,6 @@ from hub.pipeline.validate import Validate
 from hub.pipeline.worker import PipelineWorker
 from hub.policy.entitlement import Policy
 from hub.policy.pseudonyms import load_key
-from hub.signing.definition import publish_definition
 from hub.signing.keyring import KeyStore
 from hub.signing.provenance import HubSigner
 from hub.store.follower import ViewFollower
@@ -121,11 +121,11 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
     signer = HubSigner(app[SIGNING_KEYS], settings.key_passphrase)
     await asyncio.to_thread(signer.refresh)  # the first start makes the key; scrypt runs here
     try:
-        await publish_definition(
-            app[BUS], settings.bus_url, signer, federation, settings.topics, settings.data_dir
+        await publish_predefined(
+            app[BUS], settings.bus_url, federation, settings.topics, settings.data_dir
         )
     except BusError as exc:
-        log.warning("extension-definition not published (tried again at next start): %s", exc)
+        log.warning("TLP and extension definitions not published (next start tries again): %s", exc)
     history = DeliveryHistory(app[BUS], settings.topics.decisions)
     federation_key = load_key(settings.pseudonym_key_path)  # pseudonyms, correlation keys
     route = Route(Policy(federation), federation_key, history)
