@@ -161,8 +161,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         )
         transport = request.transport
         if transport is not None:
-            # Whole events already queued still go out if the reader wakes up in time;
-            # then the connection ends either way.
+            # What is already queued still goes out if the reader wakes up in time (the
+            # part of a large event it may end with is dropped by the client); then the
+            # connection ends either way.
             transport.close()
             asyncio.get_running_loop().call_later(timeout, transport.abort)
         return response
