@@ -96,6 +96,10 @@ class Settings:
         return self.federation.hub.limits.max_content_length
 
     @property
+    def page_bytes(self) -> int:
+        return self.federation.hub.limits.page_bytes
+
+    @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
 
