@@ -14,7 +14,7 @@ from typing import Any
 
 from hub.federation import Federation, Member
 from hub.policy.rules import Audience, SharingRules, parse_rules
-from hub.policy.tlp import LABELS, marked_properties, object_markings, object_tlp
+from hub.policy.tlp import LABELS, object_markings, object_tlp
 from hub.stix.markings import Tlp, tlp_by_marking_id
 
 
@@ -132,10 +132,6 @@ class Policy:
             )
         return _allow(member, rule, reason)
 
-    def withheld(self, obj: Mapping[str, Any], sender: Member, member: Member) -> set[str]:
-        """Top-level properties under granular markings `member` is not entitled to."""
-        return self.withheld_marked(marked_properties(obj), object_tlp(obj), sender, member)
-
     def judged_markings(
         self, marked: Mapping[str, frozenset[str]], sender: Member
     ) -> dict[str, frozenset[str]]:
@@ -151,7 +147,8 @@ class Policy:
         sender: Member,
         member: Member,
     ) -> set[str]:
-        """`withheld` from an object's `marked_properties` and TLP level, read once per object."""
+        """Top-level properties under granular markings `member` is not entitled to, from the
+        object's `marked_properties` and TLP level (read once per object)."""
         if member.id == sender.id:
             return set()
         table = tlp_by_marking_id()
