@@ -24,6 +24,8 @@ from hub.stix.object_paths import reference_targets
 Reach = tuple[str, str] | Literal["id", "drop"] | None
 ID: Final = "id"
 DROP: Final = "drop"
+# Paths are followed one reference at a time; a longer one is not followed but dropped.
+MAX_STEPS = 64
 
 
 @cache
@@ -69,6 +71,8 @@ def _combine(outcomes: set[Reach]) -> Reach:
 def reach(types: frozenset[str], kind: str, path: tuple[str, ...]) -> Reach:
     """What the object path `kind:path` (list indexes left out) reaches, when the
     personal data of `types` is pseudonymised."""
+    if len(path) > MAX_STEPS:
+        return DROP
     if kind in types:
         entry = personal_data()[kind]
         if path == ("id",):

@@ -105,7 +105,10 @@ def comparisons(pattern: str) -> list[Comparison] | None:
     parser = STIXPatternParser(CommonTokenStream(lexer))
     parser.removeErrorListeners()
     parser.addErrorListener(errors)
-    tree = parser.pattern()
+    try:
+        tree = parser.pattern()
+    except RecursionError:
+        return None  # the grammar's parser recurses per comparison: validation refuses these
     if errors.err_strings:
         return None
     found: list[Comparison] = []

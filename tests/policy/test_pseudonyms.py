@@ -247,3 +247,11 @@ def test_no_personal_value_survives_in_any_pattern_and_every_pattern_stays_valid
     shaped = pseudonymise(indicator)["pattern"]
     assert valid(shaped), shaped
     assert "[ipv4-addr:value = '203.0.113.9']" in shaped  # what is not personal stays
+
+
+def test_a_path_too_long_to_follow_becomes_exists() -> None:
+    path = "process:" + "parent_ref." * 100 + "creator_user_ref.user_id"
+    pattern = f"[{path} = 'avictim']"
+    assert valid(pattern)
+    shaped = pseudonymise({"type": "indicator", "pattern_type": "stix", "pattern": pattern})
+    assert shaped["pattern"] == f"[EXISTS {path}]"
