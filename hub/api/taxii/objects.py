@@ -139,8 +139,9 @@ async def _add_objects(request: web.Request) -> web.Response:
             f"the body is {request.content_length} bytes; max_content_length is "
             f"{settings.max_content_length}"
         )
-    limit = settings.federation.hub.limits.max_objects
-    objects = envelope_objects(parse_body(await request.read()), limit)
+    limits = settings.federation.hub.limits
+    body = parse_body(await request.read(), limits.max_depth)
+    objects = envelope_objects(body, limits.max_objects)
     await ratelimit.charge(request, account, len(objects))
     assert account.member is not None  # can_write() holds only for member accounts
 
