@@ -1,7 +1,10 @@
 """decode: an intake record → a Submission (or a refusal of the whole record).
 
 Two kinds of record, each on its own topics:
-- `<prefix>intake`: what the hub's API wrote (`"v": 1`); only the hub's principal may write.
+- `<prefix>intake`: what the hub's API wrote (`"v": 1`), with an HMAC over the record value
+  in the `cirt-hub-intake-mac` header, made with the hub's intake key (hub.signing.intake).
+  Only the hub's principal may write there; the MAC proves it whatever the ACLs turn out to
+  be, and the record's time on the bus shows a copy written again later (a replay).
 - `<prefix>intake.member-<id>`: a STIX bundle or TAXII envelope that member's own producer
   wrote, with a detached JWS over the record value in the `cirt-hub-signature` header, made
   with one of the member's `public_keys`. Kafka ACLs let only the member write its topic;
@@ -14,9 +17,9 @@ than `hub.limits.max_object_bytes` arrives refused: the others go on.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -25,14 +28,20 @@ from hub.bus import Record
 from hub.errors import HubError, InvalidStix
 from hub.federation import Account, Federation, Limits, Member
 from hub.pipeline.submission import Item, Submission
+from hub.signing.intake import MAC_HEADER, IntakeKeyError, IntakeKeys, IntakeMacError
 from hub.signing.members import MemberKeys, MemberSignatureError
-from hub.stix.envelope import TooDeep, envelope_objects, parse_body
+from hub.stix import timestamps
+from hub.stix.envelope import TooDeep, check_depth, envelope_objects, parse_body
 from hub.topics import Topics
 
 INTAKE_VERSION = 1
 SIGNATURE_HEADER = "cirt-hub-signature"
 ACCOUNT_HEADER = "cirt-hub-account"
 _RECORD_NAMESPACE = uuid.UUID("3b0e6d0c-6a55-4d7e-9d7c-51f0a3e9a8b2")
+# How long after its `received` an API record may land on intake. The API publishes within
+# its publish timeout (seconds); the rest allows for clocks apart between API nodes and the
+# bus. A copy written again later (a replay) lands later than this, and is refused.
+REPLAY_WINDOW = timedelta(minutes=5)
 _NOT_PARSED = object()
 
 
@@ -152,6 +161,8 @@ class Decode:
 
     federation: Federation
     topics: Topics = field(default_factory=Topics)
+    # The hub's intake keys as they are now (None before any node made them).
+    intake_keys: Callable[[], IntakeKeys | None] = field(kw_only=True)
     keys: MemberKeys = field(init=False, repr=False, compare=False)
     members: dict[str, Member] = field(init=False, repr=False, compare=False)
 
@@ -170,18 +181,67 @@ class Decode:
         return self._from_api(record)
 
     def _from_api(self, record: Record) -> Submission:
+        keys = self.intake_keys()
+        if keys is None:
+            # Not a refusal: the records are sound, the hub is not; read them once it is.
+            raise IntakeKeyError(
+                "no intake key: a hub node makes it at its first start, in the keys dir"
+            )
+        # Written before any node could authenticate it (an upgrade's backlog): read as then.
+        backlog = keys.predates(record.topic, record.partition, record.offset)
+        if not backlog:
+            try:
+                keys.check(record.header(MAC_HEADER), record.value)
+            except IntakeMacError as exc:
+                raise self._unauthenticated(record, exc) from exc
         try:
             data = orjson.loads(record.value)
         except orjson.JSONDecodeError as exc:
             raise _not_json(exc) from exc
         if not (isinstance(data, dict) and "v" in data):
+            raise self._wrong_topic(record)
+        if backlog:
+            # The API before the intake key did not check nesting: the check it makes now.
+            try:
+                check_depth(data, self.limits.max_depth)
+            except TooDeep as exc:
+                raise _body_refused(exc) from exc
+        submission = _from_hub(data, self.limits)
+        if not backlog:
+            self._check_fresh(record, submission)
+        return submission
+
+    def _unauthenticated(self, record: Record, exc: IntakeMacError) -> UndecodableRecord:
+        data, refusal = _parsed(record.value, self.limits)
+        if exc.reason == "intake-mac-missing" and isinstance(data, dict) and "v" not in data:
+            return self._wrong_topic(record)  # a member's own record: say where it belongs
+        return UndecodableRecord(
+            f"intake record refused: {exc.message}",
+            is_json=_spliceable(refusal),
+            reason=exc.reason,
+        )
+
+    def _wrong_topic(self, record: Record) -> UndecodableRecord:
+        return UndecodableRecord(
+            f"a member's own records do not belong on {record.topic!r} (the hub's API "
+            f"writes there): produce them to {self.topics.member_intake('<member-id>')!r}, "
+            f"signed in the {SIGNATURE_HEADER!r} header",
+            is_json=_spliceable(_parsed(record.value, self.limits)[1]),
+            reason="wrong-topic",
+        )
+
+    @staticmethod
+    def _check_fresh(record: Record, submission: Submission) -> None:
+        """The record landed on the bus soon after the API received it, or it is a copy."""
+        appended = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+        late = appended - timestamps.parse(submission.received)
+        if late > REPLAY_WINDOW:
             raise UndecodableRecord(
-                f"a member's own records do not belong on {record.topic!r} (the hub's API "
-                f"writes there): produce them to {self.topics.member_intake('<member-id>')!r}, "
-                f"signed in the {SIGNATURE_HEADER!r} header",
-                reason="wrong-topic",
+                f"intake record refused: written to {record.topic!r} {late} after the hub's "
+                f"API received it ({submission.received}), which writes it at once: a copy "
+                f"written again (a replay), not processed twice (status {submission.status_id})",
+                reason="intake-replayed",
             )
-        return _from_hub(data, self.limits)
 
     def _from_member(self, record: Record, member: str) -> Submission:
         data, refusal = _parsed(record.value, self.limits)
