@@ -15,7 +15,7 @@ feed is entitled to exactly the same content, so a feed is the same for all its 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -119,7 +119,11 @@ class Router:
                 for m in history.received(str(obj.get("id"))):
                     if m in per and not per[m].allowed:
                         per[m] = Verdict(
-                            m, True, "revocation", "received an earlier version of the object"
+                            m,
+                            True,
+                            "revocation",
+                            "received an earlier version of the object",
+                            overridden=per[m],
                         )
             verdicts.append(per)
         ids = [str(o.get("id")) for o in objects]
@@ -169,11 +173,10 @@ class Router:
                         "dependencies",
                         "incomplete without objects or properties this member may not "
                         f"receive ({problem})",
+                        overridden=current.overridden,
                     )
                 elif shaped is not None and shaped.touched:
-                    verdicts[i][m.id] = Verdict(
-                        m.id, True, current.rule, current.reason, tuple(sorted(shaped.touched))
-                    )
+                    verdicts[i][m.id] = replace(current, withheld=tuple(sorted(shaped.touched)))
 
         def visible_ids(mid: str) -> set[str]:
             return {ids[i] for i, v in enumerate(verdicts) if v[mid].allowed}

@@ -1,0 +1,143 @@
+"""A hostile member with valid accounts learns nothing of who received what.
+
+Over real HTTP on both buses: ngCERT shares an indicator TLP:AMBER with KE-CIRT and another
+TLP:RED with one KE-CIRT account; CERT-SN, hostile, posts revocations under those ids.
+Whatever the hub does with them, what CERT-SN can then read (explain, status) is what it
+would read for a revocation of an id nobody ever sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.hubs import RunningHub, member_identity, running_hub, submit
+from tests.stixdata import TLP2, indicator
+
+SHARING = {
+    "ng-cert": {"recipients": {"amber": ["member:ke-cirt"], "red": ["account:ke-cirt-read"]}},
+    # The hostile member's own rules share AMBER with nobody.
+    "sn-cert": {"recipients": {"amber": []}},
+}
+
+
+def basic(hub: RunningHub, username: str) -> dict[str, str]:
+    return {"Authorization": aiohttp.encode_basic_auth(username, hub.password(username))}
+
+
+async def explanation(hub: RunningHub, username: str, object_id: str) -> tuple[int, Any]:
+    url = f"{hub.base_url}/api/v1/explain/{object_id}"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(url, headers=basic(hub, username)) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+async def explained(hub: RunningHub, username: str, object_id: str, versions: int) -> Any:
+    """The explanation once `versions` decisions are in the view (the chainer runs apart)."""
+    async with asyncio.timeout(30):
+        while True:
+            status, body = await explanation(hub, username, object_id)
+            if status == 200 and len(body["decisions"]) >= versions:
+                return body
+            await asyncio.sleep(0.2)
+
+
+def revocation(original: dict[str, Any], identity: str, object_id: str) -> dict[str, Any]:
+    """A later version of `original` under `object_id`, revoked, by `identity`, TLP:AMBER."""
+    return {
+        **original,
+        "id": object_id,
+        "modified": "2026-11-29T09:00:00.000Z",
+        "revoked": True,
+        "created_by_ref": identity,
+        "object_marking_refs": [TLP2["amber"]],
+    }
+
+
+def routing_of(decision: dict[str, Any]) -> dict[str, Any]:
+    """What a decision says about recipients, whatever object it is about."""
+    return {"verdicts": decision["verdicts"], "deliveries": decision["deliveries"]}
+
+
+async def test_explain_shows_a_hostile_reviser_nothing_of_the_real_senders_recipients(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    async with running_hub(
+        bus_url,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"t{unique}.",
+        sharing=SHARING,
+        extra_readers={"ke-cirt-read2": "ke-cirt"},
+    ) as hub:
+        ng, sn = member_identity(hub, "ng-cert"), member_identity(hub, "sn-cert")
+        amber = indicator(ng, "[domain-name:value = 'c2.amber.example']", TLP2["amber"])
+        red = indicator(ng, "[domain-name:value = 'c2.red.example']", TLP2["red"])
+        assert (await submit(hub, "ng-cert-submit", [amber, red])).success_count == 2
+        owner = await explained(hub, "ng-cert-read", red["id"], 1)
+        # The sender sees its own routing, the RED account it named included.
+        (decision,) = owner["decisions"]
+        assert {"collection": "member-ke-cirt", "accounts": ["ke-cirt-read"]} in [
+            {k: d[k] for k in ("collection", "accounts")} for d in decision["deliveries"]
+        ]
+
+        control = f"indicator--{uuid.uuid4()}"  # an id nobody ever sent
+        hostile = [
+            revocation(amber, sn, amber["id"]),
+            revocation(red, sn, red["id"]),
+            revocation(amber, sn, control),
+        ]
+        status = await submit(hub, "sn-cert-submit", hostile)
+        refused = {f["id"] for f in status.failures}
+        seen = {}
+        for obj in hostile:
+            if obj["id"] in refused:
+                # A hub that refuses the revocation has no decision of CERT-SN's to explain.
+                code, body = await explanation(hub, "sn-cert-read", obj["id"])
+                assert code == 404, body
+            else:
+                (seen[obj["id"]],) = (await explained(hub, "sn-cert-read", obj["id"], 1))[
+                    "decisions"
+                ]
+        if control in seen:
+            for object_id in (amber["id"], red["id"]):
+                if object_id in seen:
+                    assert routing_of(seen[object_id]) == routing_of(seen[control]), object_id
+        for decision in seen.values():
+            ke = next(v for v in decision["verdicts"] if v["member"] == "ke-cirt")
+            assert not ke["allowed"], decision
+            assert "ke-cirt-read" not in str(decision)
+            assert "member-ke-cirt" not in str(decision)
+
+
+async def test_the_owner_still_sees_where_its_own_revocation_went(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    """A legitimate revocation reaches whoever had the object, and its sender is told so:
+    the RED account it named itself, and the member it shared with."""
+    async with running_hub(
+        bus_url,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"t{unique}.",
+        sharing=SHARING,
+        extra_readers={"ke-cirt-read2": "ke-cirt"},
+    ) as hub:
+        ng = member_identity(hub, "ng-cert")
+        red = indicator(ng, "[domain-name:value = 'c2.red.example']", TLP2["red"])
+        assert (await submit(hub, "ng-cert-submit", [red])).success_count == 1
+        # Revoked as AMBER+STRICT, which ngCERT's rules give to nobody.
+        revoked = {**revocation(red, ng, red["id"]), "object_marking_refs": [TLP2["amber+strict"]]}
+        assert (await submit(hub, "ng-cert-submit", [revoked])).success_count == 1
+        _, later = (await explained(hub, "ng-cert-read", red["id"], 2))["decisions"]
+        ke = next(v for v in later["verdicts"] if v["member"] == "ke-cirt")
+        assert ke["allowed"] and ke["rule"] == "revocation", later
+        assert {"collection": "member-ke-cirt", "accounts": ["ke-cirt-read"]} in [
+            {k: d[k] for k in ("collection", "accounts")} for d in later["deliveries"]
+        ]
