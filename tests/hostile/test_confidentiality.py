@@ -1,21 +1,26 @@
-"""A hostile member with valid accounts learns nothing of who received what.
+"""A member learns nothing of who received what, nor that TLP:RED it may not read exists.
 
-Over real HTTP on both buses: ngCERT shares an indicator TLP:AMBER with KE-CIRT and another
-TLP:RED with one KE-CIRT account; CERT-SN, hostile, posts revocations under those ids.
-Whatever the hub does with them, what CERT-SN can then read (explain, status) is what it
-would read for a revocation of an id nobody ever sent.
+Over real HTTP on both buses. ngCERT shares an indicator TLP:AMBER with KE-CIRT and another
+TLP:RED with one KE-CIRT account; CERT-SN, hostile, posts revocations under those ids:
+whatever the hub does with them, CERT-SN's explanation is the one it gets for revoking an id
+nobody ever sent. And a TLP:RED report does not show in the major-incident alerts of the
+reader accounts it was not addressed to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tests.hubs import RunningHub, member_identity, running_hub, submit
+from hub.correlate.alerts import ALERT_PROPERTY
+from hub.federation import Federation
+from tests.hubs import RunningHub, member_identity, read_all, running_hub, submit
 from tests.stixdata import TLP2, indicator
 
 SHARING = {
@@ -141,3 +146,39 @@ async def test_the_owner_still_sees_where_its_own_revocation_went(
         assert {"collection": "member-ke-cirt", "accounts": ["ke-cirt-read"]} in [
             {k: d[k] for k in ("collection", "accounts")} for d in later["deliveries"]
         ]
+
+
+def one_member_is_a_major_incident_at_two(federation: Federation) -> Federation:
+    rule = {"scope": "all", "min_members": 2, "min_countries": 1, "window": "PT1H"}
+    return replace(federation, correlation={"rules": [rule]})
+
+
+async def test_a_red_report_does_not_count_in_the_alerts_of_accounts_it_was_not_for(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    async with running_hub(
+        bus_url,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"t{unique}.",
+        sharing={"gh-cert": {"recipients": {"red": ["account:ng-cert-read"]}}},
+        extra_readers={"ng-cert-read2": "ng-cert"},
+        adjust=one_member_is_a_major_incident_at_two,
+    ) as hub:
+        pattern = "[domain-name:value = 'c2.badcorp.example']"
+        sent = [
+            ("ng-cert", TLP2["green"]),
+            ("gh-cert", TLP2["red"]),  # for ng-cert-read alone
+            ("sn-cert", TLP2["green"]),
+        ]
+        for member, marking in sent:
+            report = indicator(member_identity(hub, member), pattern, marking)
+            assert (await submit(hub, f"{member}-submit", [report])).success_count == 1
+        deadline = time.monotonic() + 30
+        while not await read_all(hub, "alerts", "ng-cert-read2", version="all"):
+            assert time.monotonic() < deadline, "no alert for ngCERT"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.5)  # the correlator has nothing more to say
+        alerts = await read_all(hub, "alerts", "ng-cert-read2", version="all")
+        # ngCERT and CERT-SN reported it where ng-cert-read2 may know; CERT-GH did not.
+        assert [a[ALERT_PROPERTY]["members"] for a in alerts] == [2], alerts
