@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from hub.correlate.alerts import ALERT_PROPERTY
-from hub.federation import Federation
+from hub.federation import Federation, FederationError, parse_federation
+from tests.conftest import ROOT
 from tests.hubs import RunningHub, member_identity, read_all, running_hub, submit
 from tests.stixdata import TLP2, indicator
 
@@ -182,3 +184,22 @@ async def test_a_red_report_does_not_count_in_the_alerts_of_accounts_it_was_not_
         alerts = await read_all(hub, "alerts", "ng-cert-read2", version="all")
         # ngCERT and CERT-SN reported it where ng-cert-read2 may know; CERT-GH did not.
         assert [a[ALERT_PROPERTY]["members"] for a in alerts] == [2], alerts
+
+
+def test_a_member_account_cannot_be_an_operator() -> None:
+    """Metrics and the dashboard count deliveries per collection (`member-<id>` included)
+    and show every member's alerts: a member's account with `operate` would see who
+    received what. The federation file says so, naming the field."""
+    text = (ROOT / "examples" / "federation.yaml").read_text()
+    text = text.replace(
+        "username: ke-cirt-read\n        roles: [read]",
+        "username: ke-cirt-read\n        roles: [read, operate]",
+    )
+    assert "roles: [read, operate]" in text
+    with pytest.raises(FederationError) as refused:
+        parse_federation(text, "fed.yaml")
+    line = next(i + 1 for i, t in enumerate(text.splitlines()) if "roles: [read, operate]" in t)
+    assert (
+        f"fed.yaml:{line}: members[3].accounts[1].roles[1]: 'operate' is for the hub's own"
+        in str(refused.value)
+    )
