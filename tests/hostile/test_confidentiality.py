@@ -22,7 +22,7 @@ import pytest
 from hub.correlate.alerts import ALERT_PROPERTY
 from hub.federation import Federation, FederationError, parse_federation
 from tests.conftest import ROOT
-from tests.hubs import RunningHub, member_identity, read_all, running_hub, submit
+from tests.hubs import RunningHub, member_identity, read_all, running_hub, submit, visible_to
 from tests.stixdata import TLP2, indicator
 
 SHARING = {
@@ -203,3 +203,50 @@ def test_a_member_account_cannot_be_an_operator() -> None:
         f"fed.yaml:{line}: members[3].accounts[1].roles[1]: 'operate' is for the hub's own"
         in str(refused.value)
     )
+
+
+def note(identity: str, refs: list[str], marking: str) -> dict[str, Any]:
+    return {
+        "type": "note",
+        "spec_version": "2.1",
+        "id": f"note--{uuid.uuid4()}",
+        "created": "2026-11-29T08:30:00.000Z",
+        "modified": "2026-11-29T08:30:00.000Z",
+        "content": "Both seen on the tax portal's front-end servers.",
+        "object_refs": refs,
+        "created_by_ref": identity,
+        "object_marking_refs": [marking],
+    }
+
+
+async def test_a_reference_does_not_show_a_red_object_to_the_accounts_it_was_not_for(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    """Rwanda CSIRT sends TLP:RED to ke-cirt-read alone, and TLP:AMBER notes about it to all
+    of East Africa (in the same submission, and later): KE-CIRT's other reader gets the notes
+    without the reference, and so does its RED reader (a note reaches every reader)."""
+    async with running_hub(
+        bus_url,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"t{unique}.",
+        extra_readers={"ke-cirt-read2": "ke-cirt"},
+    ) as hub:
+        rw = member_identity(hub, "rw-csirt")
+        red = indicator(rw, "[domain-name:value = 'c2.red.example']", TLP2["red"])
+        green = indicator(rw, "[domain-name:value = 'c2.green.example']", TLP2["green"])
+        first = note(rw, [red["id"], green["id"]], TLP2["amber"])
+        assert (await submit(hub, "rw-csirt-submit", [red, green, first])).success_count == 3
+        later = note(rw, [red["id"], green["id"]], TLP2["amber"])
+        assert (await submit(hub, "rw-csirt-submit", [later])).success_count == 1
+        for username in ("ke-cirt-read2", "ke-cirt-read"):
+            feeds = await visible_to(hub, username)
+            notes = {
+                o["id"]: o["object_refs"]
+                for objs in feeds.values()
+                for o in objs
+                if o["type"] == "note"
+            }
+            assert notes == {first["id"]: [green["id"]], later["id"]: [green["id"]]}, username
+        assert red["id"] not in str(await visible_to(hub, "ke-cirt-read2"))
+        assert red["id"] in str(await visible_to(hub, "ke-cirt-read"))  # the RED itself

@@ -154,6 +154,17 @@ def worlds(draw: st.DrawFn) -> World:
             revoked = hostile or draw(st.booleans())
             later = indicator(obj["id"], m, draw(levels), HOSTILE[m] if hostile else LATER)
             again.append({**later, "revoked": True} if revoked else later)
+        if draw(st.booleans()):
+            # A note about objects sent before, its own or others' (TLP:RED ones included).
+            about = draw(st.lists(st.sampled_from(sent), min_size=1, max_size=2))
+            again.append(
+                note(
+                    f"note--{draw(st.uuids(version=4))}",
+                    m,
+                    draw(levels),
+                    [o["id"] for _, o in about],
+                )
+            )
         if again:
             world.later[m] = again
     return world
@@ -170,6 +181,20 @@ def indicator(object_id: str, sender: str, level: int, modified: str) -> dict[st
         "pattern": PATTERN,
         "pattern_type": "stix",
         "valid_from": "2026-11-20T08:00:00Z",
+        "created_by_ref": IDENTITIES[sender],
+        "object_marking_refs": [MARKING[level]],
+    }
+
+
+def note(object_id: str, sender: str, level: int, refs: list[str]) -> dict[str, Any]:
+    return {
+        "type": "note",
+        "spec_version": "2.1",
+        "id": object_id,
+        "created": LATER,
+        "modified": LATER,
+        "content": f"{sender} saw these together",
+        "object_refs": sorted(set(refs)),
         "created_by_ref": IDENTITIES[sender],
         "object_marking_refs": [MARKING[level]],
     }
@@ -232,11 +257,13 @@ def readable(world: World, sent: Sent, account: str) -> set[Version]:
 
 
 def certain(world: World, sent: Sent, account: str) -> set[Version]:
-    """The versions `account` must be able to read: those no revocation routed."""
+    """The versions `account` must be able to read: those no revocation routed (and no
+    note, which the references it may not follow can leave incomplete)."""
     return {
         v
         for v in readable(world, sent, account)
         if not sent.versions[v][1].get("revoked")
+        and sent.versions[v][1]["type"] != "note"
         and by_table(
             world,
             sent.versions[v][0],
@@ -314,7 +341,9 @@ async def check_account(world: World, sent: Sent, reader: Reader) -> int:
     of answers checked."""
     account, member = reader.username, reader.username.rsplit("-", 1)[0]
     allowed, must = readable(world, sent, account), certain(world, sent, account)
-    ids = sorted({obj["id"] for objs in world.first.values() for obj in objs})
+    ids = sorted(
+        {v[0] for v in sent.versions} | {o["id"] for os in world.first.values() for o in os}
+    )
     unknown = f"indicator--{uuid.uuid4()}"  # never sent: what "nothing here" looks like
     nothing: dict[str, Any] = {}
 
@@ -343,7 +372,13 @@ async def check_account(world: World, sent: Sent, reader: Reader) -> int:
         assert here <= allowed, (account, alias, here - allowed)
         for obj in objects:
             original = sent.versions[(obj["id"], obj["modified"])][1]
-            assert {k: v for k, v in obj.items() if k != "extensions"} == original, account
+            # A note may lose references this account may not follow, nothing else.
+            refs = obj.pop("object_refs", [])
+            assert set(refs) <= set(original.get("object_refs", [])), (account, obj)
+            assert {k: v for k, v in obj.items() if k != "extensions"} == {
+                k: v for k, v in original.items() if k != "object_refs"
+            }, account
+            mentions(sent, allowed, account, {**obj, "object_refs": refs})
         manifest = await reader.paged(f"{root}/manifest/", "objects", **{"match[version]": "all"})
         listed = {(e["id"], e["version"]) for e in manifest if e["id"] != EXTENSION_ID}
         assert listed == here, (account, alias)
@@ -388,6 +423,8 @@ async def check_account(world: World, sent: Sent, reader: Reader) -> int:
         *(reader.stream(alias, len(here)) for alias, here in seen.items())
     )
     for (alias, here), events in zip(seen.items(), streamed, strict=True):
+        for event in events:
+            mentions(sent, allowed, account, event)
         got = {(e["id"], e["modified"]) for e in events if e["id"] != EXTENSION_ID}
         assert got == here, (account, alias)
         checks += len(events)
@@ -419,13 +456,26 @@ async def check_account(world: World, sent: Sent, reader: Reader) -> int:
     reporters = {
         sender
         for sender, obj in sent.versions.values()
-        if LEVEL[obj["object_marking_refs"][0]] != RED
+        if obj["type"] == "indicator" and LEVEL[obj["object_marking_refs"][0]] != RED
     }
     for alert in alerts:
+        mentions(sent, allowed, account, alert)
         assert set(alert.get("object_refs", [])) <= {v[0] for v in allowed}, (account, alert)
         assert alert["x_cirt_hub_alert"]["members"] <= len(reporters), (account, alert)
         checks += 1
     return checks
+
+
+def mentions(sent: Sent, allowed: set[Version], account: str, answer: dict[str, Any]) -> None:
+    """`answer` names no object id the account may not read (a reference would tell it
+    that the object exists); its member's own objects, as it sent them, aside."""
+    found = sent.versions.get((str(answer.get("id")), str(answer.get("modified"))))
+    if found is not None and found[0] == account.rsplit("-", 1)[0]:
+        return
+    text = orjson.dumps(answer).decode()
+    hidden = {v[0] for v in sent.versions} - {v[0] for v in allowed}
+    named = {object_id for object_id in hidden if object_id in text}
+    assert not named, (account, named, answer)
 
 
 def check_explanation(
