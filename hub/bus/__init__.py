@@ -8,7 +8,7 @@ Apache Kafka). No code outside this package knows which one it has.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -16,6 +16,7 @@ from typing import NamedTuple, Protocol
 from hub.bus.errors import BusError, BusUnavailable, CommitFailed, MessageTooLarge
 
 __all__ = [
+    "MAX_RECORD_BYTES",
     "Bus",
     "BusError",
     "BusUnavailable",
@@ -34,6 +35,12 @@ __all__ = [
 ]
 
 Headers = tuple[tuple[str, bytes], ...]
+
+# The largest record either bus takes (value and key). Kafka's default is ~1 MB; a TAXII
+# request may be 10 MiB and its intake record a little more, so producers, topics and
+# fetches all allow this much; the embedded log holds itself to the same limit, so the hub
+# behaves alike on both.
+MAX_RECORD_BYTES = 32 * 1024 * 1024
 
 
 class TopicPartition(NamedTuple):
@@ -132,6 +139,17 @@ class GroupConsumer(Protocol):
 
     def assignment(self) -> frozenset[TopicPartition]: ...
 
+    @property
+    def generation(self) -> int:
+        """How many times the group took this member's partitions back (rebalances). Records
+        fetched under an earlier count come again from the committed offsets, so a unit
+        holding any of them must not commit. Read it as fetch() returns (no await between)
+        to know which count a fetch's records belong to."""
+
+    def pause(self, partitions: Collection[TopicPartition]) -> None:
+        """Fetch nothing from `partitions` until the next call (the set replaces the last
+        one); the others assigned are fetched. A rebalance resumes every partition."""
+
 
 class Reader(Protocol):
     """A group-less reader whose positions the caller keeps (e.g. beside its own data)."""
@@ -159,6 +177,9 @@ async def read_to(reader: Reader, ends: dict[TopicPartition, int], timeout: floa
 
 
 class Bus(Protocol):
+    # The largest record (value and key) this bus takes; a larger one is MessageTooLarge.
+    max_record_bytes: int
+
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 

@@ -14,7 +14,7 @@ import sqlite3
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import count
@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import orjson
 
 from hub.bus import (
+    MAX_RECORD_BYTES,
     Message,
     Position,
     Record,
@@ -31,7 +32,7 @@ from hub.bus import (
     TopicSpec,
     next_offsets,
 )
-from hub.bus.errors import BusUnavailable, CommitFailed
+from hub.bus.errors import BusUnavailable, CommitFailed, MessageTooLarge
 from hub.sqlite import SqliteThread, in_transaction
 
 T = TypeVar("T")
@@ -207,6 +208,12 @@ class _Appender:
         return Position(message.topic, partition, offset)
 
 
+def _check_sizes(messages: Sequence[Message], limit: int) -> None:
+    for m in messages:
+        if len(m.value) + len(m.key or b"") > limit:
+            raise MessageTooLarge(f"a record is over the bus limit of {limit} bytes")
+
+
 def _read_records(
     conn: sqlite3.Connection, positions: dict[TopicPartition, int], max_records: int
 ) -> list[Record]:
@@ -251,8 +258,10 @@ class EmbeddedBus:
         # hop's latency: an API node and its pipeline workers are two hops apart.
         poll_interval: float = 0.025,
         session_timeout: float = 10.0,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         self.path = Path(path)
+        self.max_record_bytes = max_record_bytes
         self.default_partitions = default_partitions
         self.poll_interval = poll_interval
         self.session_timeout = session_timeout
@@ -331,6 +340,7 @@ class EmbeddedBus:
     async def publish(self, messages: Sequence[Message]) -> list[Position]:
         if not self._started:
             raise BusUnavailable("embedded bus is not running")
+        _check_sizes(messages, self.max_record_bytes)
         future: asyncio.Future[list[Position]] = asyncio.get_running_loop().create_future()
         self._pending.append(_PendingPublish(messages, future))
         if not self._flushing:
@@ -444,6 +454,15 @@ class EmbeddedGroupConsumer:
         self._partitions_seen: frozenset[TopicPartition] = frozenset()
         self._rewind_pending = False
         self._started = False
+        self._rebalances = 0
+        self._paused: frozenset[TopicPartition] = frozenset()
+
+    @property
+    def generation(self) -> int:
+        return self._rebalances
+
+    def pause(self, partitions: Collection[TopicPartition]) -> None:
+        self._paused = frozenset(partitions)
 
     async def start(self) -> None:
         if self._started:
@@ -524,6 +543,10 @@ class EmbeddedGroupConsumer:
     async def _rebalance(
         self, generation: int, members: list[str], tps: list[TopicPartition]
     ) -> None:
+        # Counted before anything else: a rebalance cut short (a fetch cancelled) is done
+        # again by the next fetch, and counts again; records fetched before it never commit.
+        self._rebalances += 1
+        self._paused = frozenset()
         mine: list[TopicPartition] = []
         if self._me.member_id in members:
             index, size = members.index(self._me.member_id), len(members)
@@ -545,7 +568,8 @@ class EmbeddedGroupConsumer:
                 await self._rewind()
                 if self._rewind_pending:
                     raise BusUnavailable(f"cannot read group {self._group!r} offsets")
-            positions = dict(self._positions)
+            paused = self._paused
+            positions = {tp: o for tp, o in self._positions.items() if tp not in paused}
             return await self._bus.read(lambda c: _read_records(c, positions, max_records))
 
         records = await _poll(self._bus, read_once, timeout)
@@ -559,7 +583,7 @@ class EmbeddedGroupConsumer:
 
     @asynccontextmanager
     async def transaction(self, consumed: Sequence[Record]) -> AsyncIterator[_EmbeddedTxn]:
-        txn = _EmbeddedTxn()
+        txn = _EmbeddedTxn(self._bus.max_record_bytes)
         try:
             yield txn
         except BaseException:
@@ -613,10 +637,12 @@ def _bump_generation(conn: sqlite3.Connection, group: str) -> None:
 class _EmbeddedTxn:
     """Buffers the unit's messages; they reach the log only in the commit transaction."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.messages: list[Message] = []
+        self._limit = limit
 
     async def send(self, message: Message) -> None:
+        _check_sizes((message,), self._limit)
         self.messages.append(message)
 
     async def flush(self) -> None:

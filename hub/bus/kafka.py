@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from hub.bus import (
+    MAX_RECORD_BYTES,
     Message,
     Position,
     Record,
@@ -45,11 +46,10 @@ class KafkaSettings:
     request_timeout_ms: int = 30_000
     # A publish not committed by then is aborted and reported as failed (the API's 503).
     publish_timeout: float = 5.0
-    # Kafka's default record limit is ~1 MB; a TAXII request may be 10 MiB and its intake
-    # record a little more, so producers, topics and fetches all allow this much. A
+    # Producers, topics and fetches all allow this much (hub.bus.MAX_RECORD_BYTES). A
     # transaction also keeps its unacknowledged records within it, so every produce request
     # stays under a broker's socket.request.max.bytes (100 MiB by default).
-    max_message_bytes: int = 32 * 1024 * 1024
+    max_message_bytes: int = MAX_RECORD_BYTES
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS, SASL; default none
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +83,10 @@ class KafkaBus:
         self._admin: AIOKafkaAdminClient | None = None
         self._meta: aiokafka.AIOKafkaConsumer | None = None
         self._security: dict[str, Any] | None = None
+
+    @property
+    def max_record_bytes(self) -> int:
+        return self.settings.max_message_bytes
 
     def client_options(self) -> dict[str, Any]:
         """What every aiokafka client of this bus is made with (TLS and SASL included)."""
@@ -218,16 +222,20 @@ class KafkaBus:
 
 
 class _Revocations(ConsumerRebalanceListener):
-    """Holds a rebalance until the unit in flight has committed or aborted.
+    """Counts rebalances, and holds each until the unit in flight has committed or aborted.
 
     aiokafka's offset commit inside a transaction carries no group generation, so without
-    this a unit could commit offsets for partitions already handed to another member.
+    this a unit could commit offsets for partitions already handed to another member. The
+    count is taken first: a unit that checks it inside its transaction then knows whether
+    its records were fetched before a rebalance (even one that gave the partitions back).
     """
 
-    def __init__(self, unit_lock: asyncio.Lock) -> None:
+    def __init__(self, unit_lock: asyncio.Lock, revoking: Callable[[], None]) -> None:
         self._unit_lock = unit_lock
+        self._revoking = revoking
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._revoking()
         async with self._unit_lock:
             pass
 
@@ -247,6 +255,14 @@ class KafkaGroupConsumer:
         self._producer: aiokafka.AIOKafkaProducer | None = None
         self._unit_lock = asyncio.Lock()
         self._rewind_pending = False
+        self._rebalances = 0
+
+    @property
+    def generation(self) -> int:
+        return self._rebalances
+
+    def _revoking(self) -> None:
+        self._rebalances += 1
 
     async def start(self) -> None:
         if self._consumer is not None:
@@ -280,7 +296,7 @@ class KafkaGroupConsumer:
             )
         try:
             await consumer.start()
-            consumer.subscribe(self._topics, listener=_Revocations(self._unit_lock))
+            consumer.subscribe(self._topics, listener=_Revocations(self._unit_lock, self._revoking))
             if producer is not None:
                 await producer.start()
         except KafkaError as exc:
@@ -306,6 +322,15 @@ class KafkaGroupConsumer:
     def assignment(self) -> frozenset[TopicPartition]:
         consumer = self._running()
         return frozenset(TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment())
+
+    def pause(self, partitions: Collection[TopicPartition]) -> None:
+        consumer = self._running()
+        assigned = consumer.assignment()
+        wanted = {aiokafka.TopicPartition(*tp) for tp in partitions} & assigned
+        paused = consumer.paused() & assigned
+        # aiokafka drops what it prefetched of a paused partition; it fetches it again later.
+        consumer.resume(*(paused - wanted))
+        consumer.pause(*(wanted - paused))
 
     async def fetch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
         consumer = self._running()

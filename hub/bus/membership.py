@@ -13,12 +13,21 @@ log = logging.getLogger(__name__)
 
 
 async def commit_unit(
-    consumer: GroupConsumer, batch: Sequence[Record], messages: Sequence[Message], what: str
+    consumer: GroupConsumer,
+    batch: Sequence[Record],
+    messages: Sequence[Message],
+    what: str,
+    generation: int | None = None,
 ) -> bool:
     """Send `messages` and commit `batch`'s offsets as one unit. False (and logged) when the
-    group took the partitions meanwhile: nothing of the unit shows, the batch comes again."""
+    group took the partitions meanwhile: nothing of the unit shows, the batch comes again.
+    With `generation` (the consumer's when `batch` was fetched), a unit fetched before a
+    rebalance does not commit either, even when the partitions came back to this member."""
     try:
         async with consumer.transaction(list(batch)) as txn:
+            # Checked inside the unit: on Kafka a rebalance waits for the unit to end.
+            if generation is not None and consumer.generation != generation:
+                raise CommitFailed("the group rebalanced since the records were fetched")
             for message in messages:
                 await txn.send(message)
     except CommitFailed as exc:

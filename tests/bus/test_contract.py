@@ -16,6 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from hub.bus import Bus, GroupConsumer, Message, Record, TopicPartition, TopicSpec, read_to
 from hub.bus.interrupt import fetch_until
+from hub.bus.membership import commit_unit
 from hub.bus.url import EMBEDDED_FILE, open_bus
 
 WORKER = Path(__file__).with_name("crash_worker.py")
@@ -279,6 +280,73 @@ async def test_fetching_again_before_a_commit_moves_on(bus: Bus, unique: str) ->
     finally:
         await a.stop()
         await b.stop()
+
+
+async def owning(consumer: GroupConsumer, partitions: int) -> None:
+    """Fetch (an empty topic) until the consumer was given `partitions` partitions."""
+    end = time.monotonic() + 40
+    while len(consumer.assignment()) < partitions:
+        assert time.monotonic() < end, f"assigned only {consumer.assignment()}"
+        await consumer.fetch(timeout=0.3)
+
+
+async def test_a_paused_partition_gives_nothing_until_resumed(bus: Bus, unique: str) -> None:
+    """How the pipeline keeps a busy member's lane from filling memory while it still
+    fetches everyone else's: a paused partition gives nothing until it is resumed."""
+    topic, group = f"pause-{unique}", f"g-{unique}"
+    await make_topics(bus, (topic, 2))
+    consumer = bus.group_consumer(group, [topic])
+    await consumer.start()
+    try:
+        await owning(consumer, 2)
+        consumer.pause({TopicPartition(topic, 0)})
+        sent = [Message(topic, f"m{i}".encode(), key=f"k{i}".encode()) for i in range(20)]
+        await bus.publish(sent)
+        got: list[Record] = []
+        quiet_until = time.monotonic() + 3
+        while time.monotonic() < quiet_until:
+            got += await consumer.fetch(timeout=0.3)
+        assert got and {r.partition for r in got} == {1}
+        consumer.pause(())
+        rest = await fetch_n(consumer, len(sent) - len(got))
+        assert {r.partition for r in rest} == {0}
+        assert sorted(values(got + rest)) == sorted(m.value for m in sent)
+    finally:
+        await consumer.stop()
+
+
+async def test_a_unit_fetched_before_a_rebalance_does_not_commit(bus: Bus, unique: str) -> None:
+    """Even when the rebalance gave every partition back: another member may have done the
+    records meanwhile. The records come again, and commit once."""
+    src, dst, group = f"in-{unique}", f"out-{unique}", f"g-{unique}"
+    await make_topics(bus, (src, 2), (dst, 1))
+    await bus.publish([Message(src, f"r{i}".encode(), key=f"k{i}".encode()) for i in range(10)])
+    a = bus.group_consumer(group, [src], transactional_id=f"tx-{unique}")
+    await a.start()
+    try:
+        batch = await fetch_n(a, 10)
+        fetched_under = a.generation
+        b = bus.group_consumer(group, [src])
+        await b.start()
+        await settle_split(a, b, partitions=2)
+        await b.stop()
+        # Back to `a` alone: it fetches the records again, from the committed offsets.
+        again: list[Record] = []
+        end = time.monotonic() + 40
+        while len(again) < 10 or len(a.assignment()) < 2:
+            assert time.monotonic() < end, f"{len(again)} records, assigned {a.assignment()}"
+            seen = a.generation
+            records = await a.fetch(timeout=0.3)
+            again = records if a.generation != seen else again + records
+        assert a.generation > fetched_under
+        late = [Message(dst, b"late")]
+        assert not await commit_unit(a, batch, late, "contract unit", fetched_under)
+        assert sorted(values(again)) == sorted(values(batch))
+        assert await commit_unit(a, again, [Message(dst, b"once")], "contract unit", a.generation)
+    finally:
+        await a.stop()
+    assert values(await read_topic(bus, dst, expect=1)) == [b"once"]
+    assert await committed_total(bus, group, src, 10) == 10
 
 
 async def test_publish_returns_distinct_positions(bus: Bus, unique: str) -> None:
