@@ -136,3 +136,18 @@ def test_intake_limits_are_read_and_bounded_naming_the_field() -> None:
     assert f"fed.yaml:{line}: hub.limits.max_object_bytes: 100 is less than the minimum" in (
         problems(tiny)
     )
+
+
+def test_pattern_limits_are_read_and_bounded_naming_the_field() -> None:
+    text = TEXT.replace("max_pattern_length: 65536", "max_pattern_length: 4096", 1).replace(
+        "max_pattern_comparisons: 512", "max_pattern_comparisons: 20", 1
+    )
+    limits = parse_federation(text, "fed.yaml").hub.limits
+    assert (limits.max_pattern_length, limits.max_pattern_comparisons) == (4096, 20)
+    # Past ~970 chained comparisons the pattern grammar's parser gives up (recursion).
+    many = TEXT.replace("max_pattern_comparisons: 512", "max_pattern_comparisons: 2000", 1)
+    line = line_of(many, "max_pattern_comparisons: 2000")
+    assert (
+        f"fed.yaml:{line}: hub.limits.max_pattern_comparisons: 2000 is greater than the maximum"
+        in problems(many)
+    )

@@ -34,7 +34,7 @@ from stix2.exceptions import ExtraPropertiesError, STIXError
 
 from hub.federation import Federation, Limits
 from hub.pipeline.submission import Item, Submission
-from hub.stix import granular, library_rules, schemas, timestamps
+from hub.stix import granular, library_rules, patterns, schemas, timestamps
 
 SCO_TYPES = frozenset(v21.OBJ_MAP_OBSERVABLE)
 KNOWN_TYPES = frozenset(v21.OBJ_MAP) | SCO_TYPES
@@ -136,6 +136,35 @@ def _check_limits(obj: Mapping[str, Any], limits: Limits) -> None:
         raise Refuse(
             f"a string of {shape.longest} characters; this hub accepts {limits.max_string_length}",
             shape.longest_at,
+        )
+
+
+def _check_pattern(obj: Mapping[str, Any], limits: Limits) -> None:
+    """A STIX pattern within the hub's limits, measured before anything parses it: the
+    grammar's parser costs about 10 µs a character, and recurses per chained operator."""
+    pattern = obj.get("pattern")
+    if not isinstance(pattern, str) or obj.get("pattern_type", "stix") != "stix":
+        return
+    if len(pattern) > limits.max_pattern_length:
+        raise Refuse(
+            f"the STIX pattern has {len(pattern):,} characters; this hub reads "
+            f"{limits.max_pattern_length:,} (hub.limits.max_pattern_length): split it into "
+            "several indicators",
+            "pattern",
+        )
+    shape = patterns.structure(pattern)
+    if shape.comparisons > limits.max_pattern_comparisons:
+        raise Refuse(
+            f"the STIX pattern has {shape.comparisons:,} comparisons; this hub reads "
+            f"{limits.max_pattern_comparisons:,} (hub.limits.max_pattern_comparisons): split "
+            "it into several indicators",
+            "pattern",
+        )
+    if shape.nesting > patterns.MAX_NESTING:
+        raise Refuse(
+            f"the STIX pattern nests parentheses and brackets {shape.nesting} deep; this hub "
+            f"reads {patterns.MAX_NESTING} (its grammar's parser recurses per level)",
+            "pattern",
         )
 
 
@@ -337,6 +366,8 @@ def _check_object(
         )
     if legacy_custom and not allow_custom:
         raise Refuse(f"custom type {kind!r} is not accepted from this member", "type")
+    if kind == "indicator":
+        _check_pattern(obj, limits)
     is_sco = kind in SCO_TYPES or defined_by == "new-sco"
     if not is_sco and obj.get("spec_version") != "2.1":
         found = obj.get("spec_version")

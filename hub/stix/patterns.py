@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -42,6 +43,39 @@ _PLACEHOLDERS = {"hex": "h'00'", "binary": "b'AAAA'", "timestamp": "t'2000-01-01
 # part of the pattern's structure) when an operator, `(` or `,` comes right before it.
 _BEFORE_VALUE = re.compile(r"(?:[=<>(,]|\b(?:LIKE|MATCHES|ISSUBSET|ISSUPERSET))\s*\Z")
 _STRING_PLACEHOLDER = re.compile(r"'#([0-9]+)'")
+# A quoted literal of any kind ('..', h'..', b'..', t'..', with backslash escapes), or an
+# unterminated one: nothing in it is part of the pattern's structure.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'?", re.DOTALL)
+
+
+_BRACKETS = re.compile(r"[][()]")
+# Parentheses and brackets inside one another: the grammar's parser recurses about four
+# levels for each, and with 600 chained comparisons at 32 still stays under Python's limit.
+MAX_NESTING = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Structure:
+    """What a STIX pattern costs to parse, measured without its grammar in one pass."""
+
+    comparisons: int  # object path tests (`type:property ...`)
+    nesting: int  # parentheses and brackets inside one another, at the deepest
+
+
+def structure(pattern: str) -> Structure:
+    """The comparisons and nesting of a STIX pattern: every comparison has one object path,
+    whose colon is the grammar's only one outside quoted literals. Linear and cheap, where
+    the parser costs about 10 µs a character and recurses per chained AND/OR/FOLLOWEDBY and
+    per level of nesting."""
+    bare = _QUOTED.sub("", pattern)
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(bare):
+        if bracket in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return Structure(bare.count(":"), deepest)
 
 
 @functools.lru_cache(maxsize=8192)

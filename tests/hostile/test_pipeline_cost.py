@@ -13,16 +13,19 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import pytest
 from taxii2client.v21 import Collection
 
 from hub.federation import Account, Federation, HubInfo, Limits, Member, Region
-from hub.pipeline.validate import check_object
+from hub.pipeline.validate import Refuse, check_object
 from hub.policy.dependencies import TOO_ENTANGLED, Shaped, settle
 from hub.policy.entitlement import Policy
 from hub.policy.routing import NoHistory, Router
-from tests.hubs import RunningHub, collection, member_identity, read_all
+from tests.hubs import RunningHub, collection, member_identity, read_all, running_hub, submit
 from tests.stixdata import TLP2, indicator
 
 RECEIVED = "2026-11-20T08:00:00.000000Z"
@@ -171,3 +174,56 @@ async def test_a_heavy_object_does_not_hold_back_another_members_submission(
             break
         await asyncio.sleep(0.1)
     assert heavy_found and len(heavy_found[0]["granular_markings"][0]["selectors"]) == 8_000
+
+
+def chain(n: int) -> str:
+    """A STIX pattern of `n` address comparisons joined by OR."""
+    return (
+        "[" + " OR ".join(f"ipv4-addr:value = '10.0.{i // 250}.{i % 250}'" for i in range(n)) + "]"
+    )
+
+
+def test_a_pattern_past_the_limits_is_refused_before_it_is_parsed() -> None:
+    """The grammar's parser takes about 10 µs a character and recurses per chained operator:
+    a 310,000-character pattern took 3 s to be refused as nested too deeply. Past the limits
+    a pattern is refused by its length and its count of comparisons, at the cost of one
+    look at each character, naming the limit."""
+    too_long = indicator(f"identity--{uuid.uuid4()}", chain(9_000))  # about 310,000 characters
+    too_many = indicator(f"identity--{uuid.uuid4()}", chain(600))  # 20,000 characters
+    for obj, limit in ((too_long, "max_pattern_length"), (too_many, "max_pattern_comparisons")):
+        with pytest.raises(Refuse) as refused:
+            check_object(obj, Limits())
+        assert refused.value.path == "pattern"
+        assert f"(hub.limits.{limit})" in str(refused.value)
+
+        def check(obj: dict[str, Any] = obj) -> None:
+            with pytest.raises(Refuse):
+                check_object(obj, Limits())
+
+        # A few hundred calls, whatever the pattern's length (the parser: millions).
+        assert calls(check) < 500
+
+
+def with_pattern_limits(federation: Federation) -> Federation:
+    limits = replace(federation.hub.limits, max_pattern_length=2_000, max_pattern_comparisons=20)
+    return replace(federation, hub=replace(federation.hub, limits=limits))
+
+
+@pytest.mark.parametrize("bus_url", ["embedded"], indirect=True)
+async def test_the_pattern_limits_are_the_federation_files_and_refuse_one_object(
+    bus_url: str, tmp_path: Path, demo_secrets: Path
+) -> None:
+    async with running_hub(
+        bus_url, tmp_path / "data", demo_secrets, adjust=with_pattern_limits
+    ) as hub:
+        identity = member_identity(hub, "ng-cert")
+        objects = [
+            indicator(identity, chain(20)),  # 700 characters: within both
+            indicator(identity, chain(21)),
+            indicator(identity, f"[file:name = '{'x' * 2_000}']"),
+        ]
+        status = await submit(hub, "ng-cert-submit", objects)
+    assert [s["id"] for s in status.successes] == [objects[0]["id"]]
+    failures = {f["id"]: f["message"] for f in status.failures}
+    assert "has 21 comparisons; this hub reads 20" in failures[objects[1]["id"]]
+    assert "has 2,016 characters; this hub reads 2,000" in failures[objects[2]["id"]]

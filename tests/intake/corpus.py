@@ -535,7 +535,7 @@ OBJECT_CASES: list[ObjectCase] = [
             lambda: indicator(pattern="(" * 300 + "[ipv4-addr:value = '203.0.113.45']" + ")" * 300)
         ),
         1,
-        "nested too deeply to be parsed: a STIX pattern's parentheses",
+        "the STIX pattern nests parentheses and brackets 301 deep; this hub reads 32",
     ),
     ObjectCase(
         "larger than max_object_bytes",
