@@ -14,11 +14,13 @@ class Topics:
 
     @property
     def intake(self) -> str:
-        """What the hub's API writes (`"v": 1` records); no member's principal may write it."""
+        """What API nodes of earlier releases wrote (`"v": 1` records), still read; no member's
+        principal may write it."""
         return f"{self.prefix}intake"
 
     def member_intake(self, member: str) -> str:
-        """Where one member's own Kafka producer writes its signed bundles, and nobody else."""
+        """One member's queue: its own Kafka producer's signed bundles, and the hub API's
+        records of its TAXII submissions. Nobody else writes there."""
         return f"{self.prefix}intake.member-{member}"
 
     def intake_member(self, topic: str) -> str | None:

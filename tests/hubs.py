@@ -19,6 +19,7 @@ from connectors.client import MemberKey
 from hub.api.app import create_app
 from hub.api.keys import COLLECTIONS
 from hub.api.server import HubRunner
+from hub.bus import Bus
 from hub.config import Role, Settings
 from hub.credentials import hash_secret, new_secret
 from hub.demo import DEMO_ACCOUNTS_FILE, DemoAccount, demo_federation
@@ -90,12 +91,14 @@ async def running_hub(
     sharing: Mapping[str, dict[str, Any]] | None = None,
     extra_readers: Mapping[str, str] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    bus: Bus | None = None,
     **tuning: Any,
 ) -> AsyncIterator[RunningHub]:
     """The demo federation (secrets from `secrets_file`) served on 127.0.0.1:<free port>,
     with the members' sharing rules replaced by `sharing` where given, and reader accounts
     added as `extra_readers` (username → member id) says, then changed by `adjust`;
-    `tuning` sets other Settings fields; over HTTPS as `serving` says."""
+    `tuning` sets other Settings fields; over HTTPS as `serving` says; on `bus` when given
+    (made for `bus_url`, which the hub's settings still name)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(secrets_file, data_dir / DEMO_ACCOUNTS_FILE)
     federation, accounts = demo_federation(data_dir)
@@ -123,6 +126,7 @@ async def running_hub(
         node_id=node_id,
         keys_dir=keys_dir,
         ssl_context=ssl_context,
+        bus=bus,
         **tuning,
     ) as running:
         yield replace(running, accounts={a.username: a for a in accounts})
@@ -141,6 +145,7 @@ async def serving(
     keys_dir: Path | None = None,
     port: int | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    bus: Bus | None = None,
     **tuning: Any,
 ) -> AsyncIterator[RunningHub]:
     """Any federation served on 127.0.0.1:`port` (default: a free one); `passwords` by
@@ -162,7 +167,7 @@ async def serving(
     )
     if ssl_context is None and settings.tls is not None:
         ssl_context = settings.tls.context()
-    app = create_app(settings)
+    app = create_app(settings, bus=bus)
     runner = HubRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:

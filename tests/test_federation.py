@@ -151,3 +151,13 @@ def test_pattern_limits_are_read_and_bounded_naming_the_field() -> None:
         f"fed.yaml:{line}: hub.limits.max_pattern_comparisons: 2000 is greater than the maximum"
         in problems(many)
     )
+
+
+def test_an_object_limit_that_leaves_no_room_in_a_bus_record_is_refused() -> None:
+    # 32 MiB objects would not fit the bus's 32 MiB records once marked and signed.
+    text = TEXT.replace("max_object_bytes: 4194304", "max_object_bytes: 33554432", 1)
+    line = line_of(text, "max_object_bytes: 33554432")
+    assert (
+        f"fed.yaml:{line}: hub.limits.max_object_bytes: 33554432 is greater than the maximum"
+        in (problems(text))
+    )

@@ -1,14 +1,18 @@
 """decode: an intake record → a Submission (or a refusal of the whole record).
 
-Two kinds of record, each on its own topics:
-- `<prefix>intake`: what the hub's API wrote (`"v": 1`), with an HMAC over the record value
-  in the `cirt-hub-intake-mac` header, made with the hub's intake key (hub.signing.intake).
-  Only the hub's principal may write there; the MAC proves it whatever the ACLs turn out to
-  be, and the record's time on the bus shows a copy written again later (a replay).
-- `<prefix>intake.member-<id>`: a STIX bundle or TAXII envelope that member's own producer
-  wrote, with a detached JWS over the record value in the `cirt-hub-signature` header, made
-  with one of the member's `public_keys`. Kafka ACLs let only the member write its topic;
-  the signature proves at the hub who wrote it, whatever the ACLs turn out to be.
+Two kinds of record:
+- what the hub's API wrote (`"v": 1`), with an HMAC over the record value in the
+  `cirt-hub-intake-mac` header, made with the hub's intake key (hub.signing.intake). The API
+  writes a member's submission to that member's own topic (`<prefix>intake.member-<id>`:
+  one queue per member, hub.pipeline.worker); API nodes of earlier releases wrote them all
+  to `<prefix>intake`, which is read still. Only the hub's principal may write there; the
+  MAC proves it whatever the ACLs turn out to be, the record's time on the bus shows a copy
+  written again later (a replay), and on a member's topic it must be that member's.
+- on `<prefix>intake.member-<id>` without a MAC: a STIX bundle or TAXII envelope that
+  member's own producer wrote, with a detached JWS over the record value in the
+  `cirt-hub-signature` header, made with one of the member's `public_keys`. Kafka ACLs let
+  only the member (and the hub) write its topic; the signature proves at the hub who wrote
+  it, whatever the ACLs turn out to be. It may be no larger than a POST's body.
 
 Either way the body gets the checks a POST gets (hub.stix.envelope), and each object larger
 than `hub.limits.max_object_bytes` arrives refused: the others go on.
@@ -176,11 +180,14 @@ class Decode:
 
     def __call__(self, record: Record) -> Submission:
         member = self.topics.intake_member(record.topic)
-        if member is not None:
-            return self._from_member(record, member)
-        return self._from_api(record)
+        if member is None:
+            return self._from_api(record)
+        if record.header(MAC_HEADER) is not None:
+            return self._from_api(record, member)
+        return self._from_member(record, member)
 
-    def _from_api(self, record: Record) -> Submission:
+    def _from_api(self, record: Record, member: str | None = None) -> Submission:
+        """A record the hub's API wrote: on `<prefix>intake`, or on `member`'s own topic."""
         keys = self.intake_keys()
         if keys is None:
             # Not a refusal: the records are sound, the hub is not; read them once it is.
@@ -193,6 +200,12 @@ class Decode:
             try:
                 keys.check(record.header(MAC_HEADER), record.value)
             except IntakeMacError as exc:
+                if member is not None:
+                    # Written by whoever can write the member's topic, claiming to be the
+                    # hub: refused without being read further.
+                    raise UndecodableRecord(
+                        f"intake record refused: {exc.message}", is_json=False, reason=exc.reason
+                    ) from exc
                 raise self._unauthenticated(record, exc) from exc
         try:
             data = orjson.loads(record.value)
@@ -207,6 +220,12 @@ class Decode:
             except TooDeep as exc:
                 raise _body_refused(exc) from exc
         submission = _from_hub(data, self.limits)
+        if member is not None and submission.member != member:
+            raise UndecodableRecord(
+                f"intake record refused: a submission of {submission.member!r} on "
+                f"{record.topic!r}, the intake topic of {member!r}",
+                reason="wrong-topic",
+            )
         if not backlog:
             self._check_fresh(record, submission)
         return submission
@@ -244,6 +263,15 @@ class Decode:
             )
 
     def _from_member(self, record: Record, member: str) -> Submission:
+        limit = self.limits.max_content_length
+        if len(record.value) > limit:
+            # Refused as a POST of that body is (413), before anything reads it.
+            raise UndecodableRecord(
+                f"intake record refused: it is {len(record.value):,} bytes; max_content_length "
+                f"is {limit:,} (hub.limits.max_content_length)",
+                is_json=False,
+                reason="too-large",
+            )
         data, refusal = _parsed(record.value, self.limits)
         # Nothing on a member's topic is believed before its signature is checked.
         self._authenticate(record, member, is_json=_spliceable(refusal))
@@ -252,7 +280,8 @@ class Decode:
         if isinstance(data, dict) and "v" in data:
             raise UndecodableRecord(
                 f"{record.topic!r} is the intake topic of {member!r}: it takes STIX bundles "
-                'and TAXII envelopes; the hub\'s own intake records (with a "v") are refused',
+                'and TAXII envelopes; the hub\'s own intake records (with a "v") are refused '
+                f"without the {MAC_HEADER!r} the hub's API puts on them",
                 reason="wrong-topic",
             )
         account = self._account(record, member)

@@ -7,6 +7,8 @@ alone may read it (TLP:RED), and whether it may be passed on.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
@@ -16,7 +18,12 @@ from hub.pipeline.submission import Delivery, Item, Submission
 from hub.status import complete_status
 from hub.topics import Topics
 
+log = logging.getLogger(__name__)
+
 STIX_MEDIA_TYPE = b"application/stix+json;version=2.1"
+# What a bus record holds besides its key, value and headers (Kafka's batch and record
+# framing is under a hundred bytes): room kept below the bus's limit.
+RECORD_FRAMING = 1024
 
 
 def rfc3339_now() -> str:
@@ -62,6 +69,44 @@ def delivery_messages(
                 Message(topics.feed(delivery.collection), value, key=key, headers=headers)
             )
     return messages
+
+
+def _record_size(message: Message) -> int:
+    return (
+        len(message.value)
+        + len(message.key or b"")
+        + sum(len(k) + len(v) for k, v in message.headers)
+    )
+
+
+def fit(submission: Submission, topics: Topics, record_limit: int, date_added: str) -> Submission:
+    """`submission` with what would not fit in a bus record taken out, since a record that
+    could never commit would hold back every unit behind it: an object refused (`too-large`)
+    when one of its deliveries would be larger than the bus takes (marking, signing and
+    pseudonyms make an object larger than it came), and an observation larger than that
+    left out (the object is delivered, but not counted in alerts)."""
+    room = record_limit - RECORD_FRAMING
+
+    def check(item: Item) -> Item:
+        for message in delivery_messages(item, submission, topics, date_added):
+            if (size := _record_size(message)) > room:
+                return item.refuse(
+                    "too-large",
+                    f"objects[{item.index}] ({item.id or 'no id'}): as delivered (marked, "
+                    f"signed, personal data pseudonymised) it is {size:,} bytes; the bus takes "
+                    f"{room:,} bytes a record",
+                )
+        observed = observation_message(item, submission, topics)
+        if observed is not None and _record_size(observed) > room:
+            log.warning(
+                "%s holds %d observables, more than one record takes: not counted in alerts",
+                item.id,
+                len(item.observation.keys) if item.observation else 0,
+            )
+            return replace(item, observation=None)
+        return item
+
+    return submission.map_accepted(check)
 
 
 def decision(item: Item, submission: Submission, routed_at: str) -> dict[str, object]:

@@ -8,6 +8,7 @@ node reads the topic once at start.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,6 +26,9 @@ class DeliveryHistory:
         self._bus = bus
         self._topic = topic
         self._reader: Reader | None = None
+        # The pipeline's units record on their threads while catch_up() reads on the loop:
+        # each change is a read-modify-write of a set, made whole under this lock.
+        self._lock = threading.Lock()
         self._received: dict[str, frozenset[str]] = {}
         # (object id, member) → accounts, where a delivery was limited to named accounts
         self._accounts: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -55,15 +59,17 @@ class DeliveryHistory:
     def record_decision(self, decision: Mapping[str, Any]) -> None:
         allowed = (v["member"] for v in decision.get("verdicts", []) if v.get("allowed"))
         limited = ((d["collection"], d["accounts"]) for d in decision.get("deliveries", []))
-        self._add(str(decision.get("object_id")), allowed, limited)
+        with self._lock:
+            self._add(str(decision.get("object_id")), allowed, limited)
 
     def record(self, submission: Submission) -> None:
-        """A submission just routed in this batch: later ones in the batch must see it."""
-        for item in submission.items:
-            if item.accepted:
-                allowed = (v.member for v in item.verdicts if v.allowed)
-                limited = ((d.collection, list(d.accounts)) for d in item.deliveries)
-                self._add(item.id, allowed, limited)
+        """A submission just routed: later ones (of any unit of this node) must see it."""
+        with self._lock:
+            for item in submission.items:
+                if item.accepted:
+                    allowed = (v.member for v in item.verdicts if v.allowed)
+                    limited = ((d.collection, list(d.accounts)) for d in item.deliveries)
+                    self._add(item.id, allowed, limited)
 
     async def catch_up(self) -> None:
         """Read every decision committed so far."""

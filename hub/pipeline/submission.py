@@ -9,6 +9,8 @@ from typing import Any
 from hub.policy.entitlement import Verdict
 from hub.signing.members import MemberSignature
 
+MAX_MESSAGE = 2000  # characters of a refusal's message
+
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
@@ -83,6 +85,10 @@ class Item:
         return self.refusal is None
 
     def refuse(self, reason: str, message: str) -> Item:
+        if len(message) > MAX_MESSAGE:
+            # A message may quote a value (a timestamp of 8 MB): its reader needs the reason,
+            # and the status and `rejected` records must stay within what the bus takes.
+            message = f"{message[:MAX_MESSAGE]}… ({len(message):,} characters in all)"
         return replace(self, refusal=Refusal(reason, message))
 
 

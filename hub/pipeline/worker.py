@@ -1,31 +1,48 @@
-"""The pipeline worker: intake → stages → feeds, one atomic unit per batch.
+"""The pipeline worker: intake → stages → feeds, members side by side, one unit at a time each.
 
-It consumes the hub's `intake` and every member's `intake.member-<id>` in one group. Each
-batch of intake records is processed and its output (feed records, refusals, final
-status) committed together with the intake offsets, so a crash at any point leaves the
-batch either fully done or fully redelivered.
+It consumes the hub's `intake` and every member's `intake.member-<id>` in one group. A
+member's submissions are one partition's records; they wait in that partition's lane
+(hub.pipeline.lanes), which hands out one unit at a time (a few records, or one large
+one), so a member's submissions keep their order. Units of different lanes are processed
+side by side on threads: the CPU is shared (the GIL), so one member's heavy submission
+holds back another's small one by a small multiple of the small one's own time, and by
+one commit at most, not by everything queued ahead of it.
+
+Each unit's output (feed records, refusals, final status) commits with its own partition's
+offsets as soon as it is done (units done meanwhile go in the same transaction), so a
+crash at any point leaves each unit either fully done or fully redelivered. A unit whose
+records were fetched before a rebalance never commits; the records come again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextvars
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
-import orjson
-
-from hub.bus import Bus, BusError, GroupConsumer, Message, Record
-from hub.bus.interrupt import fetch_until
+from hub.bus import (
+    Bus,
+    BusError,
+    GroupConsumer,
+    Message,
+    MessageTooLarge,
+    Record,
+    TopicPartition,
+)
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.logs import REQUEST_ID
 from hub.pipeline.decode import UndecodableRecord
-from hub.pipeline.emit import emit, rfc3339_now
+from hub.pipeline.emit import emit, fit, rfc3339_now
 from hub.pipeline.history import DeliveryHistory
+from hub.pipeline.lanes import Lanes
+from hub.pipeline.rejected import output_too_large, rejected_record
 from hub.pipeline.submission import Stage, Submission
 from hub.topics import Topics
 
@@ -35,26 +52,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _rejected_record(
-    topics: Topics, record: Record, reason: str, message: str, *, is_json: bool
-) -> Message:
-    """A whole intake record refused; its raw value travels along so it can be replayed."""
-    entry: dict[str, object] = {
-        "reason": reason,
-        "message": message,
-        "intake": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-    }
-    # A member's topic names who wrote there (its ACL), so `rejected list --member` finds it.
-    if (member := topics.intake_member(record.topic)) is not None:
-        entry["member"] = member
-    head = orjson.dumps(entry)[:-1]
-    # JSON is spliced in as is (no escaping, no growth); anything else goes as base64.
-    raw = (
-        b',"record":' + record.value
-        if is_json
-        else b',"record_base64":"' + base64.b64encode(record.value) + b'"'
-    )
-    return Message(topics.rejected, head + raw + b"}", key=record.key)
+@dataclass
+class Outcome:
+    """One intake record processed: what it makes, and its submission as routed (None when
+    the record was refused whole)."""
+
+    record: Record
+    messages: list[Message]
+    routed: Submission | None
+
+
+@dataclass
+class _Unit:
+    records: list[Record]
+    generation: int  # the consumer's rebalance count when its records were fetched
+    outcomes: asyncio.Future[list[Outcome]]
+
+    @property
+    def tp(self) -> TopicPartition:
+        return self.records[0].tp
+
+
+async def _fetch(
+    consumer: GroupConsumer, max_records: int, timeout: float
+) -> tuple[list[Record], int]:
+    """A fetch, with the rebalance count its records were fetched under."""
+    records = await consumer.fetch(max_records=max_records, timeout=timeout)
+    return records, consumer.generation
 
 
 @dataclass
@@ -66,60 +90,72 @@ class PipelineWorker:
     group: str
     transactional_id: str
     members: tuple[str, ...] = ()  # whose `intake.member-<id>` topics are consumed too
-    batch_size: int = 64
+    batch_size: int = 64  # records one fetch takes at most
+    # A unit: a lane's first records, this many at most and this many bytes (at least one).
+    unit_records: int = 64
+    unit_bytes: int = 1024 * 1024
+    # Units processed at once, each on its own thread (one per lane at most).
+    concurrency: int = 8
     history: DeliveryHistory | None = None  # what the route stage reads; kept current here
     metrics: HubMetrics | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def process(self, records: list[Record]) -> tuple[list[Message], list[Submission]]:
-        """Everything the batch produces, and the submissions as routed; CPU-bound, run off
-        the event loop."""
-        messages: list[Message] = []
-        done: list[Submission] = []
+    def process(self, records: Sequence[Record]) -> list[Outcome]:
+        """What each record produces, and its submission as routed; CPU-bound, run off the
+        event loop (several units at once: the stages keep no state of their own)."""
         date_added = rfc3339_now()
-        for record in records:
-            try:
-                submission = self.decode(record)
-            except UndecodableRecord as exc:
-                messages.append(
-                    _rejected_record(self.topics, record, exc.reason, str(exc), is_json=exc.is_json)
-                )
-                continue
-            token = REQUEST_ID.set(submission.request_id)
-            try:
-                routed = self.pipeline(submission)
-                messages.extend(emit(routed, self.topics, date_added))
-                done.append(routed)
-                accepted = sum(1 for i in routed.items if i.accepted)
-                log.info(
-                    "submission routed",
-                    extra={
-                        "member": routed.member,
-                        "status_id": routed.status_id,
-                        "accepted": accepted,
-                        "refused": len(routed.items) - accepted,
-                    },
-                )
-                if self.history is not None:
-                    self.history.record(routed)
-            except Exception:
-                # A bug must not eat an accepted submission: refuse it visibly and keep the
-                # raw record on `rejected` for replay, under an id that is also in the log.
-                error_id = uuid.uuid4().hex
-                log.exception("pipeline failed on intake record (error_id=%s)", error_id)
-                reason = f"internal error while processing (error_id {error_id})"
-                refused = submission.map_accepted(lambda i, r=reason: i.refuse("internal-error", r))
-                messages.append(
-                    _rejected_record(self.topics, record, "internal-error", reason, is_json=True)
-                )
-                messages.extend(emit(refused, self.topics, date_added))
-                done.append(refused)
-            finally:
-                REQUEST_ID.reset(token)
-        return messages, done
+        return [self._process_one(record, date_added) for record in records]
+
+    def _refused(self, record: Record, reason: str, message: str, *, is_json: bool) -> Message:
+        return rejected_record(
+            self.topics,
+            record,
+            reason,
+            message,
+            is_json=is_json,
+            record_limit=self.bus.max_record_bytes,
+        )
+
+    def _process_one(self, record: Record, date_added: str) -> Outcome:
+        try:
+            submission = self.decode(record)
+        except UndecodableRecord as exc:
+            refused = self._refused(record, exc.reason, str(exc), is_json=exc.is_json)
+            return Outcome(record, [refused], None)
+        token = REQUEST_ID.set(submission.request_id)
+        try:
+            routed = fit(
+                self.pipeline(submission), self.topics, self.bus.max_record_bytes, date_added
+            )
+            messages = emit(routed, self.topics, date_added)
+            accepted = sum(1 for i in routed.items if i.accepted)
+            log.info(
+                "submission routed",
+                extra={
+                    "member": routed.member,
+                    "status_id": routed.status_id,
+                    "accepted": accepted,
+                    "refused": len(routed.items) - accepted,
+                },
+            )
+            if self.history is not None:
+                self.history.record(routed)
+            return Outcome(record, messages, routed)
+        except Exception:
+            # A bug must not eat an accepted submission: refuse it visibly and keep the
+            # raw record on `rejected` for replay, under an id that is also in the log.
+            error_id = uuid.uuid4().hex
+            log.exception("pipeline failed on intake record (error_id=%s)", error_id)
+            reason = f"internal error while processing (error_id {error_id})"
+            refused = submission.map_accepted(lambda i, r=reason: i.refuse("internal-error", r))
+            entry = self._refused(record, "internal-error", reason, is_json=True)
+            return Outcome(record, [entry, *emit(refused, self.topics, date_added)], refused)
+        finally:
+            REQUEST_ID.reset(token)
 
     async def run(self) -> None:
-        """Consume the intake topics until stop() is called; commit each batch as one unit."""
+        """Consume the intake topics until stop() is called; commit each unit as it is done."""
+        executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pipeline")
         try:
             await consume_until_stopped(
                 self.bus,
@@ -127,28 +163,161 @@ class PipelineWorker:
                 self.topics.intakes(self.members),
                 self.transactional_id,
                 self._stopping,
-                self._consume,
+                partial(self._consume, executor=executor),
             )
         finally:
+            # A unit still on a thread (a stop cut short) is done again by the next owner.
+            executor.shutdown(wait=False, cancel_futures=True)
             if self.history is not None:
                 with suppress(BusError):
                     await self.history.stop()
 
-    async def _consume(self, consumer: GroupConsumer) -> None:
-        while not self._stopping.is_set():
-            batch = await fetch_until(
-                self._stopping, consumer.fetch(max_records=self.batch_size, timeout=0.5)
-            )
-            if not batch:
+    async def _consume(self, consumer: GroupConsumer, *, executor: ThreadPoolExecutor) -> None:
+        lanes = Lanes(self.unit_records, self.unit_bytes)
+        running: dict[asyncio.Future[list[Outcome]], _Unit] = {}
+        seen = consumer.generation
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not (self._stopping.is_set() and not running):
+                if not self._stopping.is_set():
+                    await self._start(lanes, running, seen, executor)
+                    consumer.pause(lanes.full())
+                    fetched = await self._fetch_while(consumer, {stopped, *running})
+                    if fetched is not None:
+                        records, generation = fetched
+                        if generation != seen:
+                            lanes.reset()  # what was fetched before comes again
+                            seen = generation
+                        lanes.add(records)
+                else:
+                    # Stopping: no more fetches; the units in hand finish and commit.
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                done = [running.pop(f) for f in list(running) if f.done()]
+                if done:
+                    await self._commit(consumer, done, lanes)
+        finally:
+            stopped.cancel()
+            if running and not self._stopping.is_set():
+                # The consumer failed: let the units on threads end before a fresh one
+                # fetches their records again, so no record is processed twice at once.
+                await asyncio.wait(running)
+
+    async def _start(
+        self,
+        lanes: Lanes,
+        running: dict[asyncio.Future[list[Outcome]], _Unit],
+        generation: int,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        units = lanes.take(self.concurrency - len(running))
+        if not units:
+            return
+        if self.history is not None:
+            # Every decision committed before the unit starts is seen, as before a batch.
+            await self.history.catch_up()
+        loop = asyncio.get_running_loop()
+        for records in units:
+            work = partial(contextvars.copy_context().run, self.process, records)
+            future = loop.run_in_executor(executor, work)
+            running[future] = _Unit(records, generation, future)
+
+    async def _fetch_while(
+        self, consumer: GroupConsumer, others: set[asyncio.Future]
+    ) -> tuple[list[Record], int] | None:
+        """A fetch, cut short when one of `others` ends first (a stop, a unit done); None when
+        it was cut short. A fetch cut short consumed nothing, and the bus is never used by
+        two calls at once (a commit waits for the fetch to end)."""
+        if any(f.done() for f in others):
+            # A unit ended meanwhile: take what is there without waiting, so that units
+            # ending one after another cannot keep every fetch from getting anywhere.
+            return await _fetch(consumer, self.batch_size, 0)
+        fetching = asyncio.ensure_future(_fetch(consumer, self.batch_size, 0.5))
+        try:
+            await asyncio.wait({fetching, *others}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not fetching.done():
+                fetching.cancel()
+            await asyncio.wait({fetching})
+        # A fetch that ended just as it was cut short still counts: its records were taken.
+        return None if fetching.cancelled() else fetching.result()
+
+    async def _commit(self, consumer: GroupConsumer, units: list[_Unit], lanes: Lanes) -> None:
+        """Commit the units done: their output and their offsets, in one transaction."""
+        fresh: list[_Unit] = []
+        for unit in units:
+            if unit.generation == consumer.generation:
+                fresh.append(unit)
                 continue
-            if self.history is not None:
-                await self.history.catch_up()
-            messages, done = await asyncio.to_thread(self.process, batch)
-            if not await commit_unit(consumer, batch, messages, "pipeline batch"):
-                continue  # a rebalance took the partitions; their new owner redoes the batch
-            if self.metrics is not None:
-                self.metrics.count_routed(done)
+            lanes.done(unit.tp)  # fetched before a rebalance: its records come again
+            if (failed := unit.outcomes.exception()) is not None:
+                log.error("a unit fetched before a rebalance failed", exc_info=failed)
+        if not fresh:
+            return
+        outcomes = [o for unit in fresh for o in unit.outcomes.result()]
+        try:
+            committed = await self._transact(consumer, outcomes, fresh[0].generation)
+        except MessageTooLarge:
+            for unit in fresh:
+                await self._isolate(consumer, unit, lanes)
+            return
+        for unit in fresh:
+            lanes.done(unit.tp, rewound=not committed)
+        if committed:
+            self._count(outcomes)
+
+    async def _transact(
+        self, consumer: GroupConsumer, outcomes: Sequence[Outcome], generation: int
+    ) -> bool:
+        """One transaction: the outcomes' messages and their records' offsets. False when it
+        did not commit (a rebalance, a fence): the consumer is back at the committed offsets."""
+        records = [o.record for o in outcomes]
+        messages = [m for o in outcomes for m in o.messages]
+        return await commit_unit(consumer, records, messages, "pipeline unit", generation)
+
+    async def _isolate(self, consumer: GroupConsumer, unit: _Unit, lanes: Lanes) -> None:
+        """A unit over the bus's record limit somewhere: each record commits alone, and one
+        whose output is too large is refused whole, so the others go through."""
+        for outcome in unit.outcomes.result():
+            try:
+                if not await self._transact(consumer, [outcome], unit.generation):
+                    lanes.done(unit.tp, rewound=True)
+                    return
+                self._count([outcome])
+                continue
+            except MessageTooLarge:
+                log.warning(
+                    "intake record %s/%d/%d makes a record over the bus limit; refused whole",
+                    outcome.record.topic,
+                    outcome.record.partition,
+                    outcome.record.offset,
+                )
+            entry, status = output_too_large(
+                self.topics, outcome.record, outcome.routed, self.bus.max_record_bytes
+            )
+            refusals = [[entry, *([status] if status else [])], [entry]]
+            for messages in refusals:
+                refused = Outcome(outcome.record, messages, None)
+                try:
+                    if not await self._transact(consumer, [refused], unit.generation):
+                        lanes.done(unit.tp, rewound=True)
+                        return
+                    break
+                except MessageTooLarge:
+                    continue  # the status alone is too large: the entry goes without it
+            else:
+                # Not even the entry (64 KiB of the record at most) fit: the record is passed
+                # over with the next one's offsets, as the log says.
+                log.error(
+                    "intake record %s/%d/%d could not be refused",
+                    *outcome.record.tp,
+                    outcome.record.offset,
+                )
+        lanes.done(unit.tp)
+
+    def _count(self, outcomes: Sequence[Outcome]) -> None:
+        if self.metrics is not None:
+            self.metrics.count_routed(o.routed for o in outcomes if o.routed is not None)
 
     def stop(self) -> None:
-        """Finish the batch in hand, commit it, then return from run()."""
+        """Finish the units in hand, commit them, then return from run()."""
         self._stopping.set()

@@ -181,11 +181,12 @@ async def _add_objects(request: web.Request) -> web.Response:
     status = pending_status(status_id, received, objects)
     bus = request.app[BUS]
     try:
-        # Keyed by member: one member's submissions keep their order through the pipeline.
+        # The member's own intake topic, keyed by member: its submissions keep their order,
+        # and wait behind its own alone, not behind other members' (hub.pipeline.worker).
         await bus.publish(
             [
                 Message(
-                    topics.intake,
+                    topics.member_intake(account.member),
                     intake,
                     key=account.member.encode(),
                     # The pipeline believes nothing on intake that the hub's API did not MAC.
