@@ -160,3 +160,13 @@ def test_the_benchmark_page_holds_the_harness_readme(site: Path) -> None:
     for line in (ROOT / "bench" / "README.md").read_text().splitlines():
         if line.startswith("## "):
             assert line.removeprefix("## ").split("`")[0] in page
+
+
+def test_the_readmes_links_reach_pages_of_the_site() -> None:
+    """The README is read on its own (a repository's front page): its links into docs/
+    must name pages that exist, in the nav."""
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    pages = set(_nav_pages(config["nav"]))
+    links = re.findall(r"\]\((docs/[^)#]+)(?:#[^)]*)?\)", (ROOT / "README.md").read_text())
+    assert links, "the README points to the documentation"
+    assert {link.removeprefix("docs/") for link in links} <= pages
