@@ -43,6 +43,8 @@ bash deploy/kafka/kafka.sh fetch
 echo "== lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "== types (mypy, strict: pyproject.toml [tool.mypy])"
+.venv/bin/mypy
 echo "== documentation site (mkdocs build --strict: a broken link, anchor or nav entry fails)"
 docs_site="$(mktemp -d)"
 .venv/bin/mkdocs build --strict --quiet --site-dir "$docs_site"
