@@ -98,6 +98,31 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--node-pid", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument(
+        "--public-url",
+        help="https://HOST[:PORT][/PATH] where clients reach the hub (a TLS-terminating proxy): "
+        "the API root address discovery gives; default: a relative address",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a connection has to send a request's headers, from its opening or its "
+        "last answer (also how long an idle connection stays open; default 30)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request body has before it must keep arriving at 8 KiB/s (default 30)",
+    )
+    serve.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        default=64,
+        help="open connections one source address (IPv6: its /64) may hold; 0: no limit "
+        "(behind a reverse proxy every caller has the proxy's address; default 64)",
+    )
+    serve.add_argument(
         "--max-intake-lag",
         type=int,
         default=10_000,
@@ -153,9 +178,10 @@ async def _serve(
     """Serve until SIGINT/SIGTERM (or, for a worker, until `parent`, its node, is gone)."""
     from hub.api.app import create_app
     from hub.api.reload import Reloader
+    from hub.api.server import HubRunner
 
     # shutdown_timeout bounds how long a stop waits for open requests to finish.
-    runner = web.AppRunner(
+    runner = HubRunner(
         create_app(settings),
         handle_signals=False,
         access_log=None,
@@ -174,6 +200,8 @@ async def _serve(
     print(f"  data dir:        {settings.data_dir}")
     if settings.runs_api:
         print(f"  TAXII discovery: {base}/taxii2/")
+        if settings.public_url:
+            print(f"  public address:  {settings.public_url} (the API root discovery gives)")
         print(f"  inbox:           {base}/taxii2/hub/collections/inbox/objects/")
     print(f"  health:          {base}/healthz  {base}/readyz")
     if settings.runs_api:
@@ -300,6 +328,10 @@ def serve(args: argparse.Namespace) -> int:
             tls=tls,
             drain_seconds=args.drain_timeout,
             max_intake_lag=args.max_intake_lag or None,
+            public_url=args.public_url,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            max_connections_per_address=args.max_connections_per_address,
         )
     except (FederationError, SettingsError, BusUrlError, KeyringError, TlsError) as exc:
         print(f"cirt-hub: {exc}", file=sys.stderr)

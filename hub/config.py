@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from hub.federation import Federation
 from hub.throttle import LoginThrottling
@@ -57,6 +58,17 @@ class Settings:
     intake_lag_interval: float = 1.0
     # A stop (SIGTERM) lets open requests and units of work in hand finish for this long.
     drain_seconds: float = 10.0
+    # Slow clients: a request's headers must be in within header_timeout seconds of the
+    # connection opening or of its last answer (also how long an idle connection stays); a
+    # body gets body_timeout seconds, and after that must keep up body_min_rate bytes/s.
+    header_timeout: float = 30.0
+    body_timeout: float = 30.0
+    body_min_rate: int = 8 * 1024
+    # Connections one source address (IPv6: its /64) may hold at once; 0: no limit.
+    max_connections_per_address: int = 64
+    # Where clients reach the hub (https://host[:port][/prefix]): discovery's API root
+    # address. None: a relative address, which a client resolves against where it asked.
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -71,10 +83,21 @@ class Settings:
             raise SettingsError("drain_seconds: must be more than 0")
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port: {self.port} is not a TCP port")
+        for name in ("header_timeout", "body_timeout", "body_min_rate"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name}: must be more than 0")
+        if self.max_connections_per_address < 0:
+            raise SettingsError("max_connections_per_address: must be 0 (no limit) or more")
+        if self.public_url is not None:
+            _check_public_url(self.public_url)
 
     @property
     def max_content_length(self) -> int:
         return self.federation.hub.limits.max_content_length
+
+    @property
+    def page_bytes(self) -> int:
+        return self.federation.hub.limits.page_bytes
 
     @property
     def topics(self) -> Topics:
@@ -95,6 +118,20 @@ class Settings:
     @property
     def runs_pipeline(self) -> bool:
         return self.role in ("all", "pipeline")
+
+
+def _check_public_url(url: str) -> None:
+    # TAXII 2.1 (section 4.1): API root addresses are HTTPS URLs, or relative ones.
+    try:
+        parts = urlsplit(url)
+        valid = parts.port is None or parts.port > 0  # .port raises on a port that is none
+    except ValueError:
+        valid = False
+    if not valid or parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(
+            f"public_url: {url!r} is not an https://host[:port][/path] address (without a "
+            "query); leave it out for relative addresses"
+        )
 
 
 def default_data_dir() -> Path:

@@ -6,6 +6,7 @@ HubError (500)
 ├── Forbidden (403)
 ├── NotFound (404)
 ├── NotAcceptable (406)
+├── RequestTimeout (408; also a TimeoutError)
 ├── PayloadTooLarge (413)
 ├── UnsupportedMediaType (415)
 ├── InvalidStix (422)
@@ -62,6 +63,14 @@ class NotFound(HubError):
 class NotAcceptable(HubError):
     status = 406
     title = "Not acceptable"
+
+
+class RequestTimeout(HubError, TimeoutError):
+    """A request body that did not arrive in time. A TimeoutError too: aiohttp, reading what
+    is left of a body after the answer, stops quietly on one."""
+
+    status = 408
+    title = "Request timeout"
 
 
 class PayloadTooLarge(HubError):

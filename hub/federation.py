@@ -94,12 +94,14 @@ class Member:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one submission may hold (the federation file's `hub.limits`)."""
+    """What one submission may hold, and one read answer (the federation file's `hub.limits`)."""
 
     max_content_length: int = 10 * 1024 * 1024
     max_objects: int = 10_000
     max_depth: int = 32
     max_string_length: int = 8 * 1024 * 1024
+    # Bytes of objects in one TAXII page or one read of a live stream.
+    page_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,11 @@ class HubMetrics:
             ["scope"],
             registry=r,
         )
+        self.connections_refused = Counter(
+            "cirt_hub_connections_refused_total",
+            "Connections closed on arrival: their address already held its maximum.",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "cirt_hub_rate_limited_total",
             "Submissions refused (429) because the member was over one of its rate_limits.",

@@ -2,7 +2,11 @@
 
 After `failures` different wrong secrets within `window` seconds, an account (or an address)
 is locked out for `lockout` seconds, doubling with each further lockout up to `max_lockout`;
-a locked-out login is answered 429 without running scrypt. A success clears the account's
+a locked-out login is answered 429 without running scrypt. A check is counted when it
+begins, before its hash runs, as if it will fail: checks still running count against the
+limits, so many wrong secrets sent at once are cut at the limit like the same sent one by
+one. The address is counted first, so one source's guesses stop there and never reach the
+account's count, which would lock the account's owner out. A success clears the account's
 record; an address's record clears only with time, so one good account cannot wash out
 guesses against others. The same wrong secret sent again (a client with a stale secret,
 retrying) counts once: guessing needs different secrets, and a misconfigured client should
@@ -19,13 +23,15 @@ import hmac
 import ipaddress
 import os
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Usernames are at most 64 characters (the schema); longer ones name no account, and are
 # cut so a record's key stays small whatever a header holds.
 _USERNAME_MAX = 64
+# Seconds to wait while the checks running fill a limit: about how long they take.
+_CHECKING_WAIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ class Lockout:
 
     scope: str  # "account" or "address"
     seconds: float
+    # Not locked out yet, but as many checks are running as may fail: the wait is short,
+    # as they end within moments (and if they fail, a real lockout follows).
+    checking: bool = False
 
 
 @dataclass
@@ -62,10 +71,17 @@ class _Record:
     strikes: int = 0  # lockouts so far; each doubles the next
     locked_until: float = 0.0
     last: float = 0.0  # the last failure, or the end of the last lockout if later
+    # Secrets being checked right now (keyed hashes, with how many checks of each).
+    checking: Counter[bytes] = field(default_factory=Counter)
+
+    @property
+    def idle(self) -> bool:
+        return not (self.recent or self.checking or self.strikes)
 
 
 class _Counter:
-    def __init__(self, policy: ThrottlePolicy, max_entries: int) -> None:
+    def __init__(self, scope: str, policy: ThrottlePolicy, max_entries: int) -> None:
+        self.scope = scope
         self.policy = policy
         self._max = max_entries
         self._records: OrderedDict[str, _Record] = OrderedDict()
@@ -73,12 +89,36 @@ class _Counter:
     def __len__(self) -> int:
         return len(self._records)
 
-    def locked(self, key: str, now: float) -> float:
+    def admit(self, key: str, tag: bytes, now: float) -> Lockout | None:
+        """Reserve a check of the secret `tag`, or the lockout that stops it: one in force,
+        or the failures so far and the checks running already fill the limit."""
+        p = self.policy
         record = self._records.get(key)
-        return max(0.0, record.locked_until - now) if record else 0.0
+        if record is None:
+            record = self._records[key] = _Record(deque(maxlen=p.failures), last=now)
+        if now < record.locked_until:
+            return Lockout(self.scope, record.locked_until - now)
+        counted = {seen for when, seen in record.recent if now - when <= p.window}
+        counted.update(record.checking)
+        if tag not in counted and len(counted) >= p.failures:
+            return Lockout(self.scope, _CHECKING_WAIT, checking=True)
+        record.checking[tag] += 1
+        return None
+
+    def release(self, key: str, tag: bytes) -> None:
+        """A reserved check ended without a failure to count."""
+        record = self._records.get(key)
+        if record is None:
+            return
+        record.checking[tag] -= 1
+        if record.checking[tag] <= 0:
+            del record.checking[tag]
+        if record.idle:
+            del self._records[key]
 
     def fail(self, key: str, tag: bytes, now: float) -> float:
-        """Count a failure; the lockout (seconds) it starts, or 0."""
+        """Count a failure of a reserved check; the lockout (seconds) it starts, or 0."""
+        self.release(key, tag)
         p = self.policy
         record = self._records.pop(key, None) or _Record(deque(maxlen=p.failures))
         if now < record.locked_until:
@@ -102,8 +142,14 @@ class _Counter:
         self._bound(now)
         return duration
 
-    def forget(self, key: str) -> None:
-        self._records.pop(key, None)
+    def forget(self, key: str, tag: bytes) -> None:
+        """A reserved check succeeded: the key's failures are forgotten, not others' checks."""
+        record = self._records.get(key)
+        if record is None:
+            return
+        record.recent.clear()
+        record.strikes = 0
+        self.release(key, tag)
 
     def _bound(self, now: float) -> None:
         while len(self._records) > self._max:
@@ -132,9 +178,20 @@ def address_key(remote: str | None) -> str | None:
     return str(address)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A login being checked: counted against its account and address until it ends."""
+
+    username: str
+    address: str | None
+    tag: bytes  # keyed hash of username and secret: tells secrets apart, reveals none
+
+
 @dataclass
 class LoginThrottle:
-    """The failed-login records of one node: one counter per account, one per address."""
+    """The failed-login records of one node: one counter per account, one per address.
+
+    `begin` a check before hashing; end it with `failed`, `succeeded` or `abandoned`."""
 
     throttling: LoginThrottling = field(default_factory=LoginThrottling)
     clock: Callable[[], float] = time.monotonic
@@ -142,32 +199,42 @@ class LoginThrottle:
 
     def __post_init__(self) -> None:
         t = self.throttling
-        self._accounts = _Counter(t.account, t.max_entries)
-        self._addresses = _Counter(t.address, t.max_entries)
+        self._accounts = _Counter("account", t.account, t.max_entries)
+        self._addresses = _Counter("address", t.address, t.max_entries)
 
-    def locked(self, username: str, remote: str | None) -> Lockout | None:
-        """The lockout in force for this account or this address, if any."""
+    def begin(self, username: str, secret: str, remote: str | None) -> Attempt | Lockout:
+        """The attempt to check now, or the lockout that stops it (address before account)."""
         username = username[:_USERNAME_MAX]
         now, address = self.clock(), address_key(remote)
-        waits = [Lockout("account", self._accounts.locked(username, now))]
-        if address is not None:
-            waits.append(Lockout("address", self._addresses.locked(address, now)))
-        longest = max(waits, key=lambda w: w.seconds)
-        return longest if longest.seconds > 0 else None
-
-    def failed(self, username: str, secret: str, remote: str | None) -> list[Lockout]:
-        """Count a wrong secret; the lockouts it started (to log), if any."""
-        username = username[:_USERNAME_MAX]
-        now, address = self.clock(), address_key(remote)
-        # Keyed, truncated hash: enough to tell secrets apart, useless to anyone reading memory.
         tag = hmac.new(self._key, f"{username}\0{secret}".encode(), hashlib.sha256).digest()[:12]
-        started = [Lockout("account", self._accounts.fail(username, tag, now))]
-        if address is not None:
-            started.append(Lockout("address", self._addresses.fail(address, tag, now)))
+        if address is not None and (lockout := self._addresses.admit(address, tag, now)):
+            return lockout
+        if lockout := self._accounts.admit(username, tag, now):
+            if address is not None:
+                self._addresses.release(address, tag)
+            return lockout
+        return Attempt(username, address, tag)
+
+    def failed(self, attempt: Attempt) -> list[Lockout]:
+        """Count a wrong secret; the lockouts it started (to log), if any."""
+        now = self.clock()
+        started = [Lockout("account", self._accounts.fail(attempt.username, attempt.tag, now))]
+        if attempt.address is not None:
+            started.append(
+                Lockout("address", self._addresses.fail(attempt.address, attempt.tag, now))
+            )
         return [s for s in started if s.seconds > 0]
 
-    def succeeded(self, username: str) -> None:
-        self._accounts.forget(username[:_USERNAME_MAX])
+    def succeeded(self, attempt: Attempt) -> None:
+        self._accounts.forget(attempt.username, attempt.tag)
+        if attempt.address is not None:
+            self._addresses.release(attempt.address, attempt.tag)
+
+    def abandoned(self, attempt: Attempt) -> None:
+        """The check did not run to an answer (the hub too busy, a stop): nothing counts."""
+        self._accounts.release(attempt.username, attempt.tag)
+        if attempt.address is not None:
+            self._addresses.release(attempt.address, attempt.tag)
 
     @property
     def sizes(self) -> tuple[int, int]:

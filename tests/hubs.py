@@ -18,11 +18,13 @@ from taxii2client.v21 import Collection, Server, as_pages
 from connectors.client import MemberKey
 from hub.api.app import create_app
 from hub.api.keys import COLLECTIONS
+from hub.api.server import HubRunner
 from hub.config import Role, Settings
 from hub.credentials import hash_secret, new_secret
 from hub.demo import DEMO_ACCOUNTS_FILE, DemoAccount, demo_federation
 from hub.federation import Account, Federation, schema
-from hub.signing.provenance import EXTENSION_ID, without_extension
+from hub.signing.provenance import without_extension
+from hub.stix.predefined import predefined
 from tests.conftest import free_port
 
 # Test hubs keep their signing keys encrypted, as a real hub does.
@@ -161,7 +163,7 @@ async def serving(
     if ssl_context is None and settings.tls is not None:
         ssl_context = settings.tls.context()
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    runner = HubRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
@@ -208,7 +210,7 @@ def member_identity(hub: RunningHub, member_id: str) -> str:
 async def visible_to(hub: RunningHub, username: str) -> dict[str, list[dict[str, Any]]]:
     """Every object `username` can read, per collection alias, found as a TAXII client would
     (discovery, then each readable collection), over real HTTP; the hub's signature and its
-    extension-definition (in `public`) set aside, so what is left is what members sent."""
+    published definitions (in `public`) set aside, so what is left is what members sent."""
     server = Server(f"{hub.base_url}/taxii2/", user=username, password=hub.password(username))
 
     def read() -> dict[str, list[dict[str, Any]]]:
@@ -219,7 +221,7 @@ async def visible_to(hub: RunningHub, username: str) -> dict[str, list[dict[str,
                     without_extension(obj)
                     for page in as_pages(feed.get_objects, per_request=500)
                     for obj in page.get("objects", [])
-                    if obj["id"] != EXTENSION_ID
+                    if obj["id"] not in predefined()
                 ]
 
         return found

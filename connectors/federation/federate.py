@@ -11,8 +11,8 @@ from connectors.client.feed import FeedState, new_pages
 from connectors.client.http import HubClient, Outcome
 from connectors.federation.peer import PeerHub
 from connectors.federation.relay import relayed, signed_by
-from hub.signing.provenance import EXTENSION_ID
 from hub.signing.verify import Verdict, Verifier, hub_keys
+from hub.stix.predefined import is_predefined
 
 
 @dataclass
@@ -59,8 +59,8 @@ async def federate(
             report.read += len(page)
             outgoing = []
             for obj in page:
-                if obj.get("id") == EXTENSION_ID:
-                    continue  # every hub publishes the provenance definition itself
+                if is_predefined(obj):
+                    continue  # every hub publishes these itself
                 if signed_by(obj, own_kids):
                     report.came_back += 1
                     continue

@@ -38,15 +38,19 @@ def peer_certificate(request: web.Request) -> bytes | None:
     return tls.getpeercert(binary_form=True)
 
 
-def visible_collection(request: web.Request, account: Account) -> Collection:
-    """The collection in the path, by TAXII id or alias; 404 unless `account` may see it.
+def visible_collection(
+    request: web.Request, account: Account, *, listed: bool = False
+) -> Collection:
+    """The collection in the path, by TAXII id or alias; 404 unless `account` may see it
+    (with `listed`, only if its collections list shows it).
 
     Unknown and forbidden collections answer alike, so a reader cannot learn which exist.
     """
     key = request.match_info["collection"]
     collections = request.app[COLLECTIONS]
     found = collections.get(key) or next((c for c in collections.values() if c.id == key), None)
-    if found is None or not found.known_to(account):
+    known = found is not None and (found.visible_to(account) if listed else found.known_to(account))
+    if found is None or not known:
         raise NotFound(f"no collection {key!r} is visible to account {account.username!r}")
     return found
 

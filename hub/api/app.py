@@ -16,6 +16,7 @@ from hub.api import dashboard, explain, health, jwks, metrics, stream
 from hub.api.auth import Authenticator
 from hub.api.background import supervised
 from hub.api.backpressure import IntakeGate
+from hub.api.bodies import request_bodies
 from hub.api.keys import (
     AUTH,
     BUS,
@@ -30,6 +31,7 @@ from hub.api.keys import (
 )
 from hub.api.middleware import compression, http_metrics, request_id, taxii_errors
 from hub.api.ratelimit import RATE_LIMITS, RateLimiter
+from hub.api.server import name_server
 from hub.api.taxii import collections, discovery, objects, status
 from hub.audit.chainer import audit_chainer
 from hub.bus import Bus, BusError
@@ -45,6 +47,7 @@ from hub.pipeline.decode import Decode
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.mark import Mark
 from hub.pipeline.ownership import Ownership
+from hub.pipeline.predefined import publish_predefined
 from hub.pipeline.provenance import Provenance
 from hub.pipeline.release import releaser
 from hub.pipeline.route import Route
@@ -54,7 +57,6 @@ from hub.pipeline.validate import Validate
 from hub.pipeline.worker import PipelineWorker
 from hub.policy.entitlement import Policy
 from hub.policy.pseudonyms import load_key
-from hub.signing.definition import publish_definition
 from hub.signing.keyring import KeyStore
 from hub.signing.provenance import HubSigner
 from hub.store.follower import ViewFollower
@@ -120,11 +122,11 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
     signer = HubSigner(app[SIGNING_KEYS], settings.key_passphrase)
     await asyncio.to_thread(signer.refresh)  # the first start makes the key; scrypt runs here
     try:
-        await publish_definition(
-            app[BUS], settings.bus_url, signer, federation, settings.topics, settings.data_dir
+        await publish_predefined(
+            app[BUS], settings.bus_url, federation, settings.topics, settings.data_dir
         )
     except BusError as exc:
-        log.warning("extension-definition not published (tried again at next start): %s", exc)
+        log.warning("TLP and extension definitions not published (next start tries again): %s", exc)
     # Who received and who owns what: every decision, and the alerts the hub published.
     topics = settings.topics
     history = DeliveryHistory(app[BUS], topics.decisions, hub_feeds=(topics.feed(ALERTS),))
@@ -174,9 +176,10 @@ async def _close_auth(app: web.Application) -> None:
 def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application:
     """One hub node: API and view, pipeline, or both, as `settings.role` says."""
     app = web.Application(
-        middlewares=[request_id, http_metrics, taxii_errors, compression],
+        middlewares=[request_id, http_metrics, taxii_errors, request_bodies, compression],
         client_max_size=settings.max_content_length,
     )
+    app.on_response_prepare.append(name_server)
     app[SETTINGS] = settings
     app[COLLECTIONS] = build_collections(settings.federation)
     app[SIGNING_KEYS] = KeyStore(settings.signing_keys_dir)

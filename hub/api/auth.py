@@ -7,8 +7,9 @@ scrypt runs on its own two threads with a bounded queue, so a flood of bad crede
 costs at most two cores' worth of hashing and is then turned away with 503, instead of
 starving the pipeline that shares the default executor.
 
-Failed logins are throttled per account and per source address (hub.throttle): a locked
-out login gets 429 before any hashing. `use()` takes a reloaded federation's accounts.
+Failed logins are throttled per source address and per account (hub.throttle): each check
+is counted before its hash runs, and a locked-out login gets 429 before any hashing.
+`use()` takes a reloaded federation's accounts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from hub.credentials import VerifiedCache, hash_secret, new_secret, verify_secre
 from hub.errors import TooManyRequests, Unauthorized, Unavailable
 from hub.federation import Account, Federation
 from hub.metrics import HubMetrics
-from hub.throttle import LoginThrottle, LoginThrottling
+from hub.throttle import Attempt, Lockout, LoginThrottle, LoginThrottling
 from hub.tls import fingerprint
 
 log = logging.getLogger(__name__)
@@ -65,38 +66,45 @@ class Authenticator:
 
     async def check(self, username: str, secret: str, address: str | None = None) -> Account:
         """The account if `secret` is its own; `address` (the caller's) for throttling."""
-        lockout = self._throttle.locked(username, address)
-        if lockout is not None:
-            wait = math.ceil(lockout.seconds)
-            where = "for this account" if lockout.scope == "account" else "from this address"
-            raise TooManyRequests(
-                f"too many failed logins {where}: none is checked for {wait} s", retry_after=wait
+        attempt = self._throttle.begin(username, secret, address)
+        if isinstance(attempt, Lockout):
+            wait = math.ceil(attempt.seconds)
+            where = "for this account" if attempt.scope == "account" else "from this address"
+            why = (
+                f"too many logins {where} are being checked at once"
+                if attempt.checking
+                else f"too many failed logins {where}"
             )
+            raise TooManyRequests(f"{why}: none is checked for {wait} s", retry_after=wait)
         account = self._accounts.get(username)
         stored = account.secret_hash if account else self._decoy
         if account and self._cache.known(username, secret, stored):
-            self._throttle.succeeded(username)
+            self._throttle.succeeded(attempt)
             return account
         if self._waiting >= _MAX_WAITING:
+            self._throttle.abandoned(attempt)
             raise Unavailable("too many logins are being checked right now; retry shortly")
         self._waiting += 1
         try:
             loop = asyncio.get_running_loop()
             ok = await loop.run_in_executor(self._pool, verify_secret, secret, stored)
+        except BaseException:
+            self._throttle.abandoned(attempt)
+            raise
         finally:
             self._waiting -= 1
         # A reload while scrypt ran may have revoked or changed the account: check it again.
         if not ok or account is None or self._accounts.get(username) != account:
-            self._failed(username, secret, address)
+            self._failed(attempt, username, address)
             raise Unauthorized("unknown account or wrong secret")
-        self._throttle.succeeded(username)
+        self._throttle.succeeded(attempt)
         self._cache.remember(username, secret, stored)
         return account
 
-    def _failed(self, username: str, secret: str, address: str | None) -> None:
+    def _failed(self, attempt: Attempt, username: str, address: str | None) -> None:
         if self._metrics is not None:
             self._metrics.login_failures.inc()
-        for lockout in self._throttle.failed(username, secret, address):
+        for lockout in self._throttle.failed(attempt):
             if self._metrics is not None:
                 self._metrics.login_lockouts.labels(lockout.scope).inc()
             # Only a real account is named: a "username" that is none may be a mistyped secret.

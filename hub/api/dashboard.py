@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -116,7 +117,7 @@ async def script(request: web.Request) -> web.Response:
     )
 
 
-async def _operator(request: web.Request) -> bool:
+async def is_operator(request: web.Request) -> bool:
     """A logged-in operator (cookie), or an operator's Basic/Bearer credentials."""
     if request.app[SESSIONS].user(request.cookies.get(COOKIE)):
         return True
@@ -127,7 +128,7 @@ async def _operator(request: web.Request) -> bool:
 
 
 async def page(request: web.Request) -> web.StreamResponse:
-    if not await _operator(request):
+    if not await is_operator(request):
         raise web.HTTPSeeOther("/dashboard/login", headers=_PROTECT)
     return _html("dashboard.html", _page("dashboard.html"))
 
@@ -136,7 +137,28 @@ async def login_form(request: web.Request) -> web.Response:
     return _html("login.html", _page("login.html").replace(b"{{message}}", b""))
 
 
+def _from_own_page(request: web.Request) -> bool:
+    """Whether a form post comes from the hub's own pages (login CSRF: a page elsewhere
+    must not log a browser in, into an account of that page's choosing). Browsers say
+    where a post comes from (Sec-Fetch-Site, else Origin); a page cannot forge either."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")  # none: the user typed or bookmarked it
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser (scripts log in with Basic or Bearer anyway)
+    public = request.app[SETTINGS].public_url
+    # The Host header is the hub's own name as the browser reached it: a page elsewhere
+    # cannot make the browser send another.
+    own = {request.host.lower(), urlsplit(public).netloc.lower() if public else ""}
+    return urlsplit(origin).netloc.lower() in own - {""}
+
+
 async def login(request: web.Request) -> web.StreamResponse:
+    if not _from_own_page(request):
+        message = b'<p class="error" role="alert">log in from this hub&#39;s own login page</p>'
+        body = _page("login.html").replace(b"{{message}}", message)
+        return _html("login.html", body, status=403)
     form = await request.post()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     try:
@@ -177,7 +199,7 @@ def _escape(text: str) -> bytes:
 
 async def snapshot(request: web.Request) -> web.Response:
     """What the page shows, now; the page works out rates from successive snapshots."""
-    if not await _operator(request):
+    if not await is_operator(request):
         raise Unauthorized("log in at /dashboard/login, or send an operator's credentials")
     app = request.app
     settings, metrics = app[SETTINGS], app[METRICS]

@@ -1,4 +1,6 @@
-"""Liveness and readiness, each with a JSON body that says which check failed."""
+"""Liveness and readiness. Anyone (a load balancer) learns whether the node is ready and, if
+not, which kind of check failed; the details (lag, key id, background tasks and their last
+errors) only an operator does: a dashboard session, or an operator's Basic or Bearer login."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import asyncio
 
 from aiohttp import web
 
+from hub.api.dashboard import is_operator
 from hub.api.keys import BUS, FOLLOWER, RUNNERS, SETTINGS, SIGNING_KEYS, VIEW
 from hub.bus import BusError
 
@@ -17,7 +20,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the bus answers, (on API nodes) the view is caught up within
-    `max_view_lag`, the hub's signing key is there, and every background runner runs."""
+    `max_view_lag`, the hub's signing key is there, and every background runner runs;
+    the checks' details for operators only."""
     settings = request.app[SETTINGS]
     checks: dict[str, dict[str, object]] = {}
     ends = None
@@ -51,7 +55,11 @@ async def readyz(request: web.Request) -> web.Response:
         if runner.last_error:
             checks[runner.name]["last_error"] = runner.last_error
     ready = all(c["ok"] for c in checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body: dict[str, object] = {"status": "ready" if ready else "not ready"}
+    if await is_operator(request):
+        body["checks"] = checks
+    elif not ready:
+        runners = {runner.name for runner in request.app[RUNNERS]}
+        failing = {"background" if n in runners else n for n, c in checks.items() if not c["ok"]}
+        body["failing"] = sorted(failing)
+    return web.json_response(body, status=200 if ready else 503)

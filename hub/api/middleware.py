@@ -79,18 +79,36 @@ async def taxii_errors(request: web.Request, handler: Handler) -> web.StreamResp
         body = error_body(exc.reason, description, exc.status)
         allow = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return taxii_response(body, status=exc.status, headers=allow)
-    except Exception:
-        error_id = uuid.uuid4().hex
-        log.exception(
-            "unexpected error (error_id=%s) on %s %s", error_id, request.method, request.path
+    except ConnectionResetError:
+        if request.transport is not None:
+            return _internal_error(request)  # a connection of the hub's own, not the client's
+        # The client went away mid-request (a body cut short): its fault, not the hub's.
+        log.info(
+            "%s %s from %s: the client closed the connection before the request was whole "
+            "(answered 400)",
+            request.method,
+            request.path,
+            request.remote,
         )
         body = error_body(
-            "Internal error",
-            "the hub failed to handle this request; quote the error_id to its operators",
-            500,
-            error_id=error_id,
+            "Incomplete request", "the connection closed before the whole request arrived", 400
         )
-        return taxii_response(body, status=500)
+        return taxii_response(body, status=400)
+    except Exception:
+        return _internal_error(request)
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    """A generic 500 with an id that is also logged, with the traceback (never sent)."""
+    error_id = uuid.uuid4().hex
+    log.exception("unexpected error (error_id=%s) on %s %s", error_id, request.method, request.path)
+    body = error_body(
+        "Internal error",
+        "the hub failed to handle this request; quote the error_id to its operators",
+        500,
+        error_id=error_id,
+    )
+    return taxii_response(body, status=500)
 
 
 @web.middleware

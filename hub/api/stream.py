@@ -5,6 +5,8 @@ it), and its id is the TAXII paging cursor of that row, so `Last-Event-ID` (or `
 resumes with no gap and no duplicate, and a stream can hand over to TAXII paging and back.
 Every version is sent, not only the latest: a stream is a log of what arrived.
 
+One read of the view holds at most `page_bytes` of objects (or one larger object), so a
+collection of large objects costs a reader that much at a time, not a batch of them.
 A reader that does not keep up is not buffered without bound: a write that cannot be
 handed to the connection within `stream_write_timeout` ends the stream with a clean close,
 and the client resumes from the last id it received.
@@ -17,6 +19,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -24,11 +27,11 @@ from aiohttp import web
 from hub.api.access import permitted_collection
 from hub.api.keys import FOLLOWER, SETTINGS, VIEW
 from hub.api.taxii.query import decode_cursor, encode_cursor
-from hub.store.view import Entry, ObjectQuery
+from hub.store.view import Entry, ObjectQuery, View
 
 log = logging.getLogger(__name__)
 
-_BATCH = 200
+_BATCH = 200  # events per read of the view; `page_bytes` bounds the read's bytes too
 
 
 @dataclass
@@ -47,10 +50,21 @@ def _start_after(request: web.Request, epoch: str) -> int:
     return decode_cursor(given, epoch) if given else 0
 
 
-def _event(entry: Entry, epoch: str) -> bytes:
+def _event(entry: Entry, epoch: str, piece: int) -> Iterator[bytes | memoryview]:
+    """One event, in parts of at most about `piece` bytes: a large object goes out a piece
+    at a time instead of being copied whole into the event, its HTTP chunk and the
+    connection's buffer (a reader cut off mid-event drops the part it got and resumes)."""
     cursor = encode_cursor(epoch, entry.seq)
     # Object JSON from the view is one line (orjson), so one `data:` line holds it.
-    return b"id: " + cursor.encode() + b"\nevent: object\ndata: " + entry.json + b"\n\n"
+    head = b"id: " + cursor.encode() + b"\nevent: object\ndata: "
+    if len(entry.json) <= piece:
+        yield head + entry.json + b"\n\n"
+        return
+    yield head
+    json = memoryview(entry.json)
+    for start in range(0, len(json), piece):
+        yield json[start : start + piece]
+    yield b"\n\n"
 
 
 def _bound_buffers(request: web.Request, size: int) -> None:
@@ -65,10 +79,23 @@ def _bound_buffers(request: web.Request, size: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
-async def _write(response: web.StreamResponse, data: bytes, timeout: float) -> None:
+async def _write(response: web.StreamResponse, data: bytes | memoryview, timeout: float) -> None:
     """Hand `data` to the connection; TimeoutError when the reader does not keep up."""
     async with asyncio.timeout(timeout):
         await response.write(data)
+
+
+async def _send_next(
+    response: web.StreamResponse, view: View, query: ObjectQuery, piece: int, timeout: float
+) -> tuple[int, bool]:
+    """Write the events of the view's next read: the last sequence number written (the
+    query's own if none), and whether there is more. The read is let go on return, so a
+    reader never holds two at once."""
+    page = await view.objects(query)
+    for entry in page.entries:
+        for part in _event(entry, view.epoch, piece):
+            await _write(response, part, timeout)
+    return page.last_seq, page.more
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -100,19 +127,20 @@ async def stream(request: web.Request) -> web.StreamResponse:
             # and collections, most wake-ups are for batches that went elsewhere.
             if looked != follower.applied(feed):
                 looked = follower.applied(feed)  # before the read, so nothing slips between
-                page = await view.objects(
-                    ObjectQuery(
-                        collection=collection.alias,
-                        reader=account.username,
-                        after_seq=after,
-                        versions=("all",),
-                        limit=_BATCH,
-                    )
+                query = ObjectQuery(
+                    collection=collection.alias,
+                    reader=account.username,
+                    after_seq=after,
+                    versions=("all",),
+                    limit=_BATCH,
+                    max_bytes=settings.page_bytes,
                 )
-                for entry in page.entries:
-                    await _write(response, _event(entry, view.epoch), timeout)
-                    after, last_write = entry.seq, time.monotonic()
-                if page.more:
+                written, more = await _send_next(
+                    response, view, query, settings.stream_buffer_bytes, timeout
+                )
+                if written != after:
+                    after, last_write = written, time.monotonic()
+                if more:
                     looked = None
                     continue
             # Short waits: a reader that went away is noticed within a second (the server
@@ -133,8 +161,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         )
         transport = request.transport
         if transport is not None:
-            # Whole events already queued still go out if the reader wakes up in time;
-            # then the connection ends either way.
+            # What is already queued still goes out if the reader wakes up in time (the
+            # part of a large event it may end with is dropped by the client); then the
+            # connection ends either way.
             transport.close()
             asyncio.get_running_loop().call_later(timeout, transport.abort)
         return response

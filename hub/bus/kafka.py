@@ -30,7 +30,7 @@ from hub.bus import (
     next_offsets,
 )
 from hub.bus.errors import BusUnavailable, CommitFailed, MessageTooLarge
-from hub.bus.kafka_publish import TransactionalPublisher
+from hub.bus.kafka_publish import BoundedSends, TransactionalPublisher
 from hub.bus.kafka_security import KafkaSecurity
 from hub.bus.kafka_stop import stop_consumer
 
@@ -46,7 +46,9 @@ class KafkaSettings:
     # A publish not committed by then is aborted and reported as failed (the API's 503).
     publish_timeout: float = 5.0
     # Kafka's default record limit is ~1 MB; a TAXII request may be 10 MiB and its intake
-    # record a little more, so producers, topics and fetches all allow this much.
+    # record a little more, so producers, topics and fetches all allow this much. A
+    # transaction also keeps its unacknowledged records within it, so every produce request
+    # stays under a broker's socket.request.max.bytes (100 MiB by default).
     max_message_bytes: int = 32 * 1024 * 1024
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS, SASL; default none
     extra: dict[str, Any] = field(default_factory=dict)
@@ -342,7 +344,7 @@ class KafkaGroupConsumer:
         async with self._unit_lock:
             try:
                 async with producer.transaction():
-                    txn = _KafkaTxn(producer)
+                    txn = _KafkaTxn(producer, self._bus.settings.max_message_bytes)
                     yield txn
                     await txn.flush()
                     if offsets:
@@ -381,15 +383,12 @@ class KafkaGroupConsumer:
 
 
 class _KafkaTxn:
-    def __init__(self, producer: aiokafka.AIOKafkaProducer) -> None:
-        self._producer = producer
+    def __init__(self, producer: aiokafka.AIOKafkaProducer, limit: int) -> None:
+        self._sends = BoundedSends(producer, limit)
         self._futures: list[asyncio.Future[Any]] = []
 
     async def send(self, message: Message) -> None:
-        future = await self._producer.send(
-            message.topic, message.value, key=message.key, headers=list(message.headers) or None
-        )
-        self._futures.append(future)
+        self._futures.append(await self._sends.send(message))
 
     async def flush(self) -> None:
         await asyncio.gather(*self._futures)

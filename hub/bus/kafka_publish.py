@@ -28,6 +28,37 @@ log = logging.getLogger(__name__)
 _Waiter = tuple[Sequence[Message], "asyncio.Future[list[Position]]"]
 
 
+class BoundedSends:
+    """The sends of one transaction, with at most about `limit` bytes not yet acknowledged.
+
+    aiokafka puts the next batch of every partition that has records waiting into one
+    produce request, with no cap on the whole; a broker closes the connection on a request
+    over its `socket.request.max.bytes` (100 MiB by default), the producer retries it as it
+    was, and the transaction never commits: a pipeline unit of large objects routed to many
+    feeds' partitions would stall the pipeline for everyone. Waiting for what is in flight
+    before going over `limit` keeps every request within `limit`, or one record larger.
+    """
+
+    def __init__(self, producer: aiokafka.AIOKafkaProducer, limit: int) -> None:
+        self._producer = producer
+        self._limit = limit
+        self._in_flight: list[asyncio.Future[Any]] = []
+        self._bytes = 0
+
+    async def send(self, m: Message) -> asyncio.Future[Any]:
+        """Hand `m` to the producer; the future of its acknowledgement."""
+        size = len(m.value) + len(m.key or b"")
+        if self._in_flight and self._bytes + size > self._limit:
+            await asyncio.gather(*self._in_flight)
+            self._in_flight, self._bytes = [], 0
+        future = await self._producer.send(
+            m.topic, m.value, key=m.key, headers=list(m.headers) or None
+        )
+        self._in_flight.append(future)
+        self._bytes += size
+        return future
+
+
 class TransactionalPublisher:
     def __init__(self, options: dict[str, Any], max_message_bytes: int, timeout: float) -> None:
         self._options = options
@@ -94,14 +125,11 @@ class TransactionalPublisher:
         # while the broker is gone. A failed transaction is left to the next producer with
         # this transactional id, whose start fences this one and aborts what it left open.
         await producer.begin_transaction()
-        sent = [[await self._send(producer, m) for m in batch] for batch in batches]
+        sends = BoundedSends(producer, self._max)
+        sent = [[await sends.send(m) for m in batch] for batch in batches]
         results = [await asyncio.gather(*futures) for futures in sent]
         await producer.commit_transaction()
         return [[Position(r.topic, r.partition, r.offset) for r in batch] for batch in results]
-
-    @staticmethod
-    async def _send(producer: aiokafka.AIOKafkaProducer, m: Message) -> asyncio.Future:
-        return await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers) or None)
 
     async def _ensure_producer(self) -> aiokafka.AIOKafkaProducer:
         async with self._starting:  # one producer per transactional id at a time

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from hub.federation import Federation, Member
 from hub.pipeline.submission import Item, Submission
 from hub.pipeline.validate import SCO_TYPES
-from hub.signing.provenance import extension_definition
 from hub.stix.markings import tlp_by_marking_id, tlp_definition_problem
+from hub.stix.predefined import extension_definition
 
 
 def hub_identities(federation: Federation) -> frozenset[str]:

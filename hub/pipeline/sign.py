@@ -20,6 +20,8 @@ from hub.signing.provenance import (
     orjson_is_canonical,
     without_extension,
 )
+from hub.stix.markings import tlp_by_marking_id
+from hub.stix.predefined import tlp_definitions
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Sign:
         policy_version = submission.policy_version or self.federation.policy_version
 
         def seal(item: Item) -> Item:
+            if item.obj.get("type") == "marking-definition" and item.id in tlp_by_marking_id():
+                return _as_published(item)
             try:
                 original = without_extension(item.obj)
                 # Variants only drop properties or put strings for strings: what decides
@@ -91,3 +95,13 @@ class Sign:
             # Earlier signatures cover the same object as the member's: they go together.
             chain=item.chain if member else (),
         )
+
+
+def _as_published(item: Item) -> Item:
+    """A TLP definition travels as its specification writes it, unsigned (see
+    hub/stix/predefined.py); another tool's own id for a TLP level travels nowhere: mark
+    rewrote every reference to it to the standard id, whose definition is in `public`."""
+    spec = tlp_definitions().get(item.id)
+    if spec is None:
+        return replace(item, deliveries=())
+    return replace(item, deliveries=tuple(replace(d, obj=spec) for d in item.deliveries))

@@ -33,7 +33,7 @@ from stix2.exceptions import ExtraPropertiesError, STIXError
 
 from hub.federation import Federation, Limits
 from hub.pipeline.submission import Item, Submission
-from hub.stix import library_rules, schemas, timestamps
+from hub.stix import granular, library_rules, schemas, timestamps
 
 SCO_TYPES = frozenset(v21.OBJ_MAP_OBSERVABLE)
 KNOWN_TYPES = frozenset(v21.OBJ_MAP) | SCO_TYPES
@@ -351,10 +351,15 @@ def _check_object(
             else "has no spec_version (STIX 2.0 content?); only STIX 2.1 is accepted",
             "spec_version",
         )
+    try:
+        granular.check(obj, allow_custom)
+    except granular.BadGranularMarking as exc:
+        raise Refuse(str(exc), exc.path) from exc
     if kind in KNOWN_TYPES:
         if not is_identifier(obj.get("id")):
             raise Refuse(f"id {obj.get('id')!r} is not '<type>--<RFC 4122 UUID>'", "id")
-        check_stix(obj, allow_custom)
+        # The library would check the selectors again, in time cubic in the object's size.
+        check_stix(granular.without_granular(obj), allow_custom)
     else:
         _check_common(obj, kind)
     _check_required_times(obj, kind, is_sco)

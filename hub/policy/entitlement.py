@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.federation import Federation, Member
-from hub.policy.redaction import top_property
 from hub.policy.rules import Audience, SharingRules, parse_rules
-from hub.policy.tlp import LABELS, granular_markings, object_markings, object_tlp
+from hub.policy.tlp import LABELS, object_markings, object_tlp
 from hub.stix.markings import Tlp, tlp_by_marking_id
 
 
@@ -133,14 +132,28 @@ class Policy:
             )
         return _allow(member, rule, reason)
 
-    def withheld(self, obj: Mapping[str, Any], sender: Member, member: Member) -> set[str]:
-        """Top-level properties under granular markings `member` is not entitled to."""
+    def judged_markings(
+        self, marked: Mapping[str, frozenset[str]], sender: Member
+    ) -> dict[str, frozenset[str]]:
+        """The part of `marked` that can withhold anything: TLP markings and the markings
+        the sender's rules name (any other marking reaches whoever receives the object)."""
+        table, named = tlp_by_marking_id(), self.rules[sender.id].markings
+        return {mid: props for mid, props in marked.items() if mid in table or mid in named}
+
+    def withheld_marked(
+        self,
+        marked: Mapping[str, frozenset[str]],
+        floor: Tlp | None,
+        sender: Member,
+        member: Member,
+    ) -> set[str]:
+        """Top-level properties under granular markings `member` is not entitled to, from the
+        object's `marked_properties` and TLP level (read once per object)."""
         if member.id == sender.id:
             return set()
         table = tlp_by_marking_id()
-        floor = object_tlp(obj)
         out: set[str] = set()
-        for mid, selectors in granular_markings(obj):
+        for mid, properties in marked.items():
             level = table.get(mid)
             if level is not None and floor is not None and level <= floor:
                 ok = True
@@ -153,7 +166,7 @@ class Policy:
             else:
                 ok = self._marking_match(mid, sender, member)[0]
             if not ok:
-                out.update(top_property(s) for s in selectors)
+                out |= properties
         return out
 
     def always_visible(self, ref: str, sender: Member) -> bool:

@@ -11,45 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import re
 import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hub.policy.personal_paths import DROP, ID, Reach, personal_data, reach
 from hub.policy.redaction import references
+from hub.stix.object_paths import Comparison, P, comparisons
 
 _PSEUDONYM_DOMAIN = "pseudonymised.invalid"
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'")
 
 
-@cache
-def personal_data() -> dict[str, dict[str, list[str]]]:
-    text = resources.files("hub.stix").joinpath("personal_data.json").read_text()
-    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
-
-
-def _path(text: str) -> str:
-    """A pattern object path as a regular expression; `[*]` stands for any list index."""
-    return re.escape(text).replace(r"\[\*\]", r"\[(?:\*|\d+)\]")
-
-
-@cache
-def _pattern_comparison(kind: str) -> re.Pattern[str]:
-    """Comparisons in a STIX pattern of the personal values of `kind`, by any path to them."""
-    table = personal_data()[kind]
-    prefixes = [f"{kind}:", *(f"{via}." for via in table["pattern_paths"])]
-    paths = "|".join(_path(f"{prefix}{prop}") for prefix in prefixes for prop in table["hash"])
-    literal = r"'(?:[^'\\]|\\.)*'"
-    return re.compile(
-        rf"(?P<path>{paths})(?P<op>\s*(?:NOT\s+)?(?:=|!=|LIKE|MATCHES|IN)\s*)"
-        rf"(?P<value>\(\s*{literal}(?:\s*,\s*{literal})*\s*\)|{literal})"
-    )
+def _may_reach(pattern: str, types: frozenset[str]) -> bool:
+    """Whether a comparison in `pattern` can reach personal data of `types`: only through
+    one of their own types, a type that repeats their values, or a reference."""
+    names = (*types, *(k for t in types for k in personal_data()[t]["drop_elsewhere"]))
+    return "_ref" in pattern or any(name in pattern for name in names)
 
 
 def load_key(path: Path) -> bytes:
@@ -103,20 +86,49 @@ class Pseudonymiser:
         return value
 
     def _pattern(self, pattern: str) -> str:
-        for kind in sorted(self.types):
-
-            def replace(match: re.Match[str], kind: str = kind) -> str:
-                prop = re.split(r"[:.]", match["path"])[-1]
-
-                def one(literal: re.Match[str]) -> str:
-                    text = literal.group(0)[1:-1].replace("\\'", "'").replace("\\\\", "\\")
-                    return "'" + self.value(kind, prop, text) + "'"
-
-                value = re.sub(r"'(?:[^'\\]|\\.)*'", one, match["value"])
-                return match["path"] + match["op"] + value
-
-            pattern = _pattern_comparison(kind).sub(replace, pattern)
+        """`pattern` with every comparison that can reach a personal value rewritten (its
+        values pseudonymised) or, where that cannot be done safely, turned into `EXISTS`."""
+        if not _may_reach(pattern, self.types):
+            return pattern
+        found = comparisons(pattern)
+        if found is None:
+            # Not STIX (validation lets none through): no string in it is delivered.
+            return _STRING.sub(lambda m: f"'{self.value('pattern', 'string', m[0])}'", pattern)
+        edits: list[tuple[int, int, str]] = []
+        for comparison in found:
+            outcome = reach(self.types, comparison.object_type, comparison.path)
+            if outcome is None:
+                continue
+            rewritten = self._literals(comparison, outcome)
+            if rewritten is None:
+                edits.append((comparison.start, comparison.end, f"EXISTS {comparison.path_text}"))
+            else:
+                edits.extend(rewritten)
+        for start, end, text in reversed(edits):
+            pattern = pattern[:start] + text + pattern[end:]
         return pattern
+
+    def _literals(
+        self, comparison: Comparison, outcome: Reach
+    ) -> list[tuple[int, int, str]] | None:
+        """New literals for an (in)equality or set test on a personal value; None when the
+        comparison cannot keep its meaning with pseudonyms (LIKE, MATCHES, order, ...)."""
+        if outcome == DROP or comparison.operator not in ("=", "!=", "IN"):
+            return None
+        edits: list[tuple[int, int, str]] = []
+        for literal in comparison.literals:
+            if literal.token == P.StringLiteral:
+                text = literal.text[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+            elif literal.token in (P.IntPosLiteral, P.IntNegLiteral):
+                text = literal.text  # a numeric uid compares as the string of its digits
+            else:
+                return None
+            if outcome == ID:
+                new = self.object_id(text) if self._maps_id(text) else text
+            else:
+                new = self.value(outcome[0], outcome[1], text)
+            edits.append((literal.start, literal.end, f"'{new}'"))
+        return edits
 
     def _personal(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """`obj` with its own personal values hashed or dropped (references untouched)."""
@@ -151,7 +163,11 @@ class Pseudonymiser:
             out = self._rewrite_refs(out)
             if isinstance(ident, str) and kind not in self.types:
                 out["id"] = ident
-        if kind == "indicator" and isinstance(out.get("pattern"), str):
+        if (
+            kind == "indicator"
+            and isinstance(out.get("pattern"), str)
+            and out.get("pattern_type", "stix") == "stix"
+        ):
             out["pattern"] = self._pattern(out["pattern"])
         return out
 

@@ -76,16 +76,16 @@ def _regranulate(obj: dict[str, Any], removed: set[str], changed: set[str]) -> d
         if not isinstance(g, Mapping) or not isinstance(g.get("selectors"), list):
             kept.append(g)
             continue
-        selectors: list[str] = []
+        selectors: dict[str, None] = {}  # ordered, and a set: one lookup per selector
         for s in g["selectors"]:
-            top = top_property(s) if isinstance(s, str) else ""
+            if not isinstance(s, str):
+                continue  # validation lets none through; it would select nothing
+            top = top_property(s)
             if top in removed:
                 continue
-            selector = top if top in changed else s
-            if selector not in selectors:
-                selectors.append(selector)
+            selectors[top if top in changed else s] = None
         if selectors:
-            kept.append({**g, "selectors": selectors})
+            kept.append({**g, "selectors": list(selectors)})
     out = {k: v for k, v in obj.items() if k != "granular_markings"}
     if kept:
         out["granular_markings"] = kept

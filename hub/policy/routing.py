@@ -14,7 +14,7 @@ feed is entitled to exactly the same content, so a feed is the same for all its 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -24,13 +24,13 @@ import orjson
 from hub.collections import PUBLIC, member_alias, region_alias
 from hub.federation import Member
 from hub.pipeline.submission import Delivery
-from hub.pipeline.validate import problem_with
 from hub.policy.anonymity import anonymised
+from hub.policy.dependencies import TOO_ENTANGLED, Shaped, Variants, settle
 from hub.policy.entitlement import Policy, Verdict
 from hub.policy.pseudonyms import Pseudonymiser
-from hub.policy.redaction import references, without
+from hub.policy.redaction import references
 from hub.policy.rules import Recipient
-from hub.policy.tlp import object_tlp
+from hub.policy.tlp import marked_properties, object_tlp
 from hub.stix import timestamps
 from hub.stix.markings import Tlp
 
@@ -122,57 +122,61 @@ class Router:
                             m, True, "revocation", "received an earlier version of the object"
                         )
             verdicts.append(per)
-        in_submission = {str(o.get("id")) for o in objects}
-        withheld = [{m.id: policy.withheld(o, sender, m) for m in others} for o in objects]
-
-        def visible_ids(mid: str) -> set[str]:
-            pairs = zip(objects, verdicts, strict=True)
-            return {str(o.get("id")) for o, v in pairs if v[mid].allowed}
-
-        refs = [tuple(references(o)) for o in objects]
-
-        def variant(i: int, mid: str, seen: set[str]) -> tuple[dict[str, Any], set[str]]:
-            def hidden(ref: str) -> bool:
-                if policy.always_visible(ref, sender) or ref in seen:
-                    return False
-                return ref in in_submission or mid not in history.received(ref)
-
-            if not withheld[i][mid] and not any(hidden(ref) for ref in refs[i]):
-                # The common case: nothing withheld, every reference followable.
-                return dict(objects[i]), set()
-            return without(objects[i], withheld[i][mid], hidden)
-
+        ids = [str(o.get("id")) for o in objects]
+        in_submission = set(ids)
         levels = [object_tlp(o) for o in objects]
+        # Granular markings are read once per object, and judged per marking, not selector.
+        marked = [policy.judged_markings(marked_properties(o), sender) for o in objects]
+        withheld = [
+            {
+                m.id: frozenset(policy.withheld_marked(marked[i], levels[i], sender, m))
+                for m in others
+            }
+            for i in range(len(objects))
+        ]
+        refs = [tuple(dict.fromkeys(references(o))) for o in objects]
+        sizes = [len(orjson.dumps(o)) for o in objects]
+        shapes = Variants(objects, levels)
+
+        def shaper(mid: str) -> Callable[[int, set[str]], Shaped]:
+            def shape(i: int, seen: set[str]) -> Shaped:
+                hidden = tuple(
+                    ref
+                    for ref in refs[i]
+                    if not (policy.always_visible(ref, sender) or ref in seen)
+                    and (ref in in_submission or mid not in history.received(ref))
+                )
+                return shapes.get(i, withheld[i][mid], hidden)
+
+            return shape
+
         # Default-deny dependencies, to a fixpoint: an object that is incomplete without
         # what the recipient may not see is not delivered to it.
         for m in others:
-            changed = True
-            while changed:
-                changed = False
-                seen = visible_ids(m.id)
-                for i in range(len(objects)):
-                    current = verdicts[i][m.id]
-                    if not current.allowed:
-                        continue
-                    content, touched = variant(i, m.id, seen)
-                    problem = problem_with(content) if touched else None
-                    if touched and problem is None and object_tlp(content) != levels[i]:
-                        # A granular marking over the markings themselves: without them the
-                        # object would travel unlabelled, so it does not travel at all.
-                        problem = "its own TLP marking is withheld by a granular marking"
-                    if problem is not None:
-                        verdicts[i][m.id] = Verdict(
-                            m.id,
-                            False,
-                            "dependencies",
-                            "incomplete without objects or properties this member may not "
-                            f"receive ({problem})",
-                        )
-                        changed = True
-                    elif touched:
-                        verdicts[i][m.id] = Verdict(
-                            m.id, True, current.rule, current.reason, tuple(sorted(touched))
-                        )
+            allowed = [v[m.id].allowed for v in verdicts]
+            settled = settle(ids, refs, sizes, allowed, shaper(m.id))
+            for i, shaped in enumerate(settled.shaped):
+                current = verdicts[i][m.id]
+                if not current.allowed:
+                    continue
+                problem = (
+                    TOO_ENTANGLED if settled.exhausted else (shaped.problem if shaped else None)
+                )
+                if problem is not None:
+                    verdicts[i][m.id] = Verdict(
+                        m.id,
+                        False,
+                        "dependencies",
+                        "incomplete without objects or properties this member may not "
+                        f"receive ({problem})",
+                    )
+                elif shaped is not None and shaped.touched:
+                    verdicts[i][m.id] = Verdict(
+                        m.id, True, current.rule, current.reason, tuple(sorted(shaped.touched))
+                    )
+
+        def visible_ids(mid: str) -> set[str]:
+            return {ids[i] for i, v in enumerate(verdicts) if v[mid].allowed}
 
         pseudonymise = Pseudonymiser(self.pseudonym_key, rules.pseudonymise)
         hub_identity = policy.federation.hub.identity
@@ -183,20 +187,20 @@ class Router:
             level = object_tlp(obj)
             onward = level not in (Tlp.AMBER_STRICT, Tlp.RED)
             variants: dict[str, dict[str, Any]] = {}
-            cache: dict[bytes, dict[str, Any]] = {}
+            cache: dict[tuple[int, frozenset[str], tuple[str, ...]], dict[str, Any]] = {}
             for m in others:
                 if not verdicts[i][m.id].allowed:
                     continue
-                content, _ = variant(i, m.id, seen_by[m.id])
-                # Shaped once per distinct content: recipients share a variant only when
-                # what they may see is the same, property by property.
-                key = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-                if key not in cache:
-                    shaped = pseudonymise(content)
+                variant = shaper(m.id)(i, seen_by[m.id])
+                # Shaped once per distinct variant: recipients share one only when what
+                # they may see is the same (the same properties withheld, the same
+                # references hidden).
+                if variant.key not in cache:
+                    shaped = pseudonymise(variant.content)
                     if rules.anonymous:
                         shaped = anonymised(shaped, sender.identity, hub_identity)
-                    cache[key] = shaped
-                variants[m.id] = cache[key]
+                    cache[variant.key] = shaped
+                variants[m.id] = cache[variant.key]
             deliveries = [Delivery(member_alias(sender.id), obj, onward_sharing=onward)]
             covered: set[str] = set()
             shared = self._shared_feeds(level, sender)

@@ -8,6 +8,7 @@ redaction removes for recipients not entitled to their level.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from hub.stix.markings import Tlp, tlp_by_marking_id
@@ -43,3 +44,14 @@ def granular_markings(obj: Mapping[str, Any]) -> Iterator[tuple[str, list[str]]]
             selectors = g.get("selectors")
             if isinstance(selectors, list):
                 yield g["marking_ref"], [s for s in selectors if isinstance(s, str)]
+
+
+def marked_properties(obj: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
+    """The top-level properties each granular marking selects, by marking id.
+
+    Read once per object: recipients are then judged per marking, not per selector.
+    """
+    found: dict[str, set[str]] = {}
+    for mid, selectors in granular_markings(obj):
+        found.setdefault(mid, set()).update(s.split(".", 1)[0] for s in selectors)
+    return MappingProxyType({mid: frozenset(props) for mid, props in found.items()})

@@ -112,6 +112,8 @@ def _credentials(user: str | None) -> Credentials | None:
 
 
 def _line(verdict: Verdict) -> str:
+    if verdict.valid and verdict.kid is None:
+        return f"valid    {verdict.id}  ({verdict.reason}: {verdict.message})"
     if verdict.valid:
         return f"valid    {verdict.id}  ({verdict.message}; key {verdict.kid})"
     return f"invalid  {verdict.id or '(no id)'}: {verdict.reason}: {verdict.message}"

@@ -27,13 +27,10 @@ coming back.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -65,13 +62,6 @@ EXTENSION_FIELDS = frozenset(
 MAX_CHAIN = 16
 
 CanonicalizationError = rfc8785.CanonicalizationError
-
-
-@cache
-def extension_definition() -> dict[str, Any]:
-    """The STIX extension-definition object (schemas/), as the hub publishes it."""
-    path = "schemas/provenance.extension-definition.json"
-    return json.loads(resources.files("hub").joinpath(path).read_text())
 
 
 _MAX_SAFE_INT = 2**53 - 1

@@ -99,6 +99,13 @@ class ObjectQuery:
     versions: tuple[str, ...] = ("last",)
     spec_versions: tuple[str, ...] = ()
     limit: int = 100
+    # A page also ends before its objects' JSON would pass this many bytes, so one read
+    # holds about this much whatever members sent; an object larger than that alone still
+    # makes a page of its own. None: only `limit` ends a page.
+    max_bytes: int | None = None
+    # False for answers that show no object (manifest, versions): their entries carry no
+    # JSON, none is read, and only `limit` ends their pages.
+    with_json: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +117,7 @@ class Entry:
     id: str
     version: str | None  # `modified`, else `created`; None for objects with neither
     spec_version: str
-    json: bytes  # the object as delivered
+    json: bytes  # the object as delivered (b"" when the query asked for no JSON)
 
 
 @dataclass(frozen=True)
@@ -182,17 +189,39 @@ def _select_page(conn: sqlite3.Connection, q: ObjectQuery) -> Page:
     # date_added increases with seq on a node, so both orders are one; naming the one the
     # filter's index holds lets SQLite read it in order and stop at the limit.
     order = "o.date_added_key, o.seq" if q.added_after else "o.seq"
+    # Sizes first: SQLite answers length() of a blob without reading it, so the page is
+    # cut at its byte budget before any object is loaded.
     rows = conn.execute(
-        "SELECT o.seq, o.date_added, o.id, o.version, o.spec_version, o.json FROM objects o"
-        f" WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+        "SELECT o.seq, o.date_added, o.id, o.version, o.spec_version, length(o.json)"
+        f" FROM objects o WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
         [*args, q.limit + 1],
     ).fetchall()
-    entries = [Entry(*row) for row in rows[: q.limit]]
+    taken = _within_budget(rows, q.limit, q.max_bytes if q.with_json else None)
+    bodies = _bodies(conn, [row[0] for row in taken]) if q.with_json else {}
+    entries = [Entry(*row[:5], bodies.get(row[0], b"")) for row in taken]
     return Page(
         entries=entries,
         last_seq=entries[-1].seq if entries else q.after_seq,
-        more=len(rows) > q.limit,
+        more=len(rows) > len(taken),
     )
+
+
+def _within_budget(rows: list[Any], limit: int, max_bytes: int | None) -> list[Any]:
+    """The first rows, at most `limit`, whose sizes (last column) add up to at most
+    `max_bytes`; always the first row, however large."""
+    total = 0
+    for n, row in enumerate(rows[:limit]):
+        total += row[-1]
+        if n and max_bytes is not None and total > max_bytes:
+            return rows[:n]
+    return rows[:limit]
+
+
+def _bodies(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, bytes]:
+    if not seqs:
+        return {}
+    marks = ",".join("?" * len(seqs))
+    return dict(conn.execute(f"SELECT seq, json FROM objects WHERE seq IN ({marks})", seqs))
 
 
 def _routed_at(record: Record) -> datetime:

@@ -10,6 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.api.test_metrics import scrape, value
 from tests.hubs import RunningHub
 from tests.stixdata import TLP2, incident_report
 
@@ -224,3 +225,76 @@ async def test_a_cursor_from_another_view_is_refused(hub: RunningHub) -> None:
     url = hub.collection_url("region-west-africa") + "objects/?next=" + encode_cursor("abc123", 5)
     status, h, body = await call("GET", url, headers=basic(hub, "ng-cert-read"))
     assert_taxii_error(status, h, body, 400, "another node")
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "x-unknown", "gzip, br", "compress"])
+async def test_a_body_in_an_encoding_the_hub_does_not_decode_gets_415(
+    hub: RunningHub, encoding: str
+) -> None:
+    headers = {**basic(hub, "ng-cert-submit"), "Content-Type": TAXII, "Content-Encoding": encoding}
+    status, h, body = await call(
+        "POST", hub.collection_url("inbox") + "objects/", headers=headers, data=b"\x8b\x00\x01"
+    )
+    assert_taxii_error(status, h, body, 415, "gzip, deflate or identity")
+    # br and zstd are refused by aiohttp's parser, before any middleware: the same answer.
+    assert f"Content-Encoding {encoding!r} is not supported" in body["description"]
+    assert "install" not in body["description"]
+
+
+async def raw_exchange(hub: RunningHub, request: bytes) -> tuple[int, dict[str, str], dict]:
+    """Send bytes no HTTP client would, and read the answer until the hub closes."""
+    host, port = hub.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        response = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, payload = response.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers, orjson.loads(payload)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "words"),
+    [
+        (b"GET /taxii2/ HTTP/1.1\r\nHost x\r\n\r\n", "Invalid header token"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", "not valid HTTP/1.1"),
+        (
+            b"GET /taxii2/ HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20_000 + b"\r\n\r\n",
+            "more than 8190 bytes",
+        ),
+        (
+            b"POST /dashboard/login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n",
+            "Content-Length",
+        ),
+    ],
+)
+async def test_requests_that_are_not_http_get_a_taxii_error(
+    hub: RunningHub, request_bytes: bytes, words: str
+) -> None:
+    status, headers, body = await raw_exchange(hub, request_bytes)
+    assert_taxii_error(status, headers, body, 400, words)
+    assert headers["Server"] == "cirt-hub"
+    samples = await scrape(hub)
+    assert (
+        value(samples, "cirt_hub_http_requests_total", route="malformed", method="", status="400")
+        == 1
+    )
+
+
+async def test_answers_name_no_software_versions(hub: RunningHub) -> None:
+    for url, headers in (
+        (hub.base_url + "/taxii2/", {"Accept": TAXII}),
+        (hub.api_root, basic(hub, "ng-cert-read")),
+        (hub.api_root + "nothing-here/", basic(hub, "ng-cert-read")),
+        (hub.base_url + "/dashboard", {}),
+    ):
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, headers=headers, allow_redirects=False) as response,
+        ):
+            assert response.headers["Server"] == "cirt-hub", (url, response.headers)

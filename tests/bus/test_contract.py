@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from hub.bus import Bus, GroupConsumer, Message, Record, TopicPartition, TopicSpec, read_to
 from hub.bus.interrupt import fetch_until
@@ -300,6 +301,62 @@ async def test_publish_returns_distinct_positions(bus: Bus, unique: str) -> None
     assert {r.offset: r.value for r in records} == {
         p.offset: f"{i}".encode() for i, (p,) in enumerate(positions)
     }
+
+
+# A Kafka broker closes the connection on a produce request over its socket.request.max.bytes
+# (100 MiB by default); a request holds the next batch of every partition with records
+# waiting. Twelve 9 MiB records, one per partition, are 108 MiB.
+LARGE_RECORD, WIDE = 9 * 1024 * 1024, 12
+
+
+def spread_keys(partitions: int) -> list[bytes]:
+    """Keys that Kafka's default partitioner sends to partitions 0, 1, ... in turn."""
+    choose = DefaultPartitioner()
+    found: dict[int, bytes] = {}
+    for n in range(10_000):
+        key = f"k{n}".encode()
+        found.setdefault(choose(key, list(range(partitions)), list(range(partitions))), key)
+        if len(found) == partitions:
+            return [found[p] for p in range(partitions)]
+    raise AssertionError("no key found for some partition")
+
+
+def wide(topic: str) -> list[Message]:
+    return [
+        Message(topic, bytes([65 + n]) * LARGE_RECORD, key=key)
+        for n, key in enumerate(spread_keys(WIDE))
+    ]
+
+
+@pytest.mark.timeout(180)
+async def test_a_unit_of_large_records_over_many_partitions_commits(bus: Bus, unique: str) -> None:
+    src, dst, group = f"in-{unique}", f"out-{unique}", f"g-{unique}"
+    await make_topics(bus, (src, 1), (dst, WIDE))
+    await bus.publish([Message(src, b"go")])
+    consumer = bus.group_consumer(group, [src], transactional_id=f"tx-{unique}")
+    await consumer.start()
+    try:
+        batch = await fetch_n(consumer, 1)
+        async with asyncio.timeout(60), consumer.transaction(batch) as txn:
+            for message in wide(dst):
+                await txn.send(message)
+    finally:
+        await consumer.stop()
+    out = await read_topic(bus, dst, expect=WIDE, settle=0.5)
+    assert sorted(r.value[:1] for r in out) == [bytes([65 + n]) for n in range(WIDE)]
+    assert all(len(r.value) == LARGE_RECORD for r in out)
+
+
+@pytest.mark.timeout(180)
+async def test_a_publish_of_large_records_over_many_partitions_is_stored(
+    bus: Bus, unique: str
+) -> None:
+    topic = f"wide-{unique}"
+    await make_topics(bus, (topic, WIDE))
+    positions = await bus.publish(wide(topic))
+    assert len({(p.partition, p.offset) for p in positions}) == WIDE
+    out = await read_topic(bus, topic, expect=WIDE, settle=0.5)
+    assert sorted(len(r.value) for r in out) == [LARGE_RECORD] * WIDE
 
 
 @pytest.mark.parametrize("bus_url", ["embedded"], indirect=True)

@@ -158,6 +158,26 @@ def test_bad_federation_file_stops_startup_naming_file_line_and_field(tmp_path: 
     assert "'Kenya' does not match" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "field"),
+    [
+        (["--public-url", "http://hub.example.org"], "public_url: 'http://hub.example.org'"),
+        (["--header-timeout", "0"], "header_timeout: must be more than 0"),
+        (["--max-connections-per-address", "-1"], "max_connections_per_address:"),
+    ],
+)
+def test_serve_settings_that_cannot_work_stop_startup_naming_them(
+    tmp_path: Path, option: list[str], field: str
+) -> None:
+    result = subprocess.run(
+        [*CLI, "serve", "--data-dir", str(tmp_path / "d"), *option],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and field in result.stderr, result.stderr
+
+
 def test_token_new_prints_a_secret_and_only_its_hash(tmp_path: Path) -> None:
     result = subprocess.run(
         [*CLI, "token", "new", "--username", "ops", "--roles", "operate"],

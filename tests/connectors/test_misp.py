@@ -22,8 +22,9 @@ from connectors.misp import commands
 from connectors.misp.conversion import Conversion, convert_event, merged, tlp2_definition
 from connectors.misp.sharing import table, tlp_name
 from connectors.misp.sources import MispSourceError, events_in, read_file
-from hub.signing.provenance import EXTENSION_ID, without_extension
+from hub.signing.provenance import without_extension
 from hub.stix.markings import Tlp, tlp_by_marking_id
+from hub.stix.predefined import predefined
 from tests.conftest import TESTDATA, free_port
 from tests.hubs import RunningHub, running_hub, submit
 from tests.stixdata import TLP2, oasis_errors
@@ -420,7 +421,7 @@ async def delivered(hub: RunningHub, reader: str) -> dict[str, dict[str, Any]]:
             if feed.can_read
             for page in as_pages(feed.get_objects, per_request=500)
             for obj in page.get("objects", [])
-            if obj["id"] != EXTENSION_ID  # the hub's own extension-definition, in `public`
+            if obj["id"] not in predefined()  # the hub's own, in `public`
         }
 
     return await asyncio.to_thread(read)

@@ -22,7 +22,8 @@ from connectors.client.keys import MemberKey
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.member import IntakeProducer
 from hub.federation import Federation
-from hub.signing.provenance import EXTENSION_ID, extension_definition, without_extension
+from hub.signing.provenance import EXTENSION_ID, without_extension
+from hub.stix.predefined import extension_definition
 from tests.hubs import RunningHub, member_identity, read_all, running_hub, submit, with_member_key
 from tests.intake.conftest import wait_complete
 from tests.stixdata import TLP2, indicator, shared_objects

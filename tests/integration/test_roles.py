@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 from taxii2client.v21 import Collection
 
-from hub.signing.provenance import EXTENSION_ID
+from hub.stix.predefined import predefined
 from tests.hubs import running_hub
 from tests.stixdata import TLP2, incident_report
 
@@ -53,5 +53,5 @@ async def test_api_node_and_pipeline_node_share_the_bus(
             password=api.password("rw-csirt-read"),
         )
         got = (await asyncio.to_thread(feed.get_objects))["objects"]
-        # `public` also holds the hub's provenance extension-definition.
-        assert {o["id"] for o in got} - {EXTENSION_ID} == {o["id"] for o in report}
+        # `public` also holds the TLP definitions and the hub's extension-definition.
+        assert {o["id"] for o in got} - predefined().keys() == {o["id"] for o in report}

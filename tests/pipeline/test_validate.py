@@ -103,3 +103,46 @@ def test_broken_objects_are_refused_saying_what_is_wrong(change: dict, expected:
     assert refusal is not None and refusal.reason == "invalid-stix"
     assert expected in refusal.message
     assert refusal.message.startswith("objects[1]")
+
+
+def _granular(selectors: list[str], **extra: object) -> dict:
+    obj = {
+        **shared_objects("oasis-cti-documentation-examples/indicator-for-malicious-url.json")[0],
+        "labels": ["phishing", "phishing"],
+        "confidence": 0,
+        "external_references": [{"source_name": "x", "url": "https://x.example"}],
+        **extra,
+    }
+    obj["granular_markings"] = [
+        {
+            "marking_ref": "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82",
+            "selectors": selectors,
+        }
+    ]
+    return obj
+
+
+def test_granular_selectors_stix_allows_are_accepted() -> None:
+    # The stix2 library refuses all three: a property inside a list item, the second of
+    # two equal labels, a property whose value is 0.
+    assert (
+        problem_with(_granular(["external_references.[0].url", "labels.[1]", "confidence"])) is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("selectors", "where"),
+    [
+        (["labels.[2]"], "granular_markings[0].selectors[0]"),
+        (["name", "description.x"], "granular_markings[0].selectors[1]"),
+        (["labels.[99999999999999999999]"], "granular_markings[0].selectors[0]"),
+        (["external_references.url"], "granular_markings[0].selectors[0]"),
+    ],
+)
+def test_a_selector_outside_the_object_is_refused_saying_which(
+    selectors: list[str], where: str
+) -> None:
+    verdict = validate(submission_of([_granular(selectors)]))
+    refusal = verdict.items[0].refusal
+    assert refusal is not None and f"property '{where}'" in refusal.message
+    assert "does not name a property or list item" in refusal.message

@@ -29,7 +29,7 @@ import yaml
 from hub import control
 from hub.credentials import hash_secret, new_secret
 from hub.logs import JsonLines
-from hub.throttle import LoginThrottle, LoginThrottling, ThrottlePolicy
+from hub.throttle import Attempt, Lockout, LoginThrottle, LoginThrottling, ThrottlePolicy
 from tests.api.test_metrics import scrape, value
 from tests.cli.test_serve import CONSOLE_SCRIPT, wait_until_serving
 from tests.conftest import ROOT, free_port
@@ -168,6 +168,51 @@ async def test_failures_from_one_address_across_accounts_lock_that_address_only(
         assert value(samples, "cirt_hub_login_lockouts_total", scope="address") == 1
 
 
+async def test_concurrent_guesses_from_one_address_stop_there_and_never_lock_the_owner_out(
+    tmp_path: Path, demo_secrets: Path
+) -> None:
+    # The default limits: 10 per address, 20 per account. Each attempt is counted before
+    # its hash runs, so 40 wrong secrets sent at once from one address are cut at its 10.
+    async with running_hub("embedded", tmp_path / "data", demo_secrets) as hub:
+        url = hub.base_url + COLLECTIONS
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.7", 0), limit=0)
+        headers = {"Accept": TAXII}
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+            async def guess(n: int) -> int:
+                auth = {"Authorization": basic("ke-cirt-read", f"guess-{n}")}
+                async with session.get(url, headers=auth) as response:
+                    return response.status
+
+            statuses = await asyncio.gather(*(guess(n) for n in range(40)))
+        assert sorted(statuses) == [401] * 10 + [429] * 30, statuses
+        # The account's owner, elsewhere, is not locked out by what one address did.
+        owner = basic("ke-cirt-read", hub.password("ke-cirt-read"))
+        assert (await call(url, owner, "127.0.0.8"))[0] == 200
+        samples = await scrape(hub)
+        assert value(samples, "cirt_hub_login_lockouts_total", scope="address") == 1
+        assert value(samples, "cirt_hub_login_lockouts_total", scope="account") == 0
+        assert value(samples, "cirt_hub_login_failures_total") == 10
+
+
+def test_checks_running_count_against_the_limit_until_they_end() -> None:
+    throttle = LoginThrottle(throttling(account=5, address=3), clock=lambda: 0.0)
+    running = [throttle.begin("ke-cirt-read", f"guess-{n}", "192.0.2.1") for n in range(3)]
+    assert all(isinstance(a, Attempt) for a in running)
+    # A fourth different secret waits a moment; the same secret again does not fill more.
+    assert throttle.begin("ng-cert-read", "other", "192.0.2.1") == Lockout("address", 1.0, True)
+    again = throttle.begin("ke-cirt-read", "guess-0", "192.0.2.1")
+    assert isinstance(again, Attempt)
+    throttle.abandoned(again)
+    # One ends well (its place frees), two fail: no lockout yet, and room for one more.
+    throttle.succeeded(running[0])
+    assert throttle.failed(running[1]) == [] and throttle.failed(running[2]) == []
+    last = throttle.begin("ng-cert-read", "other", "192.0.2.1")
+    assert isinstance(last, Attempt)
+    assert throttle.failed(last) == [Lockout("address", 0.6)]
+    assert throttle.begin("ng-cert-read", "x", "192.0.2.1") == Lockout("address", 0.6)
+
+
 def test_throttle_memory_stays_bounded_whatever_names_and_addresses_are_sent() -> None:
     now = [0.0]
     throttle = LoginThrottle(
@@ -178,17 +223,31 @@ def test_throttle_memory_stays_bounded_whatever_names_and_addresses_are_sent() -
         ),
         clock=lambda: now[0],
     )
+
+    def fail(username: str, secret: str, address: str) -> None:
+        attempt = throttle.begin(username, secret, address)
+        assert isinstance(attempt, Attempt), attempt
+        throttle.failed(attempt)
+
     for n in range(20_000):
         now[0] += 0.001
         name = f"user-{n}-" + "x" * 5000  # oversized names are cut to the schema's 64
-        throttle.failed(name, "guess", f"10.{n // 65536}.{n // 256 % 256}.{n % 256}")
+        fail(name, "guess", f"10.{n // 65536}.{n // 256 % 256}.{n % 256}")
     assert throttle.sizes == (1000, 1000)
     # IPv6 addresses count per /64: one host cannot walk its network to escape.
     for n in range(3):
-        throttle.failed("someone", f"guess-{n}", f"2001:db8::{n + 1}")
-    locked = throttle.locked("anyone", "2001:db8::ffff")
-    assert locked is not None and locked.scope == "address"
-    assert throttle.locked("anyone", "2001:db8:0:1::1") is None
+        fail("someone", f"guess-{n}", f"2001:db8::{n + 1}")
+    locked = throttle.begin("anyone", "secret", "2001:db8::ffff")
+    assert isinstance(locked, Lockout) and locked.scope == "address"
+    elsewhere = throttle.begin("anyone", "secret", "2001:db8:0:1::1")
+    assert isinstance(elsewhere, Attempt)
+    # A check that succeeds or is abandoned leaves nothing behind.
+    before = throttle.sizes
+    throttle.succeeded(elsewhere)
+    attempt = throttle.begin("another", "secret", "192.0.2.1")
+    assert isinstance(attempt, Attempt)
+    throttle.abandoned(attempt)
+    assert throttle.sizes == (before[0] - 1, before[1] - 1)
 
 
 @contextmanager
@@ -324,6 +383,45 @@ async def test_dashboard_sends_security_headers_and_a_strict_cookie_a_browser_ke
             jar = await tab.send("Network.getCookies", urls=[hub.base_url + "/"])
             kept = {c["name"]: c for c in jar["cookies"]}["cirt_hub_session"]
             assert kept["httpOnly"] and kept["secure"] and kept["sameSite"] == "Strict"
+
+
+async def test_the_dashboard_login_form_refuses_posts_from_other_sites(
+    tmp_path: Path, demo_secrets: Path
+) -> None:
+    async with running_hub("embedded", tmp_path / "data", demo_secrets) as hub:
+        form = {"username": "hub-operator", "password": hub.password("hub-operator")}
+
+        async def login(**headers: str) -> tuple[int, str, str | None]:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    hub.base_url + "/dashboard/login",
+                    data=form,
+                    headers=headers,
+                    allow_redirects=False,
+                ) as response,
+            ):
+                return response.status, await response.text(), response.headers.get("Set-Cookie")
+
+        # Login CSRF: a page elsewhere posting the form (with its own account's secret, to
+        # watch what the operator then does) logs nobody in.
+        for headers in (
+            {"Origin": "https://evil.example"},
+            {"Origin": "null"},
+            {"Sec-Fetch-Site": "cross-site", "Origin": hub.base_url},
+            {"Sec-Fetch-Site": "same-site"},
+        ):
+            status, page, cookie = await login(**headers)
+            assert (status, cookie) == (403, None), headers
+            assert "own login page" in page
+        # The hub's own page, as browsers send it (old ones: Origin alone), and scripts.
+        for headers in (
+            {"Sec-Fetch-Site": "same-origin", "Origin": hub.base_url},
+            {"Origin": hub.base_url},
+            {},
+        ):
+            status, _, cookie = await login(**headers)
+            assert status == 303 and cookie is not None, headers
 
 
 def assert_protected(headers: Any) -> None:

@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
+from aiohttp import web
 from taxii2client.v21 import Server
 
 from hub.federation import Account, Federation, FederationError, parse_federation
@@ -261,6 +263,95 @@ async def test_plain_http_to_the_tls_port_gets_no_answer(hub: RunningHub) -> Non
     with pytest.raises(aiohttp.ClientError):
         async with aiohttp.ClientSession() as session, session.get(plain) as response:
             await response.read()
+
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+@asynccontextmanager
+async def tls_proxy(upstream: str, pki: Pki, port: int) -> AsyncIterator[str]:
+    """A TLS-terminating reverse proxy on 127.0.0.1:`port` in front of `upstream` (plain
+    HTTP), as README suggests one: it passes Host on and adds X-Forwarded-Proto/-Host/-For."""
+
+    async def forward(request: web.Request) -> web.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers.pop("Content-Encoding", None)  # the body is read decoded
+        headers |= {
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": request.host,
+            "X-Forwarded-For": request.remote or "",
+        }
+        async with session.request(
+            request.method,
+            upstream + request.path_qs,
+            headers=headers,
+            data=await request.read(),
+            allow_redirects=False,
+        ) as answer:
+            kept = {
+                k: v
+                for k, v in answer.headers.items()
+                if k.lower() not in _HOP_BY_HOP | {"content-encoding"}
+            }
+            return web.Response(status=answer.status, body=await answer.read(), headers=kept)
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.server.cert, pki.server.key)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app, access_log=None)
+    async with aiohttp.ClientSession() as session:
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+            yield f"https://127.0.0.1:{port}"
+        finally:
+            await runner.cleanup()
+
+
+@pytest.mark.parametrize("public_url", [False, True], ids=["relative", "public-url"])
+async def test_behind_a_tls_proxy_taxii2_client_is_only_ever_sent_to_https(
+    tmp_path: Path, demo_secrets: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch, public_url: bool
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    port = free_port()
+    proxied = f"https://127.0.0.1:{port}"
+    async with (
+        running_hub(
+            "embedded",
+            tmp_path / "data",
+            demo_secrets,
+            public_url=f"{proxied}/" if public_url else None,
+        ) as hub,
+        tls_proxy(hub.base_url, pki, port) as proxy,
+    ):
+        # The hub speaks plain HTTP behind the proxy, which tells it "https" in
+        # X-Forwarded-Proto; the hub trusts no such header, and needs none.
+        assert hub.base_url.startswith("http://")
+        report = incident_report(member_identity(hub, "ke-cirt"), "KE-CIRT", TLP2["clear"])
+
+        def round_trip() -> tuple[str, Any, set[str]]:
+            def root(username: str) -> Any:
+                server = Server(
+                    f"{proxy}/taxii2/",
+                    user=username,
+                    password=hub.password(username),
+                    verify=str(pki.ca),
+                )
+                return server.default
+
+            submitter = root("ke-cirt-submit")
+            inbox = next(c for c in submitter.collections if c.alias == "inbox")
+            status = inbox.add_objects({"objects": report}, poll_interval=0.05, timeout=30)
+            public = next(c for c in root("ng-cert-read").collections if c.alias == "public")
+            return submitter.url, status, {o["id"] for o in public.get_objects()["objects"]}
+
+        api_root, status, read = await asyncio.to_thread(round_trip)
+    # Every request after discovery (credentials included) went to the proxy's https://.
+    assert api_root == f"{proxied}/taxii2/hub/"
+    assert status.status == "complete" and status.success_count == len(report)
+    assert {o["id"] for o in report} <= read
 
 
 def test_without_a_client_ca_no_certificate_is_asked_for(pki: Pki) -> None:

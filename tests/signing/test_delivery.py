@@ -1,5 +1,6 @@
 """Every object a reader gets through TAXII carries a valid hub signature, on both buses,
-checked by `cirt-hub verify` (collection URL, objects page, saved file) and by joserfc."""
+checked by `cirt-hub verify` (collection URL, objects page, saved file) and by joserfc; the
+TLP definitions and the hub's extension-definition are in `public` exactly as published."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import jsonschema
 from joserfc.jwk import KeySet
 
 from hub.signing.jws import jwk_thumbprint
+from hub.stix.predefined import predefined
 from tests.hubs import RunningHub
 from tests.integration.test_taxii_flow import member_identity, read_all, submit
 from tests.signing.support import (
@@ -52,11 +54,15 @@ async def test_every_object_read_carries_a_valid_hub_signature(
     policy = hub.settings.federation.policy_version
     schema = extension_schema()
     seen: dict[str, dict] = {}
+    as_published: dict[str, dict] = {}
     for reader in READERS:
         member = reader.removesuffix("-read")
         region = hub.settings.federation.member(member).regions[0]
         for alias in ("public", f"region-{region}", f"member-{member}"):
             for obj in await read_all(hub, alias, reader):
+                if obj["id"] in predefined():
+                    as_published[obj["id"]] = obj
+                    continue
                 ext = obj["extensions"][EXTENSION_ID]
                 jsonschema.validate(ext, schema)
                 assert ext["kid"] == key["kid"] and ext["policy_version"] == policy
@@ -69,10 +75,9 @@ async def test_every_object_read_carries_a_valid_hub_signature(
     for obj in green + oasis:
         assert seen[obj["id"]]["extensions"][EXTENSION_ID]["submitter"] == "ng-cert"
 
-    # The extension-definition is in the public collection, signed by the hub itself.
-    definition = seen[EXTENSION_ID]
-    assert definition["type"] == "extension-definition"
-    assert definition["extensions"][EXTENSION_ID]["submitter"] == hub.settings.federation.hub.id
+    # The nine TLP definitions and the extension-definition, as published: nothing added.
+    assert as_published == predefined()
+    assert "extensions" not in as_published[EXTENSION_ID]
 
     # cirt-hub verify: a whole collection (paged), one objects page, and a saved file offline.
     env = {**os.environ, "CIRT_HUB_PASSWORD": hub.password("ng-cert-read")}
@@ -111,6 +116,16 @@ async def test_every_object_read_carries_a_valid_hub_signature(
     )
     assert offline.returncode == 0, offline.stderr
     assert offline.stdout.count("valid    ") == len(seen)
+    published = tmp_path / "published.json"
+    published.write_text(json.dumps({"objects": list(as_published.values())}))
+    plain = await run_verify(str(published), "--jwks", str(jwks_file))
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.count("predefined: published as its specification writes it") == 10
+    altered = {**as_published[EXTENSION_ID], "schema": "anything else"}
+    published.write_text(json.dumps({"objects": [altered]}))
+    changed = await run_verify(str(published), "--jwks", str(jwks_file))
+    assert changed.returncode == 1
+    assert "missing-extension" in changed.stdout
 
     unsigned = tmp_path / "unsigned.json"
     unsigned.write_text(json.dumps({"objects": green}))

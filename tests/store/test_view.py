@@ -196,3 +196,46 @@ async def test_date_added_keeps_increasing_across_restarts(tmp_path: Path) -> No
         assert [orjson.loads(b)["id"] for b in page.objects] == [later["id"]]
     finally:
         await view.close()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=25),
+    limit=st.integers(min_value=1, max_value=10),
+    budget=st.integers(min_value=300, max_value=6000),
+)
+async def test_a_page_ends_at_its_byte_budget_or_its_limit_and_paging_reads_all(
+    tmp_path_factory, sizes, limit, budget
+) -> None:
+    view = await open_view(tmp_path_factory.mktemp("v") / "view.sqlite3")
+    try:
+        objs = [
+            {**indicator(f"indicator--{uuid.uuid4()}", "2026-01-01T00:00:00Z"), "name": "x" * n}
+            for n in sizes
+        ]
+        stored = [len(orjson.dumps(o)) for o in objs]
+        await view.apply([feed_record(i, o) for i, o in enumerate(objs)])
+        seen: list[str] = []
+        after = 0
+        while True:
+            page = await view.objects(
+                ObjectQuery("region-west-africa", after_seq=after, limit=limit, max_bytes=budget)
+            )
+            held = sum(len(b) for b in page.objects)
+            assert 1 <= len(page.entries) <= limit
+            assert held <= budget or len(page.entries) == 1  # a larger object comes alone
+            seen += [orjson.loads(b)["id"] for b in page.objects]
+            after = page.last_seq
+            if not page.more:
+                break
+            # Full as it may be: the next object would pass the limit or the budget.
+            assert len(page.entries) == limit or held + stored[len(seen)] > budget
+        assert seen == [o["id"] for o in objs]
+        # Answers that show no object (manifest, versions) read none, and only `limit` ends them.
+        listing = await view.objects(
+            ObjectQuery("region-west-africa", limit=limit, max_bytes=budget, with_json=False)
+        )
+        assert len(listing.entries) == min(limit, len(objs))
+        assert listing.objects == [b""] * len(listing.entries)
+    finally:
+        await view.close()

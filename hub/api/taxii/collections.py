@@ -23,4 +23,7 @@ async def list_collections(request: web.Request) -> web.Response:
 async def get_collection(request: web.Request) -> web.Response:
     require_taxii_accept(request)
     account = await caller(request)
-    return taxii_response(collection_resource(visible_collection(request, account), account))
+    # As listed: a read account's own inbox is addressable for a POST (to be told it lacks the
+    # submit role) but is not a collection it can open.
+    collection = visible_collection(request, account, listed=True)
+    return taxii_response(collection_resource(collection, account))

@@ -11,16 +11,19 @@ from hub.api.media import TAXII_MEDIA_TYPE, require_taxii_accept, taxii_response
 API_ROOT = "/taxii2/hub/"
 
 
-def _base(request: web.Request) -> str:
-    # Absolute URLs as the client reached us (scheme and Host header), so they resolve for it.
-    return f"{request.scheme}://{request.host}"
+def _root_address(request: web.Request) -> str:
+    # Under the configured public URL, or relative (section 4.1 allows it: the client
+    # resolves it against the address it used); never from the Host or X-Forwarded-*
+    # headers, which any client, or a cache in between, could set.
+    public = request.app[SETTINGS].public_url
+    return public.rstrip("/") + API_ROOT if public else API_ROOT
 
 
 async def discovery(request: web.Request) -> web.Response:
     """Where the API root is; open to anyone, it tells nothing but that."""
     require_taxii_accept(request)
     hub = request.app[SETTINGS].federation.hub
-    root = _base(request) + API_ROOT
+    root = _root_address(request)
     body = {
         "title": hub.name,
         "description": "cirt-hub: STIX 2.1 incident sharing between national CIRTs",

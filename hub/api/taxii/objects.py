@@ -46,10 +46,14 @@ log = logging.getLogger(__name__)
 
 
 def _envelope(page: Page, epoch: str) -> web.Response:
-    # The stored JSON is spliced in as is: no parse and re-serialise per object.
+    # The stored JSON is spliced in as is, in one join: no parse and re-serialise per
+    # object, and no copy of the page beyond the body itself.
     head = orjson.dumps(more_and_next(page, epoch))[:-1]
-    body = head + b',"objects":[' + b",".join(page.objects) + b"]}"
-    return taxii_response(body, headers=date_added_headers(page))
+    parts = [head, b',"objects":[']
+    for n, obj in enumerate(page.objects):
+        parts += (b",", obj) if n else (obj,)
+    parts.append(b"]}")
+    return taxii_response(b"".join(parts), headers=date_added_headers(page))
 
 
 async def _read_page(request: web.Request, **query: Any) -> tuple[Page, str]:
@@ -58,7 +62,13 @@ async def _read_page(request: web.Request, **query: Any) -> tuple[Page, str]:
     settings, view = request.app[SETTINGS], request.app[VIEW]
     page = await view.objects(
         object_query(
-            request, collection.alias, settings.page_limit, view.epoch, account.username, **query
+            request,
+            collection.alias,
+            settings.page_limit,
+            view.epoch,
+            account.username,
+            max_bytes=settings.page_bytes,
+            **query,
         )
     )
     return page, view.epoch
@@ -82,7 +92,11 @@ async def get_versions(request: web.Request) -> web.Response:
     """Get Object Versions (5.8): every version of one object, oldest first, paged."""
     object_id = request.match_info["object"]
     page, epoch = await _read_page(
-        request, allowed=VERSIONS, object_id=object_id, default_versions=("all",)
+        request,
+        with_json=False,
+        allowed=VERSIONS,
+        object_id=object_id,
+        default_versions=("all",),
     )
     if not page.entries and not page.more and "next" not in request.query:
         raise NotFound(f"no object {object_id!r} in this collection")
@@ -92,7 +106,7 @@ async def get_versions(request: web.Request) -> web.Response:
 
 async def get_manifest(request: web.Request) -> web.Response:
     """Get Object Manifests (5.6): id, date added, version and media type per object."""
-    page, epoch = await _read_page(request)
+    page, epoch = await _read_page(request, with_json=False)
     body = {
         **more_and_next(page, epoch),
         "objects": [

@@ -86,9 +86,12 @@ def object_query(
     allowed: frozenset[str] = OBJECTS,
     object_id: str | None = None,
     default_versions: tuple[str, ...] = ("last",),
+    max_bytes: int | None = None,
+    with_json: bool = True,
 ) -> ObjectQuery:
     """Parse and check the query string of a TAXII read request (objects, an object,
-    its versions, the manifest); `allowed` names the filters that endpoint takes."""
+    its versions, the manifest); `allowed` names the filters that endpoint takes, and
+    `max_bytes` and `with_json` say what one page of its answer may hold."""
     q = request.query
     unknown = sorted(set(q) - allowed)
     if unknown:
@@ -116,4 +119,6 @@ def object_query(
         versions=versions,
         spec_versions=_list(request, "match[spec_version]"),
         limit=limit,
+        max_bytes=max_bytes,
+        with_json=with_json,
     )
