@@ -39,6 +39,7 @@ from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.ownership import Ownership
 from hub.pipeline.submission import Submission
 from hub.pipeline.validate import Validate
+from hub.signing.intake import IntakeKeys, new_intake_key
 from hub.topics import Topics
 
 T = TypeVar("T")
@@ -119,7 +120,8 @@ def submissions(
     """`objects` as the pipeline gets them from `member`'s TAXII POSTs of `size` objects: the
     API's intake record, read back by the decode stage."""
     topics = Topics()
-    decode = Decode(federation, topics)
+    keys = IntakeKeys((new_intake_key(),), topics.intake, {})
+    decode = Decode(federation, topics, intake_keys=lambda: keys)
     received = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     out = []
     for offset, chunk in enumerate(chunks(objects, size)):
@@ -132,7 +134,10 @@ def submissions(
             request_id=status_id,
             objects=chunk,
         )
-        out.append(decode(Record(topics.intake, 0, offset, None, value, (), 0)))
+        # Stamped as the bus would: at once after `received`.
+        stamp = int(time.time() * 1000)
+        headers = (keys.header(value),)
+        out.append(decode(Record(topics.intake, 0, offset, None, value, headers, stamp)))
     return out
 
 

@@ -98,6 +98,13 @@ class Limits:
 
     max_content_length: int = 10 * 1024 * 1024
     max_objects: int = 10_000
+    # Bytes of one object as compact JSON. 1 MiB: five times the largest object of the
+    # real-world corpus the tests read (ATT&CK for ICS's x-mitre-collection, 209 KB; the
+    # median is 563 bytes), a tenth of a request, and a bound on what one object costs a
+    # reader's page or stream event; bigger artifacts travel by `url` with `hashes`.
+    max_object_bytes: int = 1024 * 1024
+    # Arrays and objects inside one another in one object (the object is level 1); checked
+    # once, on the body, before anything else walks it (hub.stix.envelope).
     max_depth: int = 32
     max_string_length: int = 8 * 1024 * 1024
     # Bytes of objects in one TAXII page or one read of a live stream.

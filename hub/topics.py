@@ -65,9 +65,13 @@ class Topics:
     def specs(
         self, collections: list[str], partitions: int, members: Iterable[str] = ()
     ) -> list[TopicSpec]:
-        """Every topic the hub uses; only the intake topics may expire."""
+        """Every topic the hub uses; only the intake topics may expire. Intake records carry
+        the time the bus took them (when each was written, whatever its writer claims)."""
         return [
-            *(TopicSpec(t, partitions, retain_forever=False) for t in self.intakes(members)),
+            *(
+                TopicSpec(t, partitions, retain_forever=False, append_time=True)
+                for t in self.intakes(members)
+            ),
             TopicSpec(self.rejected, partitions),
             TopicSpec(self.status, partitions),
             TopicSpec(self.audit, 1),

@@ -117,3 +117,22 @@ def test_a_sharing_rule_of_the_wrong_shape_is_refused_by_the_schema() -> None:
     assert "TLP:RED goes to named reader accounts only" in found
     found = problems(TEXT.replace("min_confidence: 30", "min_confidence: 30\n      embargo: 6h"))
     assert "members[2].sharing.embargo: '6h' does not match" in found
+
+
+def test_intake_limits_are_read_and_bounded_naming_the_field() -> None:
+    text = TEXT.replace("max_depth: 32", "max_depth: 64", 1).replace(
+        "max_object_bytes: 1048576", "max_object_bytes: 2048", 1
+    )
+    limits = parse_federation(text, "fed.yaml").hub.limits
+    assert (limits.max_depth, limits.max_object_bytes) == (64, 2048)
+    # Past 100 levels the JSON encoder and the libraries that walk objects come too near.
+    deep = TEXT.replace("max_depth: 32", "max_depth: 101", 1)
+    line = line_of(deep, "max_depth: 101")
+    assert f"fed.yaml:{line}: hub.limits.max_depth: 101 is greater than the maximum of 100" in (
+        problems(deep)
+    )
+    tiny = TEXT.replace("max_object_bytes: 1048576", "max_object_bytes: 100", 1)
+    line = line_of(tiny, "max_object_bytes: 100")
+    assert f"fed.yaml:{line}: hub.limits.max_object_bytes: 100 is less than the minimum" in (
+        problems(tiny)
+    )

@@ -23,6 +23,7 @@ from hub.api.keys import (
     COLLECTIONS,
     FOLLOWER,
     INTAKE_GATE,
+    INTAKE_KEYS,
     METRICS,
     RUNNERS,
     SETTINGS,
@@ -57,6 +58,7 @@ from hub.pipeline.validate import Validate
 from hub.pipeline.worker import PipelineWorker
 from hub.policy.entitlement import Policy
 from hub.policy.pseudonyms import load_key
+from hub.signing.intake import IntakeKeyFile
 from hub.signing.keyring import KeyStore
 from hub.signing.provenance import HubSigner
 from hub.store.follower import ViewFollower
@@ -83,6 +85,26 @@ def _bus_context(given: Bus | None) -> Context:
                 await bus.stop()
 
     return ctx
+
+
+async def _intake_key_context(app: web.Application) -> AsyncIterator[None]:
+    """The intake key, made at the first start of a node that may write the keys dir."""
+    intake_keys, settings = app[INTAKE_KEYS], app[SETTINGS]
+    if intake_keys.read() is None:
+        topic = settings.topics.intake
+        ends = await app[BUS].end_offsets([topic])
+        try:
+            await asyncio.to_thread(
+                intake_keys.ensure, topic, {tp.partition: end for tp, end in ends.items()}
+            )
+        except OSError as exc:
+            if settings.runs_pipeline:
+                raise
+            # An API node with the keys dir mounted read-only: a pipeline node makes the key.
+            log.warning(
+                "no intake key in %s yet, and it cannot be made here: %s", intake_keys.dir, exc
+            )
+    yield
 
 
 async def _view_context(app: web.Application) -> AsyncIterator[None]:
@@ -148,7 +170,7 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
     worker = PipelineWorker(
         bus=app[BUS],
         topics=settings.topics,
-        decode=Decode(federation, settings.topics),
+        decode=Decode(federation, settings.topics, intake_keys=app[INTAKE_KEYS].read),
         pipeline=pipeline,
         group=f"{settings.topic_prefix}pipeline",
         transactional_id=f"{settings.topic_prefix}pipeline-{settings.node_id}",
@@ -183,6 +205,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     app[SETTINGS] = settings
     app[COLLECTIONS] = build_collections(settings.federation)
     app[SIGNING_KEYS] = KeyStore(settings.signing_keys_dir)
+    app[INTAKE_KEYS] = IntakeKeyFile(settings.signing_keys_dir)
     app[RUNNERS] = []
     app[METRICS] = HubMetrics()
     app[AUTH] = Authenticator(settings.federation, settings.login_throttling, app[METRICS])
@@ -192,6 +215,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     app[METRICS].stream_clients.set_function(lambda: streams.clients)
     app.on_shutdown.append(stream.close_streams)
     app.cleanup_ctx.append(_bus_context(bus))
+    app.cleanup_ctx.append(_intake_key_context)
     if settings.runs_api:
         app.cleanup_ctx.append(_view_context)
         app.cleanup_ctx.append(_intake_gate_context)

@@ -9,8 +9,9 @@ import asyncio
 from aiohttp import web
 
 from hub.api.dashboard import is_operator
-from hub.api.keys import BUS, FOLLOWER, RUNNERS, SETTINGS, SIGNING_KEYS, VIEW
+from hub.api.keys import BUS, FOLLOWER, INTAKE_KEYS, RUNNERS, SETTINGS, SIGNING_KEYS, VIEW
 from hub.bus import BusError
+from hub.signing.intake import IntakeKeyError
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -20,8 +21,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the bus answers, (on API nodes) the view is caught up within
-    `max_view_lag`, the hub's signing key is there, and every background runner runs;
-    the checks' details for operators only."""
+    `max_view_lag`, the hub's signing and intake keys are there, and every background
+    runner runs; the checks' details for operators only."""
     settings = request.app[SETTINGS]
     checks: dict[str, dict[str, object]] = {}
     ends = None
@@ -50,6 +51,15 @@ async def readyz(request: web.Request) -> web.Response:
         )
     except (OSError, ValueError) as exc:
         checks["keys"] = {"ok": False, "error": f"signing keys unreadable: {exc}"}
+    try:
+        intake = await asyncio.to_thread(request.app[INTAKE_KEYS].read)
+        checks["intake-key"] = (
+            {"ok": True, "kid": intake.current.kid}
+            if intake is not None
+            else {"ok": False, "error": "no intake key yet (a pipeline node makes it)"}
+        )
+    except (OSError, IntakeKeyError) as exc:
+        checks["intake-key"] = {"ok": False, "error": f"intake key unreadable: {exc}"}
     for runner in request.app[RUNNERS]:
         checks[runner.name] = {"ok": runner.running, "restarts": runner.restarts}
         if runner.last_error:

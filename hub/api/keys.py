@@ -12,6 +12,7 @@ from hub.collections import Collection
 from hub.config import Settings
 from hub.federation import Account
 from hub.metrics import HubMetrics
+from hub.signing.intake import IntakeKeyFile
 from hub.signing.keyring import KeyStore
 from hub.store.follower import ViewFollower
 from hub.store.view import View
@@ -26,5 +27,6 @@ METRICS = web.AppKey("metrics", HubMetrics)
 RUNNERS = web.AppKey("runners", list[Supervised])
 SIGNING_KEYS = web.AppKey("signing_keys", KeyStore)
 INTAKE_GATE = web.AppKey("intake_gate", IntakeGate)
+INTAKE_KEYS = web.AppKey("intake_keys", IntakeKeyFile)
 ACCOUNT = web.RequestKey("account", Account)  # the authenticated caller
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -51,11 +51,13 @@ class Position(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic to create: `retain_forever` for the system-of-record topics (feeds, audit)."""
+    """A topic to create: `retain_forever` for the system-of-record topics (feeds, audit);
+    `append_time` when a record's timestamp must be the bus's, not what its writer chose."""
 
     name: str
     partitions: int = 1
     retain_forever: bool = True
+    append_time: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,9 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """What a consumer gets back: a message with its place in the log."""
+    """What a consumer gets back: a message with its place in the log, and its timestamp:
+    when the bus appended it (embedded bus; Kafka topics made with `append_time`), else the
+    time its writer set."""
 
     topic: str
     partition: int

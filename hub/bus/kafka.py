@@ -143,7 +143,11 @@ class KafkaBus:
                 s.name,
                 num_partitions=s.partitions,
                 replication_factor=self.settings.replication_factor,
-                topic_configs={**size, **(forever if s.retain_forever else {})},
+                topic_configs={
+                    **size,
+                    **(forever if s.retain_forever else {}),
+                    **({"message.timestamp.type": "LogAppendTime"} if s.append_time else {}),
+                },
             )
             for s in specs
             if s.name not in existing

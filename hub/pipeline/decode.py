@@ -1,34 +1,48 @@
 """decode: an intake record → a Submission (or a refusal of the whole record).
 
 Two kinds of record, each on its own topics:
-- `<prefix>intake`: what the hub's API wrote (`"v": 1`); only the hub's principal may write.
+- `<prefix>intake`: what the hub's API wrote (`"v": 1`), with an HMAC over the record value
+  in the `cirt-hub-intake-mac` header, made with the hub's intake key (hub.signing.intake).
+  Only the hub's principal may write there; the MAC proves it whatever the ACLs turn out to
+  be, and the record's time on the bus shows a copy written again later (a replay).
 - `<prefix>intake.member-<id>`: a STIX bundle or TAXII envelope that member's own producer
   wrote, with a detached JWS over the record value in the `cirt-hub-signature` header, made
   with one of the member's `public_keys`. Kafka ACLs let only the member write its topic;
   the signature proves at the hub who wrote it, whatever the ACLs turn out to be.
+
+Either way the body gets the checks a POST gets (hub.stix.envelope), and each object larger
+than `hub.limits.max_object_bytes` arrives refused: the others go on.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from hub.bus import Record
-from hub.errors import HubError
-from hub.federation import Account, Federation, Member
+from hub.errors import HubError, InvalidStix
+from hub.federation import Account, Federation, Limits, Member
 from hub.pipeline.submission import Item, Submission
+from hub.signing.intake import MAC_HEADER, IntakeKeyError, IntakeKeys, IntakeMacError
 from hub.signing.members import MemberKeys, MemberSignatureError
-from hub.stix.envelope import envelope_objects, parse_body
+from hub.stix import timestamps
+from hub.stix.envelope import TooDeep, check_depth, envelope_objects, parse_body
 from hub.topics import Topics
 
 INTAKE_VERSION = 1
 SIGNATURE_HEADER = "cirt-hub-signature"
 ACCOUNT_HEADER = "cirt-hub-account"
 _RECORD_NAMESPACE = uuid.UUID("3b0e6d0c-6a55-4d7e-9d7c-51f0a3e9a8b2")
+# How long after its `received` an API record may land on intake. The API publishes within
+# its publish timeout (seconds); the rest allows for clocks apart between API nodes and the
+# bus. A copy written again later (a replay) lands later than this, and is refused.
+REPLAY_WINDOW = timedelta(minutes=5)
+_NOT_PARSED = object()
 
 
 class UndecodableRecord(ValueError):
@@ -69,7 +83,7 @@ def encode_intake(
     )
 
 
-def _from_hub(data: dict[str, Any]) -> Submission:
+def _from_hub(data: dict[str, Any], limits: Limits) -> Submission:
     if data["v"] != INTAKE_VERSION:
         raise UndecodableRecord(f"intake record version {data['v']!r} is unknown")
     fields = ("status_id", "member", "account", "received", "request_id")
@@ -82,14 +96,59 @@ def _from_hub(data: dict[str, Any]) -> Submission:
         account=data["account"],
         received=data["received"],
         request_id=data["request_id"],
-        items=tuple(Item(i, obj) for i, obj in enumerate(data["objects"])),
+        items=_items(data["objects"], limits),
     )
+
+
+def _items(objects: Sequence[Any], limits: Limits) -> tuple[Item, ...]:
+    """Each object as an Item; one larger than `max_object_bytes` arrives refused."""
+    items = []
+    for i, obj in enumerate(objects):
+        item = Item(i, obj)
+        # Measured as the hub stores and delivers it: compact JSON, whatever the sender's spacing.
+        size = len(orjson.dumps(obj))
+        if size > limits.max_object_bytes:
+            item = item.refuse(
+                "too-large",
+                f"objects[{i}] ({item.id or 'no id'}): {size:,} bytes as JSON; this hub accepts "
+                f"{limits.max_object_bytes:,} bytes per object (hub.limits.max_object_bytes)",
+            )
+        items.append(item)
+    return tuple(items)
+
+
+def _parsed(value: bytes, limits: Limits) -> tuple[Any, HubError | None]:
+    """The body checks of a POST on a record value: its JSON, or the refusal it gets."""
+    try:
+        return parse_body(value, limits.max_depth), None
+    except HubError as exc:
+        return _NOT_PARSED, exc
+
+
+def _spliceable(refusal: HubError | None) -> bool:
+    # A refused record's value is spliced into its `rejected` entry only when it is JSON that
+    # readers of `rejected` can parse again (not too deep); otherwise it goes as base64.
+    return refusal is None or isinstance(refusal, InvalidStix)
+
+
+def _body_refused(exc: HubError) -> UndecodableRecord:
+    """A record refused for what a POST of its value would be refused for."""
+    if isinstance(exc, TooDeep):
+        return UndecodableRecord(
+            f"intake record refused: {exc.description}", is_json=False, reason="too-deep"
+        )
+    return UndecodableRecord(f"intake record refused: {exc.description}")
+
+
+def _unparsable(exc: HubError) -> UndecodableRecord:
+    """A record whose value parse_body refused: not JSON, too deep, or integers too large."""
+    if isinstance(exc, TooDeep | InvalidStix):
+        return _body_refused(exc)
+    return UndecodableRecord(f"intake record is not JSON: {exc.description}", is_json=False)
 
 
 def _not_json(exc: orjson.JSONDecodeError) -> UndecodableRecord:
-    return UndecodableRecord(
-        f"intake record is not JSON: the request body is not JSON: {exc}", is_json=False
-    )
+    return UndecodableRecord(f"intake record is not JSON: {exc}", is_json=False)
 
 
 @dataclass(frozen=True)
@@ -102,6 +161,8 @@ class Decode:
 
     federation: Federation
     topics: Topics = field(default_factory=Topics)
+    # The hub's intake keys as they are now (None before any node made them).
+    intake_keys: Callable[[], IntakeKeys | None] = field(kw_only=True)
     keys: MemberKeys = field(init=False, repr=False, compare=False)
     members: dict[str, Member] = field(init=False, repr=False, compare=False)
 
@@ -109,32 +170,85 @@ class Decode:
         object.__setattr__(self, "keys", MemberKeys.from_federation(self.federation))
         object.__setattr__(self, "members", {m.id: m for m in self.federation.members})
 
+    @property
+    def limits(self) -> Limits:
+        return self.federation.hub.limits
+
     def __call__(self, record: Record) -> Submission:
         member = self.topics.intake_member(record.topic)
         if member is not None:
             return self._from_member(record, member)
+        return self._from_api(record)
+
+    def _from_api(self, record: Record) -> Submission:
+        keys = self.intake_keys()
+        if keys is None:
+            # Not a refusal: the records are sound, the hub is not; read them once it is.
+            raise IntakeKeyError(
+                "no intake key: a hub node makes it at its first start, in the keys dir"
+            )
+        # Written before any node could authenticate it (an upgrade's backlog): read as then.
+        backlog = keys.predates(record.topic, record.partition, record.offset)
+        if not backlog:
+            try:
+                keys.check(record.header(MAC_HEADER), record.value)
+            except IntakeMacError as exc:
+                raise self._unauthenticated(record, exc) from exc
         try:
             data = orjson.loads(record.value)
         except orjson.JSONDecodeError as exc:
             raise _not_json(exc) from exc
         if not (isinstance(data, dict) and "v" in data):
+            raise self._wrong_topic(record)
+        if backlog:
+            # The API before the intake key did not check nesting: the check it makes now.
+            try:
+                check_depth(data, self.limits.max_depth)
+            except TooDeep as exc:
+                raise _body_refused(exc) from exc
+        submission = _from_hub(data, self.limits)
+        if not backlog:
+            self._check_fresh(record, submission)
+        return submission
+
+    def _unauthenticated(self, record: Record, exc: IntakeMacError) -> UndecodableRecord:
+        data, refusal = _parsed(record.value, self.limits)
+        if exc.reason == "intake-mac-missing" and isinstance(data, dict) and "v" not in data:
+            return self._wrong_topic(record)  # a member's own record: say where it belongs
+        return UndecodableRecord(
+            f"intake record refused: {exc.message}",
+            is_json=_spliceable(refusal),
+            reason=exc.reason,
+        )
+
+    def _wrong_topic(self, record: Record) -> UndecodableRecord:
+        return UndecodableRecord(
+            f"a member's own records do not belong on {record.topic!r} (the hub's API "
+            f"writes there): produce them to {self.topics.member_intake('<member-id>')!r}, "
+            f"signed in the {SIGNATURE_HEADER!r} header",
+            is_json=_spliceable(_parsed(record.value, self.limits)[1]),
+            reason="wrong-topic",
+        )
+
+    @staticmethod
+    def _check_fresh(record: Record, submission: Submission) -> None:
+        """The record landed on the bus soon after the API received it, or it is a copy."""
+        appended = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+        late = appended - timestamps.parse(submission.received)
+        if late > REPLAY_WINDOW:
             raise UndecodableRecord(
-                f"a member's own records do not belong on {record.topic!r} (the hub's API "
-                f"writes there): produce them to {self.topics.member_intake('<member-id>')!r}, "
-                f"signed in the {SIGNATURE_HEADER!r} header",
-                reason="wrong-topic",
+                f"intake record refused: written to {record.topic!r} {late} after the hub's "
+                f"API received it ({submission.received}), which writes it at once: a copy "
+                f"written again (a replay), not processed twice (status {submission.status_id})",
+                reason="intake-replayed",
             )
-        return _from_hub(data)
 
     def _from_member(self, record: Record, member: str) -> Submission:
-        try:
-            data, not_json = orjson.loads(record.value), None
-        except orjson.JSONDecodeError as exc:
-            data, not_json = None, exc
+        data, refusal = _parsed(record.value, self.limits)
         # Nothing on a member's topic is believed before its signature is checked.
-        self._authenticate(record, member, is_json=not_json is None)
-        if not_json is not None:
-            raise _not_json(not_json) from not_json
+        self._authenticate(record, member, is_json=_spliceable(refusal))
+        if refusal is not None:
+            raise _unparsable(refusal) from refusal
         if isinstance(data, dict) and "v" in data:
             raise UndecodableRecord(
                 f"{record.topic!r} is the intake topic of {member!r}: it takes STIX bundles "
@@ -144,10 +258,9 @@ class Decode:
         account = self._account(record, member)
         try:
             # The same checks, in the same words, as a POST to the inbox gets.
-            parse_body(record.value)
-            objects = envelope_objects(data, self.federation.hub.limits.max_objects)
+            objects = envelope_objects(data, self.limits.max_objects)
         except HubError as exc:
-            raise UndecodableRecord(f"intake record refused: {exc.description}") from exc
+            raise _body_refused(exc) from exc
         # The same record read twice (a redelivery) must make the same status, not a second.
         status_id = member_status_id(record.topic, record.partition, record.offset)
         received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
@@ -159,7 +272,7 @@ class Decode:
             request_id=(record.header("request-id") or status_id.encode()).decode(
                 "utf-8", "replace"
             ),
-            items=tuple(Item(i, obj) for i, obj in enumerate(objects)),
+            items=_items(objects, self.limits),
         )
 
     def _authenticate(self, record: Record, member: str, *, is_json: bool) -> None:

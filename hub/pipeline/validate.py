@@ -3,7 +3,8 @@
 OASIS's stix2 library checks what it knows (required properties, id formats, reference
 types, closed vocabularies, indicator patterns). Around it the hub checks what the library
 lets through: timestamps in UTC with `Z`, `modified` ≥ `created`, `confidence` 0-100,
-the shape of objects the library does not know, size and depth limits, and duplicates.
+the shape of objects the library does not know, string lengths, and duplicates. (Nesting
+depth and object size are checked once, at intake: hub.stix.envelope and decode.)
 
 Building the library's objects costs ~0.3 ms per object (~0.7 ms with a pattern), so an
 object first goes through OASIS's JSON Schema for its type and the library's rules read
@@ -84,37 +85,32 @@ class Refuse(Exception):
 
 @dataclass(frozen=True)
 class Shape:
-    """How far an object's JSON goes: nesting depth and longest string."""
+    """The longest string in an object's JSON, and where it is."""
 
-    depth: int
     longest: int
     longest_at: str
 
 
 def shape_of(obj: Any) -> Shape:
-    """Depth and longest string of a JSON value, without recursion (input may be hostile)."""
-    depth, longest, longest_at = 0, 0, ""
-    stack: list[tuple[Any, int, str]] = [(obj, 1, "")]
+    """The longest string of a JSON value, without recursion (input may be hostile)."""
+    longest, longest_at = 0, ""
+    stack: list[tuple[Any, str]] = [(obj, "")]
     while stack:
-        value, level, path = stack.pop()
-        depth = max(depth, level)
+        value, path = stack.pop()
         if isinstance(value, Mapping):
             for key, child in value.items():
-                stack.append((child, level + 1, f"{path}.{key}" if path else str(key)))
+                stack.append((child, f"{path}.{key}" if path else str(key)))
         elif isinstance(value, list):
-            stack.extend((child, level + 1, f"{path}[{i}]") for i, child in enumerate(value))
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(value))
         elif isinstance(value, str) and len(value) > longest:
             longest, longest_at = len(value), path
-    return Shape(depth, longest, longest_at)
+    return Shape(longest, longest_at)
 
 
 def _within(obj: Any, limits: Limits) -> bool:
-    """True when `obj` is surely within the limits: `shape_of` without its paths, level by level."""
-    level, depth = [obj], 0
+    """True when `obj` surely has no string over the limit: `shape_of` without its paths."""
+    level = [obj]
     while level:
-        depth += 1
-        if depth > limits.max_depth:
-            return False
         below: list[Any] = []
         for value in level:
             kind = type(value)
@@ -132,11 +128,10 @@ def _within(obj: Any, limits: Limits) -> bool:
 
 
 def _check_limits(obj: Mapping[str, Any], limits: Limits) -> None:
+    # Nesting depth and object size are checked at intake (hub.stix.envelope, decode).
     if _within(obj, limits):
         return
     shape = shape_of(obj)
-    if shape.depth > limits.max_depth:
-        raise Refuse(f"nested {shape.depth} levels deep; this hub accepts {limits.max_depth}")
     if shape.longest > limits.max_string_length:
         raise Refuse(
             f"a string of {shape.longest} characters; this hub accepts {limits.max_string_length}",
@@ -390,6 +385,16 @@ class Validate:
                 check_object(item.obj, limits, allow_custom)
             except Refuse as exc:
                 return self._refuse(item, exc)
+            except RecursionError:
+                # JSON nesting is bounded at intake; what still recurses this far is the STIX
+                # pattern grammar, once per parenthesis and per chained operator.
+                return self._refuse(
+                    item,
+                    Refuse(
+                        "nested too deeply to be parsed: a STIX pattern's parentheses, or a "
+                        "long chain of its AND/OR/FOLLOWEDBY, go past what its grammar can read"
+                    ),
+                )
             except Exception as exc:
                 # stix2 trips over some malformed shapes (e.g. "extensions": 5) with other
                 # errors; they are still this object's fault, not the hub's.

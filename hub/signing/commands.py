@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from hub.config import default_data_dir
+from hub.signing.intake import RETIRED_GRACE, IntakeKeyError, IntakeKeyFile
 from hub.signing.keyring import (
     PASSPHRASE_ENV,
     PASSPHRASE_FILE_ENV,
@@ -38,7 +39,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     for name, text in (
         ("list", "list the keys: current, retired, how each is protected"),
-        ("rotate", "make a new current key; the old ones stay published as retired"),
+        (
+            "rotate",
+            "make a new current signing key (the old ones stay published as retired) and a "
+            "new intake key",
+        ),
     ):
         cmd = keys_sub.add_parser(name, help=text)
         cmd.add_argument("--data-dir", type=Path, default=None)
@@ -84,6 +89,11 @@ def _keys(args: argparse.Namespace) -> int:
         for record in reversed(records):
             status = "current" if record is current else "retired"
             print(f"{record.kid:<44} {status:<8} {record.created:<28} {record.protection}")
+        intake = IntakeKeyFile(store.path).read()
+        if intake is not None:
+            for key in intake.keys:
+                status = "current" if key is intake.current else "retired"
+                print(f"{'intake ' + key.kid:<44} {status:<8} {key.created:<28} hub nodes only")
         return 0
     passphrase = passphrase_from_environment()
     if passphrase is None and not args.insecure_dev_keys:
@@ -99,6 +109,13 @@ def _keys(args: argparse.Namespace) -> int:
     retired = len(store.records()) - 1
     print(f"new current key {record.kid}; {retired} retired key(s) stay in the JWKS")
     print("running pipeline nodes sign with it from their next submission on")
+    intake = IntakeKeyFile(store.path).rotate()
+    if intake is not None:
+        keys, counting = intake
+        print(
+            f"new intake key {keys.current.kid}; API nodes use it from their next submission "
+            f"on; the {counting} before it still count for {RETIRED_GRACE.seconds // 60} min"
+        )
     return 0
 
 
@@ -154,6 +171,6 @@ def run(args: argparse.Namespace) -> int:
     """Run `keys` or `verify`; the exit status."""
     try:
         return _keys(args) if args.command == "keys" else _verify(args)
-    except KeyringError as exc:
+    except (KeyringError, IntakeKeyError) as exc:
         print(f"cirt-hub: {exc}", file=sys.stderr)
         return 2

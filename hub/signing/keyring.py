@@ -8,7 +8,8 @@ named by CIRT_HUB_KEY_PASSPHRASE_FILE); only `--insecure-dev-keys` writes it in 
 The current key is the newest one not retired. Rotating writes a new key and retires the
 others: they stay (public part only, their private part destroyed) so what they signed
 keeps verifying. Files are replaced atomically, so nodes that share the dir (pipeline nodes
-read and write it, API nodes only read it) never see half a key.
+read and write it, API nodes only read it) never see half a key. The dir also holds the
+intake key (`intake.key`, hub.signing.intake), written under the same lock.
 """
 
 from __future__ import annotations
@@ -171,6 +172,29 @@ def new_key(passphrase: str | None) -> tuple[KeyRecord, Ed25519PrivateKey]:
     return KeyRecord(kid, x, _now(), private=sealed), private
 
 
+@contextlib.contextmanager
+def keys_dir_lock(path: Path) -> Iterator[None]:
+    """Serialises writers of a keys dir (two nodes starting at once make one first key)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """`path` holds `data` (owner-only), or what it held before: never half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
 class KeyStore:
     """The keys dir. Reads are cached until a file in it changes (a rotation elsewhere)."""
 
@@ -240,25 +264,11 @@ class KeyStore:
             raise KeyringError(f"key {record.kid}: private and public parts do not match")
         return private
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Serialises writers (two pipeline nodes starting at once make one first key)."""
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return keys_dir_lock(self.path)
 
     def _write(self, record: KeyRecord) -> None:
-        tmp = self.path / f".{record.kid}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(record.to_json())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path / f"{record.kid}.json")
+        write_atomically(self.path / f"{record.kid}.json", record.to_json())
 
     def ensure_key(self, passphrase: str | None) -> KeyRecord:
         """The current key, made now if the dir has none (a hub's first start)."""

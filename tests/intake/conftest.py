@@ -24,7 +24,13 @@ from tests.hubs import RunningHub, running_hub
 from tests.intake.corpus import TAXII
 from tests.signing.support import detached_sign, new_member_key, public_jwk
 
-LIMITS = Limits(max_content_length=256 * 1024, max_objects=50, max_depth=16, max_string_length=4096)
+LIMITS = Limits(
+    max_content_length=256 * 1024,
+    max_objects=50,
+    max_object_bytes=8192,
+    max_depth=16,
+    max_string_length=4096,
+)
 
 
 @cache

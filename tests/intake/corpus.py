@@ -100,7 +100,24 @@ HTTP_CASES: list[HttpCase] = [
         "deeper than JSON parsers go",
         b'{"objects": [' + b"[" * 2000 + b"]" * 2000 + b"]}",
         400,
-        "not JSON",
+        "levels per object (hub.limits.max_depth)",
+    ),
+    HttpCase(
+        "nested too deep",
+        envelope(indicator(), indicator(x_acme_tree=deep(20))),
+        400,
+        "is nested more than 16 levels deep, at objects[1].x_acme_tree.down.down",
+    ),
+    HttpCase(
+        "nested too deep outside the objects",
+        b'{"objects": ['
+        + json.dumps(indicator()).encode()
+        + b'], "x": '
+        + b"[" * 30
+        + b"]" * 30
+        + b"}",
+        400,
+        "the body is nested more than 18 levels deep, at x[0][0]",
     ),
     HttpCase(
         "integer beyond STIX",
@@ -513,7 +530,18 @@ OBJECT_CASES: list[ObjectCase] = [
         "hashes",
     ),
     ObjectCase(
-        "nested too deep", _single(lambda: indicator(x_acme_tree=deep(20))), 1, "levels deep"
+        "pattern nested past its grammar",
+        _single(
+            lambda: indicator(pattern="(" * 300 + "[ipv4-addr:value = '203.0.113.45']" + ")" * 300)
+        ),
+        1,
+        "nested too deeply to be parsed: a STIX pattern's parentheses",
+    ),
+    ObjectCase(
+        "larger than max_object_bytes",
+        _single(lambda: indicator(description="x" * 4000, x_acme_notes=["y" * 4000] * 2)),
+        1,
+        "bytes as JSON; this hub accepts 8,192 bytes per object (hub.limits.max_object_bytes)",
     ),
     ObjectCase(
         "string too long",

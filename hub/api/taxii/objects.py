@@ -21,6 +21,7 @@ from hub.api.keys import (
     BUS,
     FOLLOWER,
     INTAKE_GATE,
+    INTAKE_KEYS,
     METRICS,
     REQUEST_ID,
     SETTINGS,
@@ -153,8 +154,16 @@ async def _add_objects(request: web.Request) -> web.Response:
             f"the body is {request.content_length} bytes; max_content_length is "
             f"{settings.max_content_length}"
         )
-    limit = settings.federation.hub.limits.max_objects
-    objects = envelope_objects(parse_body(await request.read()), limit)
+    intake_keys = request.app[INTAKE_KEYS].read()
+    if intake_keys is None:
+        raise Unavailable(
+            "the hub cannot authenticate submissions yet (no intake key: a pipeline node "
+            "makes it at its first start); retry later",
+            retry_after=5,
+        )
+    limits = settings.federation.hub.limits
+    body = parse_body(await request.read(), limits.max_depth)
+    objects = envelope_objects(body, limits.max_objects)
     await ratelimit.charge(request, account, len(objects))
     assert account.member is not None  # can_write() holds only for member accounts
 
@@ -173,7 +182,17 @@ async def _add_objects(request: web.Request) -> web.Response:
     bus = request.app[BUS]
     try:
         # Keyed by member: one member's submissions keep their order through the pipeline.
-        await bus.publish([Message(topics.intake, intake, key=account.member.encode())])
+        await bus.publish(
+            [
+                Message(
+                    topics.intake,
+                    intake,
+                    key=account.member.encode(),
+                    # The pipeline believes nothing on intake that the hub's API did not MAC.
+                    headers=(intake_keys.header(intake),),
+                )
+            ]
+        )
     except MessageTooLarge as exc:
         raise PayloadTooLarge(f"the submission is larger than the bus accepts: {exc}") from exc
     except BusError as exc:
