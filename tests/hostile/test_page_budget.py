@@ -42,7 +42,8 @@ EXAMPLE = ROOT / "examples" / "federation.yaml"
 
 
 def indicator(identity: str, n: int, size: int) -> dict[str, Any]:
-    """A TLP:GREEN indicator whose description is `size` characters (intake takes 8 MiB)."""
+    """A TLP:GREEN indicator whose description is `size` characters (the hubs here take 8 MiB
+    objects, `max_object_bytes`)."""
     return {
         "type": "indicator",
         "spec_version": "2.1",
@@ -80,7 +81,7 @@ async def filled(tmp_path_factory: pytest.TempPathFactory, demo_secrets: Path):
     """A hub with the default budget, into which a member sent a dozen 1.5 MB objects, one
     of 7.5 MB, and three later versions of its first object."""
     data_dir = tmp_path_factory.mktemp("hub") / "data"
-    async with running_hub("embedded", data_dir, demo_secrets) as hub:
+    async with running_hub("embedded", data_dir, demo_secrets, adjust=with_limits()) as hub:
         me = member_identity(hub, "ng-cert")
         large = [indicator(me, n, LARGE) for n in range(12)]
         huge = indicator(me, 12, HUGE)
@@ -260,10 +261,12 @@ async def test_the_stream_delivers_large_objects_reading_one_budget_at_a_time(
     assert held < bound < sum(sizes) / 2, (held, bound, sum(sizes))
 
 
-def with_page_bytes(size: int) -> Callable[[Federation], Federation]:
+def with_limits(**limits: int) -> Callable[[Federation], Federation]:
+    """The federation with these `hub.limits` (objects above the default size, a budget)."""
+
     def adjust(federation: Federation) -> Federation:
-        limits = replace(federation.hub.limits, page_bytes=size)
-        return replace(federation, hub=replace(federation.hub, limits=limits))
+        changed = replace(federation.hub.limits, **{"max_object_bytes": 8 * 2**20, **limits})
+        return replace(federation, hub=replace(federation.hub, limits=changed))
 
     return adjust
 
@@ -277,7 +280,7 @@ async def test_the_budget_is_the_federation_files_page_bytes(
         parse_federation(text.replace("page_bytes: 65536", "page_bytes: 1000"), "fed.yaml")
 
     async with running_hub(
-        "embedded", tmp_path / "data", demo_secrets, adjust=with_page_bytes(65536)
+        "embedded", tmp_path / "data", demo_secrets, adjust=with_limits(page_bytes=65536)
     ) as hub:
         me = member_identity(hub, "ng-cert")
         sent = [indicator(me, n, 18_000) for n in range(10)]
