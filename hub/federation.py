@@ -98,11 +98,12 @@ class Limits:
 
     max_content_length: int = 10 * 1024 * 1024
     max_objects: int = 10_000
-    # Bytes of one object as compact JSON. 1 MiB: five times the largest object of the
+    # Bytes of one object as compact JSON. 4 MiB: room for an incident report carrying a few
+    # MB of log excerpts (the suite sends a 3 MB one), twenty times the largest object of the
     # real-world corpus the tests read (ATT&CK for ICS's x-mitre-collection, 209 KB; the
-    # median is 563 bytes), a tenth of a request, and a bound on what one object costs a
-    # reader's page or stream event; bigger artifacts travel by `url` with `hashes`.
-    max_object_bytes: int = 1024 * 1024
+    # median is 563 bytes), and no more than a reader's page budget (page_bytes), so such an
+    # object fills a page alone; bigger artifacts travel by `url` with `hashes`.
+    max_object_bytes: int = 4 * 1024 * 1024
     # Arrays and objects inside one another in one object (the object is level 1); checked
     # once, on the body, before anything else walks it (hub.stix.envelope).
     max_depth: int = 32
@@ -254,12 +255,18 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
     usernames: set[str] = set()
     certificates: dict[str, str] = {}
 
-    def check_accounts(base: Path_, accounts: list[dict[str, Any]]) -> None:
+    def check_accounts(base: Path_, accounts: list[dict[str, Any]], member: bool) -> None:
         for j, account in enumerate(accounts):
             name = account["username"]
             if name in usernames:
                 problem((*base, j, "username"), f"username {name!r} is used twice in the file")
             usernames.add(name)
+            if member and "operate" in account["roles"]:
+                problem(
+                    (*base, j, "roles", account["roles"].index("operate")),
+                    "'operate' is for the hub's own accounts (hub.accounts): metrics and the "
+                    "dashboard count every member's deliveries, which a member may not see",
+                )
             seen: set[str] = set()
             for k, text in enumerate(account.get("certificates", [])):
                 key = normal_fingerprint(text)
@@ -269,7 +276,7 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
                     problem(where, f"this certificate is already mapped to account {owner!r}")
                 seen.add(key)
 
-    check_accounts(("hub", "accounts"), data["hub"].get("accounts", []))
+    check_accounts(("hub", "accounts"), data["hub"].get("accounts", []), member=False)
     identities = {data["hub"]["identity"]: "the hub"}
     members: set[str] = set()
     for i, member in enumerate(data["members"]):
@@ -290,7 +297,7 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
         for j, kid in enumerate(kids):
             if kids.index(kid) != j:
                 problem((*base, "public_keys", j, "kid"), f"key id {kid!r} is used twice")
-        check_accounts((*base, "accounts"), member["accounts"])
+        check_accounts((*base, "accounts"), member["accounts"], member=True)
     for path, message in sharing_problems(data, ("members",)):
         problem(path, message)
     correlation = data.get("correlation", {})

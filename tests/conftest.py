@@ -160,3 +160,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"leak-freedom on {bus}: {federations} random federations, {objects} objects, "
             f"{checks} (reader account, object) pairs checked against the oracle"
         )
+    module = sys.modules.get("tests.policy.test_account_leaks")
+    for bus, (federations, versions, checks) in getattr(module, "EXPLORED", {}).items():
+        terminalreporter.write_line(
+            f"account-level leaks on {bus}: {federations} random federations, {versions} "
+            f"object versions, {checks} answers to reader accounts checked against the oracle"
+        )

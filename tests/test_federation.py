@@ -121,7 +121,7 @@ def test_a_sharing_rule_of_the_wrong_shape_is_refused_by_the_schema() -> None:
 
 def test_intake_limits_are_read_and_bounded_naming_the_field() -> None:
     text = TEXT.replace("max_depth: 32", "max_depth: 64", 1).replace(
-        "max_object_bytes: 1048576", "max_object_bytes: 2048", 1
+        "max_object_bytes: 4194304", "max_object_bytes: 2048", 1
     )
     limits = parse_federation(text, "fed.yaml").hub.limits
     assert (limits.max_depth, limits.max_object_bytes) == (64, 2048)
@@ -131,7 +131,7 @@ def test_intake_limits_are_read_and_bounded_naming_the_field() -> None:
     assert f"fed.yaml:{line}: hub.limits.max_depth: 101 is greater than the maximum of 100" in (
         problems(deep)
     )
-    tiny = TEXT.replace("max_object_bytes: 1048576", "max_object_bytes: 100", 1)
+    tiny = TEXT.replace("max_object_bytes: 4194304", "max_object_bytes: 100", 1)
     line = line_of(tiny, "max_object_bytes: 100")
     assert f"fed.yaml:{line}: hub.limits.max_object_bytes: 100 is less than the minimum" in (
         problems(tiny)

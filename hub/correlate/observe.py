@@ -3,21 +3,39 @@
 Runs after routing: the observables of the object as accepted (keyed, no raw values), what
 it sights, and which members received it under which id (a pseudonymised observable has
 another id in each variant). Content under embargo is not observed: an alert must not
-announce what its sender has not released yet. TLP:RED deliveries, limited to named
-accounts, do not make their member a recipient of an alert (an alert is for the member's
-every reader).
+announce what its sender has not released yet. Nor is TLP:RED content (the object, or a
+property under a granular RED marking): its sender disclosed it to named accounts alone, and
+a count, or a new alert version, would tell every recipient of the alert that it exists.
+TLP:RED deliveries do not make their member a recipient of an alert either (an alert is for
+the member's every reader).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from hub.collections import PUBLIC, member_alias, region_alias
 from hub.correlate.observables import keyed, observables
 from hub.federation import Federation
 from hub.pipeline.submission import Item, Observation, Submission
+from hub.policy.redaction import top_property
+from hub.policy.tlp import granular_markings, object_tlp
+from hub.stix.markings import Tlp, tlp_by_marking_id
 
 MEMBER_PREFIX = member_alias("")
+
+
+def _without_red(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`obj` without the properties a granular TLP:RED marking selects."""
+    red = {
+        top_property(selector)
+        for marking, selectors in granular_markings(obj)
+        if tlp_by_marking_id().get(marking) == Tlp.RED
+        for selector in selectors
+    }
+    return {k: v for k, v in obj.items() if k not in red} if red else obj
 
 
 @dataclass(frozen=True)
@@ -40,7 +58,9 @@ class Observe:
     def _observe(self, item: Item, country: str, regions: tuple[str, ...]) -> Item:
         if any(d.release_at is not None for d in item.deliveries):
             return item
-        obj = item.obj
+        if object_tlp(item.obj) == Tlp.RED:
+            return item
+        obj = _without_red(item.obj)
         keys = tuple(sorted({keyed(o, self.key) for o in observables(obj)}))
         sighted = obj.get("sighting_of_ref") if obj.get("type") == "sighting" else None
         if not keys and not isinstance(sighted, str):

@@ -27,6 +27,9 @@ class Verdict:
     rule: str  # the deciding rule, as named in the federation file ("sharing.recipients.amber")
     reason: str  # in words a CIRT analyst understands
     withheld: tuple[str, ...] = ()  # properties this recipient gets the object without
+    # What the sender's rules alone decided, where a revocation overrode it: the sender's
+    # explanation shows this when the earlier version came from someone else.
+    overridden: Verdict | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -37,6 +40,8 @@ class Verdict:
         }
         if self.withheld:
             out["withheld"] = list(self.withheld)
+        if self.overridden is not None:
+            out["overridden"] = self.overridden.as_dict()
         return out
 
 

@@ -15,7 +15,7 @@ feed is entitled to exactly the same content, so a feed is the same for all its 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ from hub.policy.dependencies import TOO_ENTANGLED, Shaped, Variants, settle
 from hub.policy.entitlement import Policy, Verdict
 from hub.policy.pseudonyms import Pseudonymiser
 from hub.policy.redaction import references
-from hub.policy.rules import Recipient
+from hub.policy.rules import Recipient, SharingRules
 from hub.policy.tlp import marked_properties, object_tlp
 from hub.stix import timestamps
 from hub.stix.markings import Tlp
@@ -100,6 +100,16 @@ class Router:
         )
         return [(region_alias(r), {m.id for m in members if r in m.regions}) for r in regions]
 
+    @staticmethod
+    def _red_accounts(rules: SharingRules, member: Member) -> tuple[str, ...]:
+        """The reader accounts of `member` the sender's rules name for TLP:RED."""
+        red = rules.levels[Tlp.RED].recipients
+        return tuple(
+            a.username
+            for a in member.accounts
+            if a.can("read") and Recipient("account", a.username) in red
+        )
+
     def route(
         self,
         sender: Member,
@@ -119,7 +129,11 @@ class Router:
                 for m in history.received(str(obj.get("id"))):
                     if m in per and not per[m].allowed:
                         per[m] = Verdict(
-                            m, True, "revocation", "received an earlier version of the object"
+                            m,
+                            True,
+                            "revocation",
+                            "received an earlier version of the object",
+                            overridden=per[m],
                         )
             verdicts.append(per)
         ids = [str(o.get("id")) for o in objects]
@@ -138,15 +152,27 @@ class Router:
         sizes = [len(orjson.dumps(o)) for o in objects]
         shapes = Variants(objects, levels)
 
+        # TLP:RED reaches named reader accounts only: a reference to it is followed only by
+        # an object that reaches no other account (TLP:RED itself, to accounts that have
+        # the target), or it would tell the member's other readers that the target exists.
+        red_ids = {ids[i] for i, level in enumerate(levels) if level == Tlp.RED}
+        red_to = {m.id: set(self._red_accounts(rules, m)) for m in others}
+
         def shaper(mid: str) -> Callable[[int, set[str]], Shaped]:
+            def hidden(ref: str, referrer_red: bool, seen: set[str]) -> bool:
+                if policy.always_visible(ref, sender):
+                    return False
+                if ref in in_submission:
+                    return ref not in seen or (ref in red_ids and not referrer_red)
+                if mid not in history.received(ref):
+                    return True
+                limited = history.accounts(ref, mid)
+                return bool(limited) and not (referrer_red and red_to[mid] <= set(limited))
+
             def shape(i: int, seen: set[str]) -> Shaped:
-                hidden = tuple(
-                    ref
-                    for ref in refs[i]
-                    if not (policy.always_visible(ref, sender) or ref in seen)
-                    and (ref in in_submission or mid not in history.received(ref))
-                )
-                return shapes.get(i, withheld[i][mid], hidden)
+                red = levels[i] == Tlp.RED
+                hiding = tuple(ref for ref in refs[i] if hidden(ref, red, seen))
+                return shapes.get(i, withheld[i][mid], hiding)
 
             return shape
 
@@ -169,11 +195,10 @@ class Router:
                         "dependencies",
                         "incomplete without objects or properties this member may not "
                         f"receive ({problem})",
+                        overridden=current.overridden,
                     )
                 elif shaped is not None and shaped.touched:
-                    verdicts[i][m.id] = Verdict(
-                        m.id, True, current.rule, current.reason, tuple(sorted(shaped.touched))
-                    )
+                    verdicts[i][m.id] = replace(current, withheld=tuple(sorted(shaped.touched)))
 
         def visible_ids(mid: str) -> set[str]:
             return {ids[i] for i, v in enumerate(verdicts) if v[mid].allowed}
@@ -229,7 +254,6 @@ class Router:
                             )
                         )
                         covered |= readers
-            red = rules.levels[Tlp.RED].recipients
             for m in others:
                 if m.id in covered or m.id not in variants:
                     continue
@@ -238,11 +262,7 @@ class Router:
                     # As the member had the object: only to the accounts it reached, if any.
                     accounts = history.accounts(str(obj.get("id")), m.id)
                 elif level == Tlp.RED:
-                    accounts = tuple(
-                        a.username
-                        for a in m.accounts
-                        if a.can("read") and Recipient("account", a.username) in red
-                    )
+                    accounts = self._red_accounts(rules, m)
                 deliveries.append(
                     Delivery(
                         member_alias(m.id),

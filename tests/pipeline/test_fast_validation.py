@@ -167,6 +167,13 @@ def shared_patterns() -> list[str]:
 def test_every_shared_pattern_gets_the_library_verdict() -> None:
     found = shared_patterns()
     assert len(found) > 100
+    # What real senders wrote must mostly take the fast path; the intake corpus's crafted
+    # cases (a pattern nested past the parser's recursion) may leave it to the library.
+    crafted = {
+        obj["pattern"]
+        for origin, obj in corpus()
+        if origin.startswith("intake: ") and isinstance(obj, dict) and "pattern" in obj
+    }
     unsure = []
     for pattern in found:
         verdict = patterns.is_valid(pattern)
@@ -174,7 +181,8 @@ def test_every_shared_pattern_gets_the_library_verdict() -> None:
             unsure.append(pattern)
         else:
             assert verdict == library_accepts(pattern), pattern
-    assert len(unsure) < len(found) / 50, unsure
+    real = [pattern for pattern in unsure if pattern not in crafted]
+    assert len(real) < len(set(found) - crafted) / 50, real
 
 
 # Mostly well-formed, so that valid patterns are common; odd pieces now and then.
