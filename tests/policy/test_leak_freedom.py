@@ -348,6 +348,29 @@ def refused(world: World, sender: str, obj: dict[str, Any]) -> bool:
     return level is None or (level == RED and not world.rules[sender]["recipients"]["red"])
 
 
+@dataclass(frozen=True)
+class Reach:
+    """Which references one submission's objects keep for one member (default-deny)."""
+
+    always: set[str]  # member identities not anonymous, and the sender's own
+    visible: set[str]  # of this submission, what the member receives
+    red_here: set[str]  # of this submission, what is TLP:RED
+    received: set[str]  # from earlier submissions
+    limited: dict[str, set[str]]  # earlier TLP:RED → the member's accounts it reached
+    red_to: set[str]  # the member's accounts this sender names for TLP:RED
+
+    def follows(self, ref: str, referrer_red: bool) -> bool:
+        """TLP:RED is followed only by TLP:RED that reaches no other account of the member
+        (a reference would tell them that it exists)."""
+        if ref in self.always:
+            return True
+        if ref in self.red_here:
+            return ref in self.visible and referrer_red
+        if ref not in self.received and ref not in self.visible:
+            return False
+        return ref not in self.limited or (referrer_red and self.red_to <= self.limited[ref])
+
+
 def oracle(world: World, account: str) -> dict[str, set[str]]:
     """object id → the properties `account` may see; the references of each note it may
     see go to REFS (the sender's identity shown as the hub's when it is anonymous)."""
@@ -355,6 +378,9 @@ def oracle(world: World, account: str) -> dict[str, set[str]]:
     known = {IDENTITIES[m] for m in world.members if not world.rules[m]["anonymous"]}
     seen: dict[str, set[str]] = {}
     received: set[str] = set()  # what the member got from earlier submissions
+    # TLP:RED it got earlier → the member's accounts it reached: a reference to it is
+    # followed only by TLP:RED for no other account (it would tell them it exists).
+    limited: dict[str, set[str]] = {}
     current = world.current()
     for sender, sent in world.objects.items():
         # The owners' later versions go where the first went: the same markings, refs, rules.
@@ -368,6 +394,11 @@ def oracle(world: World, account: str) -> dict[str, set[str]]:
             continue
 
         visible = {o["id"] for o in objects if entitled(world, sender, member, o)}
+        red = world.rules[sender]["recipients"]["red"]
+        red_here = {o["id"] for o in objects if level_of(o) == RED}
+        red_to = {a for a in red if a.startswith(f"account:{member}-")}
+        # `visible` shrinks below, and `reach` with it.
+        reach = Reach(known | {IDENTITIES[sender]}, visible, red_here, received, limited, red_to)
         kept_refs: dict[str, list[str]] = {}
         changed = True
         while changed:  # relationships need both ends, notes at least one reference
@@ -375,17 +406,19 @@ def oracle(world: World, account: str) -> dict[str, set[str]]:
             for o in objects:
                 if o["id"] not in visible:
                     continue
-                follow = visible | known | received | {IDENTITIES[sender]}
+                o_red = level_of(o) == RED
                 if o["type"] == "relationship":
-                    ok = o["source_ref"] in visible and o["target_ref"] in visible
+                    ends = (o["source_ref"], o["target_ref"])
+                    ok = all(reach.follows(r, o_red) for r in ends)
                 else:
-                    kept_refs[o["id"]] = [r for r in o.get("object_refs", []) if r in follow]
+                    refs = o.get("object_refs", [])
+                    kept_refs[o["id"]] = [r for r in refs if reach.follows(r, o_red)]
                     ok = o["type"] != "note" or bool(kept_refs[o["id"]])
                 if not ok:
                     visible.discard(o["id"])
                     changed = True
         received |= visible
-        red = world.rules[sender]["recipients"]["red"]
+        limited |= {i: red_to for i in visible & red_here}
         for o in objects:
             if o["id"] not in visible or (level_of(o) == RED and f"account:{account}" not in red):
                 continue
