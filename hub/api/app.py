@@ -37,7 +37,7 @@ from hub.api.taxii import collections, discovery, objects, status
 from hub.audit.chainer import audit_chainer
 from hub.bus import Bus, BusError
 from hub.bus.url import open_bus
-from hub.collections import build_collections, feed_aliases
+from hub.collections import ALERTS, build_collections, feed_aliases
 from hub.config import Settings
 from hub.correlate.correlator import correlator
 from hub.correlate.observe import Observe
@@ -47,6 +47,7 @@ from hub.pipeline.authenticate import Authenticate
 from hub.pipeline.decode import Decode
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.mark import Mark
+from hub.pipeline.ownership import Ownership
 from hub.pipeline.predefined import publish_predefined
 from hub.pipeline.provenance import Provenance
 from hub.pipeline.release import releaser
@@ -148,13 +149,16 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         )
     except BusError as exc:
         log.warning("TLP and extension definitions not published (next start tries again): %s", exc)
-    history = DeliveryHistory(app[BUS], settings.topics.decisions)
+    # Who received and who owns what: every decision, and the alerts the hub published.
+    topics = settings.topics
+    history = DeliveryHistory(app[BUS], topics.decisions, hub_feeds=(topics.feed(ALERTS),))
     federation_key = load_key(settings.pseudonym_key_path)  # pseudonyms, correlation keys
     route = Route(Policy(federation), federation_key, history)
     stages = (
         Authenticate(federation),
         Validate(federation),
         Provenance(federation),
+        Ownership(federation, history),
         Mark(federation),
         route,
         Observe(federation, federation_key),
