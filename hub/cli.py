@@ -27,6 +27,8 @@ from hub.credentials import hash_secret, new_secret
 from hub.demo import DemoAccount, demo_accounts_json, demo_federation
 from hub.federation import FederationError, load_federation
 from hub.logs import configure as configure_logs
+from hub.ops import commands as ops_commands
+from hub.ops.datadir import DataDirError, upgrade
 from hub.policy import commands as policy_commands
 from hub.signing import commands as signing_commands
 from hub.signing.keyring import KeyringError, KeyStore, passphrase_from_environment
@@ -156,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     policy_commands.register(sub)
     control.register(sub)
     audit_commands.register(sub)
+    ops_commands.register(sub)
     client_commands.register(sub)
     federation_commands.register(sub)
     misp_commands.register(sub)
@@ -283,6 +286,8 @@ def serve(args: argparse.Namespace) -> int:
     data_dir = (args.data_dir or default_data_dir()).resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
+        # Before anything opens the data dir: one written by a later release stops here.
+        upgrade(data_dir)
         validate_bus_url(args.bus)
         # Before the federation file: a bad TLS file is found in a moment, not after it.
         tls = tls_files(args.tls_cert, args.tls_key, args.tls_client_ca)
@@ -333,7 +338,14 @@ def serve(args: argparse.Namespace) -> int:
             body_timeout=args.body_timeout,
             max_connections_per_address=args.max_connections_per_address,
         )
-    except (FederationError, SettingsError, BusUrlError, KeyringError, TlsError) as exc:
+    except (
+        FederationError,
+        SettingsError,
+        BusUrlError,
+        KeyringError,
+        TlsError,
+        DataDirError,
+    ) as exc:
         print(f"cirt-hub: {exc}", file=sys.stderr)
         return 2
     workers = None
@@ -375,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         return policy_commands.run(args)
     if args.command == "audit":
         return audit_commands.run(args)
+    if args.command in ops_commands.COMMANDS:
+        return ops_commands.run(args)
     if args.command in client_commands.COMMANDS:
         return client_commands.run(args)
     if args.command in federation_commands.COMMANDS:

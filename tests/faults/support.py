@@ -35,6 +35,7 @@ class HubProcess:
     role: str = "all"
     topic_prefix: str = "cirt-hub."
     extra: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
     proc: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -58,7 +59,7 @@ class HubProcess:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
 
     async def ready(self, timeout: float = 60.0) -> None:
