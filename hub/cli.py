@@ -130,6 +130,12 @@ def _parser() -> argparse.ArgumentParser:
         default=10_000,
         help="answer 503 to submissions while the pipeline is this many behind (0: never)",
     )
+    serve.add_argument(
+        "--min-free-mb",
+        type=int,
+        default=256,
+        help="answer 503 to submissions while the data dir's disk has less free (default 256)",
+    )
 
     demo = sub.add_parser("demo", help="the built-in demo federation")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)
@@ -333,6 +339,7 @@ def serve(args: argparse.Namespace) -> int:
             tls=tls,
             drain_seconds=args.drain_timeout,
             max_intake_lag=args.max_intake_lag or None,
+            min_free_bytes=args.min_free_mb * 1024 * 1024,
             public_url=args.public_url,
             header_timeout=args.header_timeout,
             body_timeout=args.body_timeout,

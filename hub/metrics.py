@@ -135,6 +135,18 @@ class HubMetrics:
             ["member"],
             registry=r,
         )
+        self.disk_full_refusals = Counter(
+            "cirt_hub_disk_full_refusals_total",
+            "Submissions refused (503) because the data dir's disk was full: none was stored.",
+            registry=r,
+        )
+        self.disk_bytes = Gauge(
+            "cirt_hub_disk_bytes",
+            "The data dir's file system, at scrape time: free, total, and the reserve "
+            "(--min-free-mb) under which submissions are refused.",
+            ["kind"],
+            registry=r,
+        )
         self._started = time.time()
 
     def timed(self, stage: Stage) -> Stage:
@@ -192,6 +204,10 @@ class HubMetrics:
             for sample in family.samples
             if sample.name == name
         ]
+
+    def total(self, name: str) -> float:
+        """A counter summed over all its labels."""
+        return sum(value for _, value in self._samples(name))
 
     def totals(self, name: str, label: str) -> dict[str, float]:
         """A counter summed per value of one of its labels."""

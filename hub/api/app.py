@@ -21,6 +21,7 @@ from hub.api.keys import (
     AUTH,
     BUS,
     COLLECTIONS,
+    DISK,
     FOLLOWER,
     INTAKE_GATE,
     INTAKE_KEYS,
@@ -43,6 +44,7 @@ from hub.correlate.correlator import correlator
 from hub.correlate.observe import Observe
 from hub.correlate.webhooks import Webhooks
 from hub.metrics import HubMetrics
+from hub.ops.disk import DiskWatch
 from hub.pipeline.authenticate import Authenticate
 from hub.pipeline.decode import Decode
 from hub.pipeline.history import DeliveryHistory
@@ -130,7 +132,7 @@ async def _view_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _intake_gate_context(app: web.Application) -> AsyncIterator[None]:
-    gate = IntakeGate(app[BUS], app[SETTINGS])
+    gate = IntakeGate(app[BUS], app[SETTINGS], app[DISK], app[METRICS].disk_full_refusals)
     app[INTAKE_GATE] = gate
     async with supervised("intake-gate", gate, app[SETTINGS].drain_seconds) as state:
         app[RUNNERS].append(state)
@@ -204,6 +206,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     app[INTAKE_KEYS] = IntakeKeyFile(settings.signing_keys_dir)
     app[RUNNERS] = []
     app[METRICS] = HubMetrics()
+    app[DISK] = DiskWatch(settings.data_dir, settings.min_free_bytes)
     app[AUTH] = Authenticator(settings.federation, settings.login_throttling, app[METRICS])
     app.on_cleanup.append(_close_auth)
     app[RATE_LIMITS] = RateLimiter(settings.federation, app[METRICS])

@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api.access import caller
-from hub.api.keys import BUS, FOLLOWER, METRICS, SETTINGS, VIEW
+from hub.api.keys import BUS, DISK, FOLLOWER, METRICS, SETTINGS, VIEW
 from hub.bus import BusError
 from hub.errors import Forbidden
 
@@ -53,9 +53,21 @@ async def refresh_lag(app: web.Application) -> None:
         log.warning("consumer lag not refreshed: %s", exc or "no answer within 3 s")
 
 
+async def refresh_disk(app: web.Application) -> dict[str, object]:
+    """Measure the data dir's disk now; set its gauges; its state (as /readyz shows it)."""
+    disk, gauge = app[DISK], app[METRICS].disk_bytes
+    measured = await asyncio.to_thread(disk.measure)
+    if measured is not None:
+        gauge.labels("free").set(measured.free)
+        gauge.labels("total").set(measured.total)
+    gauge.labels("reserve").set(disk.reserve)
+    return disk.state()
+
+
 async def metrics(request: web.Request) -> web.Response:
     await require_operator(request)
     await refresh_lag(request.app)
+    await refresh_disk(request.app)
     body = generate_latest(request.app[METRICS].registry)
     response = web.Response(body=body)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
