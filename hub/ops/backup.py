@@ -45,7 +45,7 @@ MANIFEST = "manifest.json"
 BACKUP_FORMAT = "cirt-hub-backup-v1"
 # SQLite's side files: the online backup reads through them, a copy of them would be torn.
 _SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
-_NOT_DATA = {PID_FILE, ".lock"}
+_NOT_DATA = {PID_FILE, ".lock", ".upgrade.lock"}
 _CHUNK = 1 << 20
 
 
