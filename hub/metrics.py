@@ -147,6 +147,19 @@ class HubMetrics:
             ["kind"],
             registry=r,
         )
+        self.retention_deleted = Counter(
+            "cirt_hub_retention_deleted_total",
+            "Records (log) and rows (views) retention deleted, by store and kind "
+            "(superseded, intake, rejected).",
+            ["store", "kind"],
+            registry=r,
+        )
+        self.retention_freed_bytes = Counter(
+            "cirt_hub_retention_freed_bytes_total",
+            "Bytes retention freed inside the SQLite files (reused before the files grow).",
+            ["store"],
+            registry=r,
+        )
         self._started = time.time()
 
     def timed(self, stage: Stage) -> Stage:

@@ -1,4 +1,5 @@
-"""`cirt-hub backup DEST` and `cirt-hub restore SRC`: the operator's commands for the data dir."""
+"""`cirt-hub backup DEST`, `cirt-hub restore SRC` and `cirt-hub retention run`: the operator's
+commands for the data dir."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from hub.bus.url import EMBEDDED_FILE
 from hub.config import default_data_dir
+from hub.federation import FederationError, load_federation
 from hub.ops.backup import BackupError, Locations, Manifest, backup, restore
+from hub.ops.retention import prune_data_dir
 from hub.topics import Topics
 
-COMMANDS = ("backup", "restore")
+COMMANDS = ("backup", "restore", "retention")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="embedded, or kafka://...: on Kafka the topics are not copied (see README)",
     )
     take.add_argument("--topic-prefix", default="cirt-hub.")
+    retention = sub.add_parser("retention", help="forget what hub.retention lets the hub forget")
+    retention_sub = retention.add_subparsers(dest="retention_command", required=True)
+    now = retention_sub.add_parser(
+        "run", help="apply the federation file's hub.retention now (the hub may be running)"
+    )
+    now.add_argument("--config", type=Path, required=True, help="the federation file")
+    now.add_argument("--data-dir", type=Path, default=None)
+    now.add_argument("--bus", default="embedded", help="embedded, or kafka://... (views only)")
+    now.add_argument("--topic-prefix", default="cirt-hub.")
 
 
 def _describe(manifest: Manifest) -> str:
@@ -53,7 +66,38 @@ def _describe(manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
+def _retention(args: argparse.Namespace) -> int:
+    try:
+        federation = load_federation(args.config)
+    except FederationError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    retention = federation.hub.retention
+    if not retention.any:
+        print(f"cirt-hub: {args.config} sets no hub.retention: everything is kept", file=sys.stderr)
+        return 2
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    embedded = args.bus == "embedded"
+    try:
+        done = prune_data_dir(
+            data_dir,
+            retention,
+            Topics(args.topic_prefix),
+            log_file=data_dir / EMBEDDED_FILE if embedded else None,
+            views=sorted(data_dir.glob("view-*.sqlite3")),
+        )
+    except (OSError, sqlite3.Error) as exc:
+        print(f"cirt-hub: retention: {exc}", file=sys.stderr)
+        return 1
+    for pruned in done:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(pruned.deleted.items())) or "nothing"
+        print(f"{pruned.store}: deleted {kinds}; freed {pruned.freed_bytes} bytes in the file")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.command == "retention":
+        return _retention(args)
     where = Locations(
         data_dir=(args.data_dir or default_data_dir()).resolve(),
         keys_dir=args.keys_dir.resolve() if args.keys_dir else None,
