@@ -160,6 +160,28 @@ class HubMetrics:
             ["store"],
             registry=r,
         )
+        self.topic_bytes = Gauge(
+            "cirt_hub_topic_bytes",
+            "Bytes (keys, values, headers) each topic holds on the embedded log, at scrape time.",
+            ["topic"],
+            registry=r,
+        )
+        self.data_dir_bytes = Gauge(
+            "cirt_hub_data_dir_bytes",
+            "Bytes on disk per SQLite file of the data dir (with its WAL), and other files.",
+            ["file"],
+            registry=r,
+        )
+        self.data_dir_growth = Gauge(
+            "cirt_hub_data_dir_growth_bytes_per_day",
+            "How fast the data dir grew over the last week (NaN before an hour of samples).",
+            registry=r,
+        )
+        self.disk_full_in_days = Gauge(
+            "cirt_hub_disk_full_in_days",
+            "Days until the data dir's disk is full at that rate (NaN when it is not growing).",
+            registry=r,
+        )
         self._started = time.time()
 
     def timed(self, stage: Stage) -> Stage:

@@ -33,6 +33,7 @@ from pathlib import Path
 import orjson
 
 from hub.federation import Retention
+from hub.ops.usage import uncount
 from hub.store.view import timestamp_key
 from hub.topics import Topics
 
@@ -67,6 +68,8 @@ def _delete_rows(conn: sqlite3.Connection, table: str, key: str, ids: list[int])
         conn.execute("BEGIN IMMEDIATE")
         try:
             marks = ",".join("?" * len(chunk))
+            if table == "records":
+                uncount(conn, chunk)  # the log's bytes per topic (hub.ops.usage)
             deleted += conn.execute(f"DELETE FROM {table} WHERE {key} IN ({marks})", chunk).rowcount
             conn.execute("COMMIT")
         except BaseException:

@@ -82,6 +82,21 @@ class Client:
         raise AssertionError(f"{oid}: {found}")
 
 
+async def topic_bytes(node: HubProcess, client: Client) -> dict[str, float]:
+    """cirt_hub_topic_bytes by topic, from /metrics as an operator reads it."""
+    auth = basic("hub-operator", client.passwords["hub-operator"])
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{node.base_url}/metrics", headers={"Authorization": auth}) as response,
+    ):
+        text = await response.text()
+    found = {}
+    for line in text.splitlines():
+        if m := re.match(r'cirt_hub_topic_bytes\{topic="([^"]+)"\} (\S+)', line):
+            found[m[1]] = float(m[2])
+    return found
+
+
 def version(obj: dict, modified: str, **more: object) -> dict:
     return {**obj, "modified": modified, **more}
 
@@ -121,6 +136,8 @@ async def test_retention_keeps_latest_versions_revocations_and_the_audit_chain(
         await client.until_versions(gone["id"], 2)
         before = await run("audit", "verify", "--data-dir", str(node.data_dir))
         assert before.returncode == 0, before.stdout
+        feed_bytes = (await topic_bytes(node, client))["cirt-hub.feed.region-west-africa"]
+        assert feed_bytes > 3 * len(bulky)
 
         done = await run(
             "retention", "run", "--config", str(config), "--data-dir", str(node.data_dir)
@@ -137,6 +154,9 @@ async def test_retention_keeps_latest_versions_revocations_and_the_audit_chain(
 
         assert await client.versions(kept["id"]) == ["2030-03-01T00:00:00.000Z"]
         assert await client.versions(gone["id"]) == ["2030-04-01T00:00:00.000Z"]  # revoked
+        # What the feed's topic holds, as /metrics counts it, went down by the two versions.
+        left = (await topic_bytes(node, client))["cirt-hub.feed.region-west-africa"]
+        assert feed_bytes - left > 2 * len(bulky), (feed_bytes, left)
         after = await run("audit", "verify", "--data-dir", str(node.data_dir))
         assert after.returncode == 0 and after.stdout == before.stdout  # the chain, whole
 

@@ -101,6 +101,12 @@ function show(s) {
     `${bytes(d.free_bytes)} free of ${bytes(d.total_bytes)}; intake closes under ${bytes(d.reserve_bytes)}. ` +
     `${fmt(d.refusals)} submissions refused for space.`;
   $("disk").className = d.ok ? "" : "no";
+  $("growth").textContent = `data dir ${bytes(d.bytes)}; growing ` +
+    (d.growth_per_day == null ? "(measured after an hour)" : `${bytes(d.growth_per_day)} a day`) +
+    (d.days_until_full == null ? "" : `; full in ${fmt(d.days_until_full)} days at this rate`);
+  const stored = [...Object.entries(d.topics || {}).map(([k, v]) => [bare(k), v]),
+    ...Object.entries(d.files || {})].sort((a, b) => b[1] - a[1]).slice(0, 12);
+  rows("stored", stored, ([k, v]) => [cell(k), cell(bytes(v), 1)], "nothing stored yet");
   $("updated").textContent = new Date(s.time * 1000).toLocaleTimeString();
 }
 async function poll() {
