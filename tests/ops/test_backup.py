@@ -172,3 +172,43 @@ def test_restore_refuses_a_damaged_backup_and_a_data_dir_in_use(
 
     again = cli("backup", str(tmp_path / "b"), "--data-dir", str(data))
     assert again.returncode == 1 and "is not empty" in again.stderr
+
+
+def test_on_kafka_the_backup_holds_keys_and_node_files_not_the_views(tmp_path: Path) -> None:
+    data, keys = tmp_path / "data", tmp_path / "keys"
+    data.mkdir()
+    keys.mkdir()
+    (data / "node-id").write_text("node-abc\n")
+    (data / "pseudonym.key").write_text("k" * 64)
+    (data / "view-node-abc.sqlite3").write_bytes(b"")  # rebuilt from the topics instead
+    (keys / "intake.key").write_text("{}")
+    made = cli(
+        "backup",
+        str(tmp_path / "b"),
+        "--data-dir",
+        str(data),
+        "--keys-dir",
+        str(keys),
+        "--bus",
+        "kafka://127.0.0.1:9092",
+    )
+    assert made.returncode == 0, made.stderr
+    assert "the topics are not in this backup" in made.stdout
+    manifest = orjson.loads((tmp_path / "b" / "manifest.json").read_bytes())
+    assert {f["path"] for f in manifest["files"]} >= {
+        "data/node-id",
+        "data/pseudonym.key",
+        "keys/intake.key",
+    }
+    assert not any("view-" in f["path"] for f in manifest["files"])
+    restored = cli(
+        "restore",
+        str(tmp_path / "b"),
+        "--data-dir",
+        str(tmp_path / "d2"),
+        "--keys-dir",
+        str(tmp_path / "k2"),
+    )
+    assert restored.returncode == 0, restored.stderr
+    assert (tmp_path / "k2" / "intake.key").read_text() == "{}"
+    assert (tmp_path / "d2" / "node-id").read_text() == "node-abc\n"
