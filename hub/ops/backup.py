@@ -47,6 +47,8 @@ BACKUP_FORMAT = "cirt-hub-backup-v1"
 _SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 _NOT_DATA = {PID_FILE, ".lock", ".upgrade.lock"}
 _CHUNK = 1 << 20
+# The top-level names a backup writes; a manifest naming anything else is refused.
+_AREAS = ("data", "keys", "pseudonym.key")
 
 
 class BackupError(Exception):
@@ -287,9 +289,6 @@ def verify(src: Path) -> Manifest:
         if path.stat().st_size != entry.size or _sha256(path) != entry.sha256:
             raise BackupError(f"{entry.path}: damaged (its SHA-256 is not the manifest's)")
     return manifest
-
-
-_AREAS = ("data", "keys", "pseudonym.key")
 
 
 def _empty_or_new(path: Path, what: str) -> None:
