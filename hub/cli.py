@@ -11,7 +11,9 @@ import os
 import signal
 import ssl
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -278,11 +280,13 @@ async def _list_rejected(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(coro) -> int:
-    try:
-        import uvloop
-    except ImportError:
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    """Run under uvloop, a dependency wherever the hub runs (not on Windows): a missing
+    uvloop stops the command instead of falling back to a slower loop unseen."""
+    if sys.platform == "win32":
         return asyncio.run(coro)
+    import uvloop
+
     return uvloop.run(coro)
 
 

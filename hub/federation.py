@@ -154,7 +154,7 @@ class Federation:
 
         Recorded with every routed object, so a decision can be traced to the rules in force.
         """
-        rules = {
+        rules: dict[str, Any] = {
             "regions": [r.id for r in self.regions],
             "members": {
                 m.id: {"regions": list(m.regions), "sharing": m.sharing} for m in self.members
@@ -183,7 +183,8 @@ class Federation:
 @cache
 def schema() -> dict[str, Any]:
     text = resources.files("hub").joinpath("schemas/federation.schema.json").read_text()
-    return json.loads(text)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 def _field(path: Iterable[str | int]) -> str:
@@ -322,7 +323,7 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
     for i, rule in enumerate(correlation.get("rules", [])):
         region = rule["scope"].partition(":")[2]
         if region and region not in regions:
-            where = ("correlation", "rules", i, "scope")
+            where: Path_ = ("correlation", "rules", i, "scope")
             problem(where, f"{region!r} is not a region declared in regions")
     for member_id in correlation.get("webhooks", {}):
         if member_id not in members:

@@ -226,7 +226,9 @@ class HubMetrics:
             if received is not None and received >= self._started:
                 self.end_to_end_seconds.observe(max(0.0, now - received))
 
-    def set_lag(self, group: str, ends: Mapping[TopicPartition, int], taken: Callable) -> None:
+    def set_lag(
+        self, group: str, ends: Mapping[TopicPartition, int], taken: Callable[[TopicPartition], int]
+    ) -> None:
         """Lag per partition: the end offset less what `taken(tp)` says the group has."""
         for tp, end in ends.items():
             lag = max(0, end - taken(tp))

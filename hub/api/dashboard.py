@@ -234,15 +234,13 @@ async def snapshot(request: web.Request) -> web.Response:
             {"region": r.id, "name": r.name, "routed": routed.get(region_alias(r.id), 0)}
             for r in federation.regions
         ],
-        "refusals": sorted(
-            (
-                {"reason": reason, "count": count}
-                for reason, count in metrics.totals(
-                    "cirt_hub_objects_refused_total", "reason"
-                ).items()
-            ),
-            key=lambda r: -r["count"],
-        ),
+        "refusals": [
+            {"reason": reason, "count": count}
+            for reason, count in sorted(
+                metrics.totals("cirt_hub_objects_refused_total", "reason").items(),
+                key=lambda pair: -pair[1],
+            )
+        ],
         "latency": metrics.percentiles("cirt_hub_end_to_end_seconds"),
         "stages": metrics.stage_percentiles(),
         "lag": metrics.lag_rows(),

@@ -8,6 +8,7 @@ shows the lag as it is, not as it was when something last happened.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 
@@ -16,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api.access import caller
 from hub.api.keys import BUS, DISK, FOLLOWER, METRICS, SETTINGS, VIEW
-from hub.bus import BusError
+from hub.bus import BusError, TopicPartition
 from hub.errors import Forbidden
 from hub.ops.usage import measure
 
@@ -46,7 +47,7 @@ async def refresh_lag(app: web.Application) -> None:
             for group, group_topics in groups:
                 ends = await bus.end_offsets(group_topics)
                 committed = await bus.committed(group, group_topics)
-                metrics.set_lag(group, ends, lambda tp, c=committed: c.get(tp, 0))
+                metrics.set_lag(group, ends, functools.partial(_taken, committed))
             if FOLLOWER in app:
                 follower = app[FOLLOWER]
                 ends = await bus.end_offsets(app[VIEW].topics)
@@ -103,3 +104,8 @@ async def metrics(request: web.Request) -> web.Response:
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"
     return response
+
+
+def _taken(committed: dict[TopicPartition, int], tp: TopicPartition) -> int:
+    """What a group has committed on a partition (0: nothing yet)."""
+    return committed.get(tp, 0)

@@ -151,6 +151,7 @@ _COMPRESS_ABOVE = 1024
 async def compression(request: web.Request, handler: Handler) -> web.StreamResponse:
     """gzip/deflate larger answers for clients that accept it (slow links are common)."""
     response = await handler(request)
-    if isinstance(response, web.Response) and len(response.body or b"") > _COMPRESS_ABOVE:
+    body = response.body if isinstance(response, web.Response) else None
+    if isinstance(body, bytes | bytearray) and len(body) > _COMPRESS_ABOVE:
         response.enable_compression()  # negotiated against the request's Accept-Encoding
     return response

@@ -14,12 +14,12 @@ import sqlite3
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 
@@ -347,7 +347,9 @@ class EmbeddedBus:
             while self._pending:
                 batch, self._pending = self._pending, []
 
-                def append_all(conn: sqlite3.Connection, batch=batch) -> list[list[Position]]:
+                def append_all(
+                    conn: sqlite3.Connection, batch: list[_PendingPublish] = batch
+                ) -> list[list[Position]]:
                     appender = self.appender(conn)
                     now_ms = int(time.time() * 1000)
                     return [[appender.append(m, now_ms) for m in p.messages] for p in batch]
@@ -411,7 +413,7 @@ def _committed(
 
 async def _poll(
     bus: EmbeddedBus,
-    read: Callable[[], Any],
+    read: Callable[[], Awaitable[list[Record]]],
     timeout: float,
 ) -> list[Record]:
     """Call `read` until it returns records or `timeout` passes."""

@@ -18,7 +18,7 @@ from hub.topics import Topics
 COMMANDS = ("backup", "restore", "retention")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     take = sub.add_parser(
         "backup",
         help="copy the data dir and keys, consistent at one point of the log (hub running or not)",

@@ -58,7 +58,7 @@ class Pruned:
 def _free_bytes(conn: sqlite3.Connection) -> int:
     (pages,) = conn.execute("PRAGMA freelist_count").fetchone()
     (size,) = conn.execute("PRAGMA page_size").fetchone()
-    return pages * size
+    return int(pages) * int(size)
 
 
 def _delete_rows(conn: sqlite3.Connection, table: str, key: str, ids: list[int]) -> int:
@@ -79,7 +79,9 @@ def _delete_rows(conn: sqlite3.Connection, table: str, key: str, ids: list[int])
     return deleted
 
 
-def _partitions(conn: sqlite3.Connection, match: Callable[[str], bool]) -> Iterator[tuple]:
+def _partitions(
+    conn: sqlite3.Connection, match: Callable[[str], bool]
+) -> Iterator[tuple[str, int, int]]:
     """(topic, partition, last offset) of every partition of the topics `match` takes."""
     for topic, count in conn.execute("SELECT name, partitions FROM topics ORDER BY name"):
         if not match(topic):
@@ -144,7 +146,7 @@ def _accounts(headers: bytes | None) -> bytes | None:
         return None
     for name, value in orjson.loads(headers):
         if name == "accounts":
-            return value.encode("latin-1")
+            return str(value).encode("latin-1")
     return None
 
 
@@ -180,8 +182,8 @@ def prune_log(
         feeds: dict[str, dict[int, int]] = {}
         for topic, partition, last in _partitions(conn, lambda t: t.startswith(topics.feed(""))):
             feeds.setdefault(topic, {})[partition] = last
-        for topic, last in feeds.items():
-            ids = _superseded_records(conn, topic, last, cutoff)
+        for topic, ends in feeds.items():
+            ids = _superseded_records(conn, topic, ends, cutoff)
             pruned.add("superseded", _delete_rows(conn, "records", "rowid", ids))
     pruned.freed_bytes = max(0, _free_bytes(conn) - before)
     return pruned

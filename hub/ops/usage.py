@@ -88,7 +88,7 @@ def count_topics(conn: sqlite3.Connection, chunks: int = CHUNKS) -> dict[str, in
         conn.execute(
             "INSERT OR REPLACE INTO topic_sizes_counted (id, rowid_done) VALUES (0, ?)", (upto,)
         )
-        return upto < last
+        return bool(upto < last)
 
     for _ in range(chunks):
         if not in_transaction(conn, step):

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import orjson
@@ -26,7 +27,7 @@ from hub.logs import REQUEST_ID
 from hub.pipeline.decode import UndecodableRecord
 from hub.pipeline.emit import emit, rfc3339_now
 from hub.pipeline.history import DeliveryHistory
-from hub.pipeline.submission import Stage, Submission
+from hub.pipeline.submission import Item, Stage, Submission
 from hub.topics import Topics
 
 if TYPE_CHECKING:
@@ -108,7 +109,9 @@ class PipelineWorker:
                 error_id = uuid.uuid4().hex
                 log.exception("pipeline failed on intake record (error_id=%s)", error_id)
                 reason = f"internal error while processing (error_id {error_id})"
-                refused = submission.map_accepted(lambda i, r=reason: i.refuse("internal-error", r))
+                refused = submission.map_accepted(
+                    partial(Item.refuse, reason="internal-error", message=reason)
+                )
                 messages.append(
                     _rejected_record(self.topics, record, "internal-error", reason, is_json=True)
                 )

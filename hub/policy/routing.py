@@ -136,14 +136,14 @@ class Router:
             per = {m.id: policy.verdict(obj, sender, m) for m in others}
             if obj.get("revoked") is True:
                 # A revocation reaches everyone who had the object, whatever the rules now say.
-                for m in history.received(str(obj.get("id"))):
-                    if m in per and not per[m].allowed:
-                        per[m] = Verdict(
-                            m,
+                for holder in history.received(str(obj.get("id"))):
+                    if holder in per and not per[holder].allowed:
+                        per[holder] = Verdict(
+                            holder,
                             True,
                             "revocation",
                             "received an earlier version of the object",
-                            overridden=per[m],
+                            overridden=per[holder],
                         )
             verdicts.append(per)
         ids = [str(o.get("id")) for o in objects]
@@ -242,10 +242,10 @@ class Router:
                 # they may see is the same (the same properties withheld, the same
                 # references hidden).
                 if variant.key not in cache:
-                    shaped = pseudonymise(variant.content)
+                    content = pseudonymise(variant.content)
                     if rules.anonymous:
-                        shaped = anonymised(shaped, sender.identity, hub_identity)
-                    cache[variant.key] = shaped
+                        content = anonymised(content, sender.identity, hub_identity)
+                    cache[variant.key] = content
                 variants[m.id] = cache[variant.key]
             deliveries = [Delivery(member_alias(sender.id), obj, onward_sharing=onward)]
             covered: set[str] = set()
