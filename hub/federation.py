@@ -113,6 +113,23 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long the hub keeps what it may forget (the federation file's `hub.retention`);
+    None keeps it for ever. The latest version of an object, a revocation and the audit
+    chain are always kept."""
+
+    superseded_versions_days: int | None = None
+    intake_days: int | None = None
+    rejected_days: int | None = None
+    interval_hours: float = 1.0
+
+    @property
+    def any(self) -> bool:
+        days = (self.superseded_versions_days, self.intake_days, self.rejected_days)
+        return any(d is not None for d in days)
+
+
+@dataclass(frozen=True)
 class HubInfo:
     id: str
     name: str
@@ -120,6 +137,7 @@ class HubInfo:
     contact: str = ""
     accounts: tuple[Account, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    retention: Retention = field(default_factory=Retention)
 
 
 @dataclass(frozen=True)
@@ -338,6 +356,7 @@ def _build(data: dict[str, Any], source: str) -> Federation:
             contact=hub.get("contact", ""),
             accounts=_accounts(hub.get("accounts", []), None),
             limits=Limits(**hub.get("limits", {})),
+            retention=Retention(**hub.get("retention", {})),
         ),
         regions=tuple(Region(r["id"], r["name"]) for r in data["regions"]),
         members=tuple(

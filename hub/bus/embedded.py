@@ -31,7 +31,7 @@ from hub.bus import (
     TopicSpec,
     next_offsets,
 )
-from hub.bus.errors import BusUnavailable, CommitFailed
+from hub.bus.errors import BusUnavailable, CommitFailed, StorageFull
 from hub.sqlite import SqliteThread, in_transaction
 
 T = TypeVar("T")
@@ -137,6 +137,9 @@ class _Worker:
         try:
             return await self._db.run(fn)
         except sqlite3.OperationalError as exc:
+            # The primary code: SQLITE_FULL whatever the extended code says.
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+                raise StorageFull(f"embedded log {self._db.path}: {exc}") from exc
             raise BusUnavailable(f"embedded log {self._db.path}: {exc}") from exc
 
     async def stop(self) -> None:
