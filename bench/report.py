@@ -34,6 +34,9 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if sign and validate:
         out["validate_vs_sign"] = validate / sign
+    if sign and (ownership := ceilings.get("ownership", {}).get("ops_per_s")):
+        # Per object, the ownership check costs sign / ownership of one Ed25519 signature.
+        out["ownership_cost_vs_sign"] = sign / ownership
     for config in results.get("configurations", []):
         phases = {p["phase"]: p for p in config["phases"]}
         sustained = phases["max"]["delivered_per_s"]
@@ -117,6 +120,11 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"  validation stage / bare Ed25519 sign: {found['validate_vs_sign']:.2f}x "
             f"(target >= {VALIDATE_TARGET:.2f}x)"
+        )
+    if "ownership_cost_vs_sign" in found:
+        lines.append(
+            "  ownership check, cost per object / bare Ed25519 sign: "
+            f"{found['ownership_cost_vs_sign']:.4f}x"
         )
     for config in results.get("configurations", []):
         entry = found[config["label"]]

@@ -43,6 +43,12 @@ bash deploy/kafka/kafka.sh fetch
 echo "== lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "== types (mypy, strict: pyproject.toml [tool.mypy])"
+.venv/bin/mypy
+echo "== documentation site (mkdocs build --strict: a broken link, anchor or nav entry fails)"
+docs_site="$(mktemp -d)"
+.venv/bin/mkdocs build --strict --quiet --site-dir "$docs_site"
+rm -rf "$docs_site"
 # Two steps: the suite, then the fault suite (tests/faults: broker, worker and node crashes
 # on purpose, several minutes). Both always run; the run fails if either does. Each writes a
 # JUnit report; the last line adds both up.

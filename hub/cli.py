@@ -11,7 +11,9 @@ import os
 import signal
 import ssl
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -27,6 +29,8 @@ from hub.credentials import hash_secret, new_secret
 from hub.demo import DemoAccount, demo_accounts_json, demo_federation
 from hub.federation import FederationError, load_federation
 from hub.logs import configure as configure_logs
+from hub.ops import commands as ops_commands
+from hub.ops.datadir import DataDirError, upgrade
 from hub.policy import commands as policy_commands
 from hub.signing import commands as signing_commands
 from hub.signing.keyring import KeyringError, KeyStore, passphrase_from_environment
@@ -128,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
         default=10_000,
         help="answer 503 to submissions while the pipeline is this many behind (0: never)",
     )
+    serve.add_argument(
+        "--min-free-mb",
+        type=int,
+        default=256,
+        help="answer 503 to submissions while the data dir's disk has less free (default 256)",
+    )
 
     demo = sub.add_parser("demo", help="the built-in demo federation")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)
@@ -156,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     policy_commands.register(sub)
     control.register(sub)
     audit_commands.register(sub)
+    ops_commands.register(sub)
     client_commands.register(sub)
     federation_commands.register(sub)
     misp_commands.register(sub)
@@ -269,11 +280,13 @@ async def _list_rejected(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(coro) -> int:
-    try:
-        import uvloop
-    except ImportError:
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    """Run under uvloop, a dependency wherever the hub runs (not on Windows): a missing
+    uvloop stops the command instead of falling back to a slower loop unseen."""
+    if sys.platform == "win32":
         return asyncio.run(coro)
+    import uvloop
+
     return uvloop.run(coro)
 
 
@@ -283,6 +296,8 @@ def serve(args: argparse.Namespace) -> int:
     data_dir = (args.data_dir or default_data_dir()).resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
+        # Before anything opens the data dir: one written by a later release stops here.
+        upgrade(data_dir)
         validate_bus_url(args.bus)
         # Before the federation file: a bad TLS file is found in a moment, not after it.
         tls = tls_files(args.tls_cert, args.tls_key, args.tls_client_ca)
@@ -328,12 +343,20 @@ def serve(args: argparse.Namespace) -> int:
             tls=tls,
             drain_seconds=args.drain_timeout,
             max_intake_lag=args.max_intake_lag or None,
+            min_free_bytes=args.min_free_mb * 1024 * 1024,
             public_url=args.public_url,
             header_timeout=args.header_timeout,
             body_timeout=args.body_timeout,
             max_connections_per_address=args.max_connections_per_address,
         )
-    except (FederationError, SettingsError, BusUrlError, KeyringError, TlsError) as exc:
+    except (
+        FederationError,
+        SettingsError,
+        BusUrlError,
+        KeyringError,
+        TlsError,
+        DataDirError,
+    ) as exc:
         print(f"cirt-hub: {exc}", file=sys.stderr)
         return 2
     workers = None
@@ -375,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         return policy_commands.run(args)
     if args.command == "audit":
         return audit_commands.run(args)
+    if args.command in ops_commands.COMMANDS:
+        return ops_commands.run(args)
     if args.command in client_commands.COMMANDS:
         return client_commands.run(args)
     if args.command in federation_commands.COMMANDS:

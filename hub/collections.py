@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from hub.federation import Account, Federation
 
@@ -56,7 +57,9 @@ def member_alias(member_id: str) -> str:
 def build_collections(federation: Federation) -> dict[str, Collection]:
     """Every collection of the hub, by alias."""
 
-    def make(alias: str, title: str, description: str, readers: frozenset[str], **kw) -> Collection:
+    def make(
+        alias: str, title: str, description: str, readers: frozenset[str], **kw: Any
+    ) -> Collection:
         cid = str(uuid.uuid5(_NAMESPACE, f"{federation.hub.id}/{alias}"))
         return Collection(alias, cid, title, description, readers, **kw)
 

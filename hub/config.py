@@ -55,6 +55,9 @@ class Settings:
     login_throttling: LoginThrottling = field(default_factory=LoginThrottling)
     # Backpressure: above this many unprocessed intake records a POST gets 503 (None: never).
     max_intake_lag: int | None = 10_000
+    # Disk: below this many free bytes under the data dir a POST gets 503 (the pipeline
+    # keeps room to route what intake already took).
+    min_free_bytes: int = 256 * 1024 * 1024
     intake_lag_interval: float = 1.0
     # A stop (SIGTERM) lets open requests and units of work in hand finish for this long.
     drain_seconds: float = 10.0
@@ -79,6 +82,8 @@ class Settings:
             raise SettingsError("partitions: must be at least 1")
         if self.max_intake_lag is not None and self.max_intake_lag < 1:
             raise SettingsError("max_intake_lag: must be at least 1")
+        if self.min_free_bytes < 0:
+            raise SettingsError("min_free_bytes: must be 0 or more")
         if self.drain_seconds <= 0:
             raise SettingsError("drain_seconds: must be more than 0")
         if not 0 <= self.port <= 65535:

@@ -58,7 +58,7 @@ def _serving(pid: int) -> bool:
         return False
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     reload = sub.add_parser(
         "reload",
         help="make the hub serving from a data dir re-read its federation file (SIGHUP)",

@@ -118,6 +118,23 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long the hub keeps what it may forget (the federation file's `hub.retention`);
+    None keeps it for ever. The latest version of an object, a revocation and the audit
+    chain are always kept."""
+
+    superseded_versions_days: int | None = None
+    intake_days: int | None = None
+    rejected_days: int | None = None
+    interval_hours: float = 1.0
+
+    @property
+    def any(self) -> bool:
+        days = (self.superseded_versions_days, self.intake_days, self.rejected_days)
+        return any(d is not None for d in days)
+
+
+@dataclass(frozen=True)
 class HubInfo:
     id: str
     name: str
@@ -125,6 +142,7 @@ class HubInfo:
     contact: str = ""
     accounts: tuple[Account, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    retention: Retention = field(default_factory=Retention)
 
 
 @dataclass(frozen=True)
@@ -141,7 +159,7 @@ class Federation:
 
         Recorded with every routed object, so a decision can be traced to the rules in force.
         """
-        rules = {
+        rules: dict[str, Any] = {
             "regions": [r.id for r in self.regions],
             "members": {
                 m.id: {"regions": list(m.regions), "sharing": m.sharing} for m in self.members
@@ -170,7 +188,8 @@ class Federation:
 @cache
 def schema() -> dict[str, Any]:
     text = resources.files("hub").joinpath("schemas/federation.schema.json").read_text()
-    return json.loads(text)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 def _field(path: Iterable[str | int]) -> str:
@@ -309,7 +328,7 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
     for i, rule in enumerate(correlation.get("rules", [])):
         region = rule["scope"].partition(":")[2]
         if region and region not in regions:
-            where = ("correlation", "rules", i, "scope")
+            where: Path_ = ("correlation", "rules", i, "scope")
             problem(where, f"{region!r} is not a region declared in regions")
     for member_id in correlation.get("webhooks", {}):
         if member_id not in members:
@@ -342,6 +361,7 @@ def _build(data: dict[str, Any], source: str) -> Federation:
             contact=hub.get("contact", ""),
             accounts=_accounts(hub.get("accounts", []), None),
             limits=Limits(**hub.get("limits", {})),
+            retention=Retention(**hub.get("retention", {})),
         ),
         regions=tuple(Region(r["id"], r["name"]) for r in data["regions"]),
         members=tuple(

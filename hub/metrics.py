@@ -135,6 +135,53 @@ class HubMetrics:
             ["member"],
             registry=r,
         )
+        self.disk_full_refusals = Counter(
+            "cirt_hub_disk_full_refusals_total",
+            "Submissions refused (503) because the data dir's disk was full: none was stored.",
+            registry=r,
+        )
+        self.disk_bytes = Gauge(
+            "cirt_hub_disk_bytes",
+            "The data dir's file system, at scrape time: free, total, and the reserve "
+            "(--min-free-mb) under which submissions are refused.",
+            ["kind"],
+            registry=r,
+        )
+        self.retention_deleted = Counter(
+            "cirt_hub_retention_deleted_total",
+            "Records (log) and rows (views) retention deleted, by store and kind "
+            "(superseded, intake, rejected).",
+            ["store", "kind"],
+            registry=r,
+        )
+        self.retention_freed_bytes = Counter(
+            "cirt_hub_retention_freed_bytes_total",
+            "Bytes retention freed inside the SQLite files (reused before the files grow).",
+            ["store"],
+            registry=r,
+        )
+        self.topic_bytes = Gauge(
+            "cirt_hub_topic_bytes",
+            "Bytes (keys, values, headers) each topic holds on the embedded log, at scrape time.",
+            ["topic"],
+            registry=r,
+        )
+        self.data_dir_bytes = Gauge(
+            "cirt_hub_data_dir_bytes",
+            "Bytes on disk per SQLite file of the data dir (with its WAL), and other files.",
+            ["file"],
+            registry=r,
+        )
+        self.data_dir_growth = Gauge(
+            "cirt_hub_data_dir_growth_bytes_per_day",
+            "How fast the data dir grew over the last week (NaN before an hour of samples).",
+            registry=r,
+        )
+        self.disk_full_in_days = Gauge(
+            "cirt_hub_disk_full_in_days",
+            "Days until the data dir's disk is full at that rate (NaN when it is not growing).",
+            registry=r,
+        )
         self._started = time.time()
 
     def timed(self, stage: Stage) -> Stage:
@@ -179,7 +226,9 @@ class HubMetrics:
             if received is not None and received >= self._started:
                 self.end_to_end_seconds.observe(max(0.0, now - received))
 
-    def set_lag(self, group: str, ends: Mapping[TopicPartition, int], taken: Callable) -> None:
+    def set_lag(
+        self, group: str, ends: Mapping[TopicPartition, int], taken: Callable[[TopicPartition], int]
+    ) -> None:
         """Lag per partition: the end offset less what `taken(tp)` says the group has."""
         for tp, end in ends.items():
             lag = max(0, end - taken(tp))
@@ -192,6 +241,10 @@ class HubMetrics:
             for sample in family.samples
             if sample.name == name
         ]
+
+    def total(self, name: str) -> float:
+        """A counter summed over all its labels."""
+        return sum(value for _, value in self._samples(name))
 
     def totals(self, name: str, label: str) -> dict[str, float]:
         """A counter summed per value of one of its labels."""

@@ -28,10 +28,11 @@ async def rejections(
 
 
 def _member_of(entry: dict[str, Any]) -> str | None:
-    if "member" in entry:
-        return entry["member"]
+    member = entry.get("member")
     record = entry.get("record")
-    return record.get("member") if isinstance(record, dict) else None
+    if member is None and isinstance(record, dict):
+        member = record.get("member")
+    return member if isinstance(member, str) else None
 
 
 def describe(entry: dict[str, Any]) -> str:

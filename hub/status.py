@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-def _detail(obj_id: str, version: str | None, received: str, message: str | None = None):
+def _detail(
+    obj_id: str, version: str | None, received: str, message: str | None = None
+) -> dict[str, Any]:
     detail: dict[str, Any] = {"id": obj_id, "version": version or received}
     if message:
         detail["message"] = message

@@ -135,7 +135,7 @@ class _Counter:
         if not (full and now - record.recent[0][0] <= p.window):
             self._bound(now)
             return 0.0
-        duration = min(p.lockout * 2**record.strikes, p.max_lockout)
+        duration = float(min(p.lockout * 2**record.strikes, p.max_lockout))
         record.strikes += 1
         record.locked_until = record.last = now + duration
         record.recent.clear()

@@ -36,7 +36,7 @@ def _hub_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the member commands to the `cirt-hub` parser."""
     submit = sub.add_parser(
         "submit",

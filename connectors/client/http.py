@@ -218,14 +218,18 @@ class HubClient:
     async def post(self, objects: list[dict[str, Any]]) -> dict[str, Any]:
         """POST one envelope to the inbox; the hub's 202 status resource (it is durable)."""
         url = f"{await self.collection_url('inbox')}objects/"
+        status: dict[str, Any]
         status, _ = await self.request("POST", url, body=envelope(objects), expect=202)
         return status
 
     async def status(self, status_id: str) -> dict[str, Any]:
+        found: dict[str, Any]
         found, _ = await self.request("GET", f"{await self.api_root()}status/{status_id}/")
         return found
 
-    async def wait(self, status_id: str, *, poll: float = 0.05, ceiling: float = 2.0) -> dict:
+    async def wait(
+        self, status_id: str, *, poll: float = 0.05, ceiling: float = 2.0
+    ) -> dict[str, Any]:
         """The status resource once it is complete, polled ever less often up to `ceiling`."""
         while True:
             found = await self.status(status_id)
@@ -280,6 +284,7 @@ class HubClient:
 
     async def jwks(self) -> dict[str, Any]:
         """The hub's public signing keys (current and retired)."""
+        found: dict[str, Any]
         found, _ = await self.request("GET", f"{self.origin}/.well-known/jwks.json")
         return found
 

@@ -5,9 +5,10 @@ remember where it stopped (connectors.client.feed) so the next pull fetches only
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -50,7 +51,7 @@ async def pull(
     verifier = HubKeys(client.jwks)
     report = PullReport()
 
-    async def fetch(params: dict[str, str]):
+    async def fetch(params: dict[str, str]) -> tuple[dict[str, Any], Mapping[str, str]]:
         return await client.objects(collection, params)
 
     async for fresh in new_pages(fetch, state, state_file, since=since, page_size=page_size):

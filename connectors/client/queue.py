@@ -98,7 +98,8 @@ class SubmitQueue:
         return Enqueued(added, skipped)
 
     def pending(self) -> int:
-        return self._db.execute("SELECT count(*) FROM queued").fetchone()[0]
+        count: int = self._db.execute("SELECT count(*) FROM queued").fetchone()[0]
+        return count
 
     def journal(self) -> list[Outcome]:
         """Every outcome the hub gave, in no particular order."""

@@ -19,7 +19,7 @@ PEER_PASSWORD_ENV = "CIRT_HUB_PEER_PASSWORD"
 PASSWORD_ENV = "CIRT_HUB_PASSWORD"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `federate` to the `cirt-hub` parser."""
     cmd = sub.add_parser(
         "federate",

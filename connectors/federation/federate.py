@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from connectors.client.feed import FeedState, new_pages
+from connectors.client.feed import FeedState, Fetch, new_pages
 from connectors.client.http import HubClient, Outcome
 from connectors.federation.peer import PeerHub
 from connectors.federation.relay import relayed, signed_by
@@ -52,10 +53,7 @@ async def federate(
         state = FeedState.load(state_file)
         state.collection = name
 
-        async def fetch(params: dict[str, str], name: str = name):
-            return await peer.objects(name, params)
-
-        async for page in new_pages(fetch, state, state_file, page_size=page_size):
+        async for page in new_pages(_reader(peer, name), state, state_file, page_size=page_size):
             report.read += len(page)
             outgoing = []
             for obj in page:
@@ -74,6 +72,15 @@ async def federate(
                 report.outcomes.extend((await local.submit(outgoing)).outcomes)
             progress(name, report)
     return report
+
+
+def _reader(peer: PeerHub, name: str) -> Fetch:
+    """What new_pages calls for one of the peer's collections."""
+
+    async def fetch(params: dict[str, str]) -> tuple[dict[str, Any], Mapping[str, str]]:
+        return await peer.objects(name, params)
+
+    return fetch
 
 
 def _safe(name: str) -> str:

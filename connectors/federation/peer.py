@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -27,7 +27,7 @@ class PeerHub:
         self._backoff = backoff or Backoff()
         self._collections: dict[str, Collection] = {}
 
-    async def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`fn` in a thread, retried while the peer is unreachable or busy."""
         attempts = self._backoff.start()
         while True:
@@ -80,6 +80,10 @@ class PeerHub:
 
 def _description(exc: requests.HTTPError) -> str:
     try:
-        return str(exc.response.json().get("description", ""))
+        return (
+            str(exc.response.json().get("description", ""))
+            if exc.response is not None
+            else str(exc)
+        )
     except (ValueError, AttributeError):
         return str(exc)

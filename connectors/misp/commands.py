@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from connectors.misp.sources import MispApi, MispEvent, MispSourceError, files, read_file
 
@@ -21,7 +22,7 @@ PASSWORD_ENV = "CIRT_HUB_PASSWORD"
 MISP_KEY_ENV = "MISP_KEY"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `misp import` to the cirt-hub command line."""
     misp = sub.add_parser("misp", help="import MISP events as STIX 2.1")
     commands = misp.add_subparsers(dest="misp_command", required=True)
@@ -161,7 +162,7 @@ async def import_events(args: argparse.Namespace) -> int:
     return 2 if refused is None else 1 if failed or refused else 0
 
 
-async def _submit(url: str, user: str, password: str, objects: list[dict]) -> int | None:
+async def _submit(url: str, user: str, password: str, objects: list[dict[str, Any]]) -> int | None:
     """Submit and print each refusal; how many objects were refused (None: no hub)."""
     from connectors.client import GaveUp, HubClient, Refused
 

@@ -26,7 +26,8 @@ def _find_spec(
 
 
 def _create_module(self: Any, spec: ModuleSpec) -> ModuleType:
-    return self.load_module(spec.name)
+    module: ModuleType = self.load_module(spec.name)
+    return module
 
 
 def _exec_module(self: Any, module: ModuleType) -> None:
@@ -43,7 +44,8 @@ def parser_class() -> type:
     for finder in sys.meta_path:
         legacy = type(finder)
         if hasattr(finder, "known_modules") and not hasattr(finder, "find_spec"):
-            legacy.find_spec = _find_spec  # type: ignore[attr-defined]
+            legacy.find_spec = _find_spec  # type: ignore[method-assign]
             legacy.create_module = _create_module  # type: ignore[attr-defined]
             legacy.exec_module = _exec_module  # type: ignore[attr-defined]
-    return MISPtoSTIX21Parser
+    parser: type = MISPtoSTIX21Parser
+    return parser

@@ -130,7 +130,8 @@ def _level(record: Mapping[str, Any], enclosing: Tlp | None, *, may_inherit: boo
 
 def _canonical_tags(record: dict[str, Any], level: Tlp | None) -> None:
     """Replace the record's TLP tags by one tag misp-stix maps to the record's level."""
-    tags = record.get("Tag") if isinstance(record.get("Tag"), list) else []
+    found = record.get("Tag")
+    tags: list[Any] = found if isinstance(found, list) else []
     kept = [t for t in tags if not is_tlp_tag(t)]
     if level is not None:
         kept.append({"name": f"tlp:{tlp_name(level)}"})

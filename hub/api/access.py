@@ -35,7 +35,8 @@ def peer_certificate(request: web.Request) -> bytes | None:
     # Only a context that asks for certificates verifies them: never trust one otherwise.
     if tls is None or tls.context.verify_mode == ssl.CERT_NONE:
         return None
-    return tls.getpeercert(binary_form=True)
+    der: bytes | None = tls.getpeercert(binary_form=True)
+    return der
 
 
 def visible_collection(

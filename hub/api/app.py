@@ -21,6 +21,7 @@ from hub.api.keys import (
     AUTH,
     BUS,
     COLLECTIONS,
+    DISK,
     FOLLOWER,
     INTAKE_GATE,
     INTAKE_KEYS,
@@ -36,17 +37,20 @@ from hub.api.server import name_server
 from hub.api.taxii import collections, discovery, objects, status
 from hub.audit.chainer import audit_chainer
 from hub.bus import Bus, BusError
-from hub.bus.url import open_bus
-from hub.collections import build_collections, feed_aliases
+from hub.bus.url import EMBEDDED_FILE, open_bus
+from hub.collections import ALERTS, build_collections, feed_aliases
 from hub.config import Settings
 from hub.correlate.correlator import correlator
 from hub.correlate.observe import Observe
 from hub.correlate.webhooks import Webhooks
 from hub.metrics import HubMetrics
+from hub.ops.disk import DiskWatch
+from hub.ops.retention import Pruned, RetentionRunner, prune_data_dir
 from hub.pipeline.authenticate import Authenticate
 from hub.pipeline.decode import Decode
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.mark import Mark
+from hub.pipeline.ownership import Ownership
 from hub.pipeline.predefined import publish_predefined
 from hub.pipeline.provenance import Provenance
 from hub.pipeline.release import releaser
@@ -130,7 +134,7 @@ async def _view_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _intake_gate_context(app: web.Application) -> AsyncIterator[None]:
-    gate = IntakeGate(app[BUS], app[SETTINGS])
+    gate = IntakeGate(app[BUS], app[SETTINGS], app[DISK], app[METRICS].disk_full_refusals)
     app[INTAKE_GATE] = gate
     async with supervised("intake-gate", gate, app[SETTINGS].drain_seconds) as state:
         app[RUNNERS].append(state)
@@ -148,13 +152,16 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         )
     except BusError as exc:
         log.warning("TLP and extension definitions not published (next start tries again): %s", exc)
-    history = DeliveryHistory(app[BUS], settings.topics.decisions)
+    # Who received and who owns what: every decision, and the alerts the hub published.
+    topics = settings.topics
+    history = DeliveryHistory(app[BUS], topics.decisions, hub_feeds=(topics.feed(ALERTS),))
     federation_key = load_key(settings.pseudonym_key_path)  # pseudonyms, correlation keys
     route = Route(Policy(federation), federation_key, history)
     stages = (
         Authenticate(federation),
         Validate(federation),
         Provenance(federation),
+        Ownership(federation, history),
         Mark(federation),
         route,
         Observe(federation, federation_key),
@@ -187,6 +194,32 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _retention_context(app: web.Application) -> AsyncIterator[None]:
+    """Retention on what this node keeps: the embedded log (a pipeline node), its view."""
+    settings, metrics = app[SETTINGS], app[METRICS]
+    retention = settings.federation.hub.retention
+    log_file = None
+    if settings.runs_pipeline and settings.bus_url == "embedded":
+        log_file = settings.data_dir / EMBEDDED_FILE
+    views = [app[VIEW].path] if VIEW in app else []
+
+    def prune() -> list[Pruned]:
+        return prune_data_dir(
+            settings.data_dir, retention, settings.topics, log_file=log_file, views=views
+        )
+
+    def report(pruned: Pruned) -> None:
+        store = "log" if pruned.store == "log" else "view"
+        for kind, count in pruned.deleted.items():
+            metrics.retention_deleted.labels(store, kind).inc(count)
+        metrics.retention_freed_bytes.labels(store).inc(pruned.freed_bytes)
+
+    runner = RetentionRunner(retention, prune, report)
+    async with supervised("retention", runner, settings.drain_seconds) as state:
+        app[RUNNERS].append(state)
+        yield
+
+
 async def _close_auth(app: web.Application) -> None:
     app[AUTH].close()
 
@@ -204,6 +237,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     app[INTAKE_KEYS] = IntakeKeyFile(settings.signing_keys_dir)
     app[RUNNERS] = []
     app[METRICS] = HubMetrics()
+    app[DISK] = DiskWatch(settings.data_dir, settings.min_free_bytes)
     app[AUTH] = Authenticator(settings.federation, settings.login_throttling, app[METRICS])
     app.on_cleanup.append(_close_auth)
     app[RATE_LIMITS] = RateLimiter(settings.federation, app[METRICS])
@@ -217,6 +251,8 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         app.cleanup_ctx.append(_intake_gate_context)
     if settings.runs_pipeline:
         app.cleanup_ctx.append(_pipeline_context)
+    if settings.federation.hub.retention.any:
+        app.cleanup_ctx.append(_retention_context)
 
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)

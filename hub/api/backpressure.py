@@ -1,5 +1,6 @@
-"""Backpressure at intake: while the pipeline is too far behind, or the bus does not answer,
-a POST gets 503 with Retry-After instead of a 202, and intake opens again by itself.
+"""Backpressure at intake: while the pipeline is too far behind, the bus does not answer, or
+the disk is full (hub.ops.disk), a POST gets 503 with Retry-After instead of a 202, and
+intake opens again by itself.
 
 The lag is the pipeline group's: records on the intake topics it has not committed yet.
 It is measured in the background (every `intake_lag_interval` seconds), so a POST only
@@ -13,9 +14,12 @@ import contextlib
 import logging
 import time
 
+from prometheus_client import Counter
+
 from hub.bus import Bus, BusError
 from hub.config import Settings
 from hub.errors import Unavailable
+from hub.ops.disk import RETRY_AFTER, DiskWatch
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +27,13 @@ log = logging.getLogger(__name__)
 class IntakeGate:
     """Measures the pipeline's intake lag and says whether intake may take more."""
 
-    def __init__(self, bus: Bus, settings: Settings) -> None:
+    def __init__(
+        self, bus: Bus, settings: Settings, disk: DiskWatch, disk_refusals: Counter
+    ) -> None:
         self._bus = bus
         self._settings = settings
+        self.disk = disk
+        self._disk_refusals = disk_refusals
         self._stopping = asyncio.Event()
         self.lag: int | None = None
         self.measured_at = 0.0
@@ -47,6 +55,7 @@ class IntakeGate:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            self.disk.measure()
             try:
                 self.lag, self.error = await self.measure(), None
                 self.measured_at = time.monotonic()
@@ -63,7 +72,10 @@ class IntakeGate:
         self._stopping.set()
 
     def check(self) -> None:
-        """Unavailable (503, with when to retry) while the pipeline is over its lag bound."""
+        """Unavailable (503, with when to retry) while the disk is full or the pipeline is
+        over its lag bound."""
+        if self.disk.full:
+            self._refuse_for_space()
         bound = self._settings.max_intake_lag
         if bound is None or self.lag is None or self.lag <= bound:
             return
@@ -73,4 +85,19 @@ class IntakeGate:
             f"the hub is {self.lag} submissions behind (its bound is {bound}): nothing was "
             f"stored; send again in {wait} s",
             retry_after=wait,
+        )
+
+    def publish_failed(self, exc: BusError) -> None:
+        """After a submission's write failed: Unavailable naming the disk if it was full."""
+        if self.disk.failed_for_space(exc):
+            self._refuse_for_space()
+
+    def _refuse_for_space(self) -> None:
+        self._disk_refusals.inc()
+        measured = self.disk.last
+        free = f"{measured.free} bytes free" if measured else "free space unknown"
+        raise Unavailable(
+            f"the hub's disk is full ({free}, {self.disk.reserve} kept in reserve): nothing "
+            f"was stored; send again in {RETRY_AFTER} s",
+            retry_after=RETRY_AFTER,
         )

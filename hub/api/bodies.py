@@ -41,6 +41,7 @@ async def request_bodies(request: web.Request, handler: Handler) -> web.StreamRe
     settings = request.app[SETTINGS]
     loop = asyncio.get_running_loop()
     started = loop.time()
+    timer: asyncio.TimerHandle
 
     def check() -> None:
         nonlocal timer

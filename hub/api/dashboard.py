@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from hub.api.keys import AUTH, METRICS, SETTINGS, VIEW
-from hub.api.metrics import refresh_lag, require_operator
+from hub.api.metrics import refresh_disk, refresh_lag, refresh_usage, require_operator
 from hub.api.stream import STREAMS
 from hub.collections import ALERTS, region_alias
 from hub.errors import Forbidden, TooManyRequests, Unauthorized
@@ -234,20 +234,23 @@ async def snapshot(request: web.Request) -> web.Response:
             {"region": r.id, "name": r.name, "routed": routed.get(region_alias(r.id), 0)}
             for r in federation.regions
         ],
-        "refusals": sorted(
-            (
-                {"reason": reason, "count": count}
-                for reason, count in metrics.totals(
-                    "cirt_hub_objects_refused_total", "reason"
-                ).items()
-            ),
-            key=lambda r: -r["count"],
-        ),
+        "refusals": [
+            {"reason": reason, "count": count}
+            for reason, count in sorted(
+                metrics.totals("cirt_hub_objects_refused_total", "reason").items(),
+                key=lambda pair: -pair[1],
+            )
+        ],
         "latency": metrics.percentiles("cirt_hub_end_to_end_seconds"),
         "stages": metrics.stage_percentiles(),
         "lag": metrics.lag_rows(),
         "streams": app[STREAMS].clients,
         "alerts": await _recent_alerts(app),
+        "disk": {
+            **await refresh_disk(app),
+            "refusals": metrics.total("cirt_hub_disk_full_refusals_total"),
+            **await refresh_usage(app),
+        },
     }
     return web.Response(body=orjson.dumps(body), content_type="application/json", headers=_PROTECT)
 

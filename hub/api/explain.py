@@ -45,7 +45,8 @@ async def explain(request: web.Request) -> web.Response:
     records = [] if member is None else await request.app[VIEW].decisions(object_id, member)
     if not records:
         raise NotFound(f"no routing decision on {object_id} is visible to {account.username!r}")
-    own = _OwnRouting(member or "", request.app[COLLECTIONS])
+    collections = request.app[COLLECTIONS]
+    own = _OwnRouting(member or "", collections)
     decisions = [own.shown(orjson.loads(r)) for r in records]
     body = orjson.dumps({"object_id": object_id, "decisions": decisions})
     return web.Response(body=body, content_type="application/json")

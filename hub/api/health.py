@@ -10,6 +10,7 @@ from aiohttp import web
 
 from hub.api.dashboard import is_operator
 from hub.api.keys import BUS, FOLLOWER, INTAKE_KEYS, RUNNERS, SETTINGS, SIGNING_KEYS, VIEW
+from hub.api.metrics import refresh_disk
 from hub.bus import BusError
 from hub.signing.intake import IntakeKeyError
 
@@ -65,9 +66,17 @@ async def readyz(request: web.Request) -> web.Response:
         if runner.last_error:
             checks[runner.name]["last_error"] = runner.last_error
     ready = all(c["ok"] for c in checks.values())
-    body: dict[str, object] = {"status": "ready" if ready else "not ready"}
+    # A full disk stops submissions, not reads: the node stays in its load balancer (it
+    # still serves every read) and says it is degraded, naming the disk.
+    checks["disk"] = await refresh_disk(request.app)
+    degraded = ready and not checks["disk"]["ok"]
+    body: dict[str, object] = {
+        "status": "degraded" if degraded else "ready" if ready else "not ready"
+    }
     if await is_operator(request):
         body["checks"] = checks
+    elif degraded:
+        body["degraded"] = ["disk"]
     elif not ready:
         runners = {runner.name for runner in request.app[RUNNERS]}
         failing = {"background" if n in runners else n for n, c in checks.items() if not c["ok"]}

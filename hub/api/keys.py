@@ -12,6 +12,7 @@ from hub.collections import Collection
 from hub.config import Settings
 from hub.federation import Account
 from hub.metrics import HubMetrics
+from hub.ops.disk import DiskWatch
 from hub.signing.intake import IntakeKeyFile
 from hub.signing.keyring import KeyStore
 from hub.store.follower import ViewFollower
@@ -28,5 +29,6 @@ RUNNERS = web.AppKey("runners", list[Supervised])
 SIGNING_KEYS = web.AppKey("signing_keys", KeyStore)
 INTAKE_GATE = web.AppKey("intake_gate", IntakeGate)
 INTAKE_KEYS = web.AppKey("intake_keys", IntakeKeyFile)
+DISK = web.AppKey("disk", DiskWatch)
 ACCOUNT = web.RequestKey("account", Account)  # the authenticated caller
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -8,15 +8,18 @@ shows the lag as it is, not as it was when something last happened.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import sqlite3
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api.access import caller
-from hub.api.keys import BUS, FOLLOWER, METRICS, SETTINGS, VIEW
-from hub.bus import BusError
+from hub.api.keys import BUS, DISK, FOLLOWER, METRICS, SETTINGS, VIEW
+from hub.bus import BusError, TopicPartition
 from hub.errors import Forbidden
+from hub.ops.usage import measure
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ async def refresh_lag(app: web.Application) -> None:
             for group, group_topics in groups:
                 ends = await bus.end_offsets(group_topics)
                 committed = await bus.committed(group, group_topics)
-                metrics.set_lag(group, ends, lambda tp, c=committed: c.get(tp, 0))
+                metrics.set_lag(group, ends, functools.partial(_taken, committed))
             if FOLLOWER in app:
                 follower = app[FOLLOWER]
                 ends = await bus.end_offsets(app[VIEW].topics)
@@ -53,11 +56,56 @@ async def refresh_lag(app: web.Application) -> None:
         log.warning("consumer lag not refreshed: %s", exc or "no answer within 3 s")
 
 
+async def refresh_disk(app: web.Application) -> dict[str, object]:
+    """Measure the data dir's disk now; set its gauges; its state (as /readyz shows it)."""
+    disk, gauge = app[DISK], app[METRICS].disk_bytes
+    measured = await asyncio.to_thread(disk.measure)
+    if measured is not None:
+        gauge.labels("free").set(measured.free)
+        gauge.labels("total").set(measured.total)
+    gauge.labels("reserve").set(disk.reserve)
+    return disk.state()
+
+
+async def refresh_usage(app: web.Application) -> dict[str, object]:
+    """Measure what the data dir holds and its growth; set their gauges; for the dashboard."""
+    settings, metrics, disk = app[SETTINGS], app[METRICS], app[DISK]
+    free = disk.last.free if disk.last else None
+    try:
+        found = await asyncio.to_thread(
+            measure, settings.data_dir, free, embedded=settings.bus_url == "embedded"
+        )
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("data dir usage not measured: %s", exc)
+        return {}
+    for topic, size in found.topics.items():
+        metrics.topic_bytes.labels(topic).set(size)
+    for name, size in found.files.items():
+        metrics.data_dir_bytes.labels(name).set(size)
+    nan = float("nan")
+    metrics.data_dir_growth.set(nan if found.growth_per_day is None else found.growth_per_day)
+    metrics.disk_full_in_days.set(nan if found.days_until_full is None else found.days_until_full)
+    return {
+        "files": found.files,
+        "topics": found.topics,
+        "bytes": found.total,
+        "growth_per_day": found.growth_per_day,
+        "days_until_full": found.days_until_full,
+    }
+
+
 async def metrics(request: web.Request) -> web.Response:
     await require_operator(request)
     await refresh_lag(request.app)
+    await refresh_disk(request.app)
+    await refresh_usage(request.app)
     body = generate_latest(request.app[METRICS].registry)
     response = web.Response(body=body)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"
     return response
+
+
+def _taken(committed: dict[TopicPartition, int], tp: TopicPartition) -> int:
+    """What a group has committed on a partition (0: nothing yet)."""
+    return committed.get(tp, 0)

@@ -18,6 +18,13 @@ from hub.logs import REQUEST_ID as LOGGED_REQUEST_ID
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
+# TAXII 2.1 lets a server refuse DELETE (section 5.7); what a sender does instead.
+WITHDRAW = (
+    "this hub does not delete objects: readers keep what they received, and TAXII serves every "
+    "version. To withdraw an object, POST to the inbox a new version of it (a later "
+    "`modified`) with `revoked: true`: it reaches everyone who received the object, and "
+    "readers asking for the latest version get the revocation"
+)
 
 
 @web.middleware
@@ -76,6 +83,12 @@ async def taxii_errors(request: web.Request, handler: Handler) -> web.StreamResp
         description = exc.text or exc.reason
         if exc.status == 413:
             description = f"the request body is larger than this server accepts ({exc.text})"
+        elif exc.status == 405 and request.method == "DELETE":
+            description = WITHDRAW
+        elif exc.status == 405:
+            description = (
+                f"{request.method} is not allowed here; allowed: {exc.headers.get('Allow')}"
+            )
         body = error_body(exc.reason, description, exc.status)
         allow = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return taxii_response(body, status=exc.status, headers=allow)
@@ -138,6 +151,7 @@ _COMPRESS_ABOVE = 1024
 async def compression(request: web.Request, handler: Handler) -> web.StreamResponse:
     """gzip/deflate larger answers for clients that accept it (slow links are common)."""
     response = await handler(request)
-    if isinstance(response, web.Response) and len(response.body or b"") > _COMPRESS_ABOVE:
+    body = response.body if isinstance(response, web.Response) else None
+    if isinstance(body, bytes | bytearray) and len(body) > _COMPRESS_ABOVE:
         response.enable_compression()  # negotiated against the request's Accept-Encoding
     return response

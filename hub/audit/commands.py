@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -17,7 +18,7 @@ from hub.config import default_data_dir
 from hub.topics import Topics
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser("audit", help="the hash-chained record of routing decisions")
     commands = audit.add_subparsers(dest="audit_command", required=True)
     check = commands.add_parser("verify", help="recompute the chain; name the first bad record")
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         command.add_argument("--topic-prefix", default="cirt-hub.")
 
 
-async def _records(args: argparse.Namespace) -> list:
+async def _records(args: argparse.Namespace) -> list[Any]:
     data_dir = (args.data_dir or default_data_dir()).resolve()
     bus = open_bus(args.bus, data_dir)
     await bus.start()
@@ -45,7 +46,7 @@ async def _records(args: argparse.Namespace) -> list:
         await bus.stop()
 
 
-def _anchor_problem(records: list, head: str) -> str | None:
+def _anchor_problem(records: list[Any], head: str) -> str | None:
     """Why the chain no longer holds a head noted earlier (None if it does)."""
     seq_text, _, digest = head.partition(":")
     if not seq_text.isdigit() or len(digest) != 64:

@@ -163,7 +163,9 @@ class Reader(Protocol):
         reaches end_offsets() once everything committed has been read."""
 
 
-async def read_to(reader: Reader, ends: dict[TopicPartition, int], timeout: float = 30.0):
+async def read_to(
+    reader: Reader, ends: dict[TopicPartition, int], timeout: float = 30.0
+) -> list[Record]:
     """Every record from the reader's positions up to `ends` (from end_offsets())."""
     records: list[Record] = []
     deadline = time.monotonic() + timeout

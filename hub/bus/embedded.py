@@ -14,12 +14,12 @@ import sqlite3
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 
@@ -32,7 +32,7 @@ from hub.bus import (
     TopicSpec,
     next_offsets,
 )
-from hub.bus.errors import BusUnavailable, CommitFailed, MessageTooLarge
+from hub.bus.errors import BusUnavailable, CommitFailed, MessageTooLarge, StorageFull
 from hub.sqlite import SqliteThread, in_transaction
 
 T = TypeVar("T")
@@ -138,6 +138,9 @@ class _Worker:
         try:
             return await self._db.run(fn)
         except sqlite3.OperationalError as exc:
+            # The primary code: SQLITE_FULL whatever the extended code says.
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+                raise StorageFull(f"embedded log {self._db.path}: {exc}") from exc
             raise BusUnavailable(f"embedded log {self._db.path}: {exc}") from exc
 
     async def stop(self) -> None:
@@ -354,7 +357,9 @@ class EmbeddedBus:
             while self._pending:
                 batch, self._pending = self._pending, []
 
-                def append_all(conn: sqlite3.Connection, batch=batch) -> list[list[Position]]:
+                def append_all(
+                    conn: sqlite3.Connection, batch: list[_PendingPublish] = batch
+                ) -> list[list[Position]]:
                     appender = self.appender(conn)
                     now_ms = int(time.time() * 1000)
                     return [[appender.append(m, now_ms) for m in p.messages] for p in batch]
@@ -418,7 +423,7 @@ def _committed(
 
 async def _poll(
     bus: EmbeddedBus,
-    read: Callable[[], Any],
+    read: Callable[[], Awaitable[list[Record]]],
     timeout: float,
 ) -> list[Record]:
     """Call `read` until it returns records or `timeout` passes."""

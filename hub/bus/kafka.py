@@ -221,7 +221,7 @@ class KafkaBus:
         return KafkaReader(self, list(topics), dict(start))
 
 
-class _Revocations(ConsumerRebalanceListener):
+class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """Counts rebalances, and holds each until the unit in flight has committed or aborted.
 
     aiokafka's offset commit inside a transaction carries no group generation, so without

@@ -56,7 +56,8 @@ class BoundedSends:
         )
         self._in_flight.append(future)
         self._bytes += size
-        return future
+        sent: asyncio.Future[Any] = future
+        return sent
 
 
 class TransactionalPublisher:

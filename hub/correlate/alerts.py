@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from hub.correlate.rules import CorrelationRule
 from hub.stix import timestamps
@@ -56,7 +57,9 @@ def alert_id(rule: CorrelationRule, key: str, member: str) -> str:
     return f"grouping--{uuid.uuid5(_NAMESPACE, f'{rule.scope}|{key}|{member}')}"
 
 
-def alert(state: ClusterState, member: str, refs: Iterable[str], hub_identity: str) -> dict:
+def alert(
+    state: ClusterState, member: str, refs: Iterable[str], hub_identity: str
+) -> dict[str, Any]:
     """The alert object `member` receives (unsigned)."""
     kind = state.kind
     words = _KIND_WORDS.get(kind, "file hash" if kind.startswith("file:") else kind)

@@ -46,7 +46,9 @@ class Webhooks:
             )
         queue.put_nowait(alert)
 
-    async def _deliver(self, session: aiohttp.ClientSession, member: str, alert: dict) -> None:
+    async def _deliver(
+        self, session: aiohttp.ClientSession, member: str, alert: dict[str, Any]
+    ) -> None:
         pause = self.first_pause
         for attempt in range(1, self.attempts + 1):
             try:

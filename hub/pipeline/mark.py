@@ -1,5 +1,8 @@
 """mark: every object leaves intake with a TLP marking the routing can rely on.
 
+(A marking definition is the exception: left without a TLP of its own, it goes where the
+objects it marks go; hub/policy/terms.py.)
+
 Markings other tools use for a TLP level (OpenCTI's own TLP:AMBER+STRICT) are rewritten
 to the standard id. An object without a TLP marking gets the sender's configured
 `default_tlp`, or is refused with a message saying how to mark it.
@@ -74,7 +77,10 @@ class Mark:
             if obj.get("type") == "marking-definition" and item.id in tlp_by_marking_id():
                 return item  # the TLP definitions themselves
             obj = _standardised(obj)
-            if not _has_object_tlp(obj):
+            # A marking definition states the terms of what it marks: unmarked, it follows
+            # them (hub/policy/terms.py) rather than taking the sender's default.
+            follows = obj.get("type") == "marking-definition"
+            if not _has_object_tlp(obj) and not follows:
                 if default is None:
                     return item.refuse(
                         "unmarked",

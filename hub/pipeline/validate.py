@@ -400,6 +400,11 @@ class Validate:
 
     federation: Federation
 
+    def __post_init__(self) -> None:
+        # The fast path needs the shipped schemas; without them every object would take the
+        # library's ~5x slower path unseen: stop here instead (SchemasMissing says why).
+        schemas.check_shipped()
+
     def _refuse(self, item: Item, exc: Refuse) -> Item:
         where = f" property '{exc.path}':" if exc.path else ""
         name = item.id or "no id"

@@ -43,7 +43,7 @@ from hub.pipeline.emit import emit, fit, rfc3339_now
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.lanes import Lanes
 from hub.pipeline.rejected import output_too_large, rejected_record
-from hub.pipeline.submission import Stage, Submission
+from hub.pipeline.submission import Item, Stage, Submission
 from hub.topics import Topics
 
 if TYPE_CHECKING:
@@ -147,7 +147,9 @@ class PipelineWorker:
             error_id = uuid.uuid4().hex
             log.exception("pipeline failed on intake record (error_id=%s)", error_id)
             reason = f"internal error while processing (error_id {error_id})"
-            refused = submission.map_accepted(lambda i, r=reason: i.refuse("internal-error", r))
+            refused = submission.map_accepted(
+                partial(Item.refuse, reason="internal-error", message=reason)
+            )
             entry = self._refused(record, "internal-error", reason, is_json=True)
             return Outcome(record, [entry, *emit(refused, self.topics, date_added)], refused)
         finally:
@@ -201,6 +203,7 @@ class PipelineWorker:
                 # The consumer failed: let the units on threads end before a fresh one
                 # fetches their records again, so no record is processed twice at once.
                 await asyncio.wait(running)
+                self._over(list(running.values()))
 
     async def _start(
         self,
@@ -243,6 +246,24 @@ class PipelineWorker:
 
     async def _commit(self, consumer: GroupConsumer, units: list[_Unit], lanes: Lanes) -> None:
         """Commit the units done: their output and their offsets, in one transaction."""
+        try:
+            await self._commit_fresh(consumer, units, lanes)
+        finally:
+            self._over(units)
+
+    def _over(self, units: Sequence[_Unit]) -> None:
+        """The history forgets as pending what these units routed (committed or not)."""
+        if self.history is None:
+            return
+        for unit in units:
+            future = unit.outcomes
+            if future.done() and not future.cancelled() and future.exception() is None:
+                routed = (o.routed for o in future.result() if o.routed is not None)
+                self.history.settled(routed)
+
+    async def _commit_fresh(
+        self, consumer: GroupConsumer, units: list[_Unit], lanes: Lanes
+    ) -> None:
         fresh: list[_Unit] = []
         for unit in units:
             if unit.generation == consumer.generation:

@@ -19,4 +19,5 @@ def _replace(value: Any, sender: str, hub: str) -> Any:
 
 def anonymised(obj: Mapping[str, Any], sender_identity: str, hub_identity: str) -> dict[str, Any]:
     """`obj` with every mention of the sender's identity id replaced by the hub's."""
-    return _replace(obj, sender_identity, hub_identity)
+    replaced: dict[str, Any] = _replace(obj, sender_identity, hub_identity)
+    return replaced

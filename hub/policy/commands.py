@@ -7,12 +7,13 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from hub.federation import Federation, FederationError, load_federation, parse_federation
 from hub.policy.explain import diff, explain_objects, summary
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     policy = sub.add_parser("policy", help="explain, check and compare sharing rules")
     commands = policy.add_subparsers(dest="policy_command", required=True)
     explain = commands.add_parser("explain", help="who would receive these objects, and why")
@@ -34,10 +35,11 @@ def _federation(path: Path | None) -> Federation:
     return parse_federation(text, "built-in demo federation")
 
 
-def _objects(path: Path) -> list[dict]:
+def _objects(path: Path) -> list[dict[str, Any]]:
     data = json.loads(path.read_text(encoding="utf-8"))
     if isinstance(data, dict) and isinstance(data.get("objects"), list):
-        return data["objects"]
+        objects: list[dict[str, Any]] = data["objects"]
+        return objects
     return [data]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from hub.stix.object_paths import reference_targets
 
@@ -29,7 +29,7 @@ MAX_STEPS = 64
 
 
 @cache
-def personal_data() -> dict[str, dict[str, list[str]]]:
+def personal_data() -> dict[str, dict[str, Any]]:
     text = resources.files("hub.stix").joinpath("personal_data.json").read_text()
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.policy.personal_paths import DROP, ID, Reach, personal_data, reach
+from hub.policy.personal_paths import DROP, Reach, personal_data, reach
 from hub.policy.redaction import references
 from hub.stix.object_paths import Comparison, P, comparisons
 
@@ -123,10 +123,10 @@ class Pseudonymiser:
                 text = literal.text  # a numeric uid compares as the string of its digits
             else:
                 return None
-            if outcome == ID:
-                new = self.object_id(text) if self._maps_id(text) else text
-            else:
+            if isinstance(outcome, tuple):
                 new = self.value(outcome[0], outcome[1], text)
+            else:  # ID: the comparison is on an object's id
+                new = self.object_id(text) if self._maps_id(text) else text
             edits.append((literal.start, literal.end, f"'{new}'"))
         return edits
 

@@ -30,11 +30,15 @@ from hub.policy.entitlement import Policy, Verdict
 from hub.policy.pseudonyms import Pseudonymiser
 from hub.policy.redaction import references
 from hub.policy.rules import Recipient, SharingRules
+from hub.policy.terms import REASON as TERMS_REASON
+from hub.policy.terms import RULE as TERMS_RULE
+from hub.policy.terms import followers, following, gated_markings, marked_by
 from hub.policy.tlp import marked_properties, object_tlp
 from hub.stix import timestamps
 from hub.stix.markings import Tlp
 
 REGION_PREFIX = region_alias("")
+MEMBER_PREFIX = member_alias("")
 
 
 class History(Protocol):
@@ -85,6 +89,12 @@ class Router:
             return {m.id for m in members}
         return {m.id for m in members for r in m.regions if region_alias(r) == collection}
 
+    def _members_of(self, collection: str) -> set[str]:
+        """The members that read a collection: a shared feed's readers, or a member's own."""
+        if collection == PUBLIC or collection.startswith(REGION_PREFIX):
+            return self._readers(collection)
+        return {collection.removeprefix(MEMBER_PREFIX)}
+
     def _shared_feeds(self, level: Tlp | None, sender: Member) -> list[tuple[str, set[str]]]:
         """(collection, its readers) that may carry an object of `level` from `sender`."""
         members = self.policy.members
@@ -126,14 +136,14 @@ class Router:
             per = {m.id: policy.verdict(obj, sender, m) for m in others}
             if obj.get("revoked") is True:
                 # A revocation reaches everyone who had the object, whatever the rules now say.
-                for m in history.received(str(obj.get("id"))):
-                    if m in per and not per[m].allowed:
-                        per[m] = Verdict(
-                            m,
+                for holder in history.received(str(obj.get("id"))):
+                    if holder in per and not per[holder].allowed:
+                        per[holder] = Verdict(
+                            holder,
                             True,
                             "revocation",
                             "received an earlier version of the object",
-                            overridden=per[m],
+                            overridden=per[holder],
                         )
             verdicts.append(per)
         ids = [str(o.get("id")) for o in objects]
@@ -149,6 +159,11 @@ class Router:
             for i in range(len(objects))
         ]
         refs = [tuple(dict.fromkeys(references(o))) for o in objects]
+        # Marking definitions: those without a TLP of their own follow what they mark (placed
+        # at the end); those with one gate it, like a reference that cannot be pruned.
+        follow = followers(objects)
+        gates = gated_markings(objects, follow)
+        dependencies = [refs[i] + gates[i] for i in range(len(objects))]
         sizes = [len(orjson.dumps(o)) for o in objects]
         shapes = Variants(objects, levels)
 
@@ -171,6 +186,12 @@ class Router:
 
             def shape(i: int, seen: set[str]) -> Shaped:
                 red = levels[i] == Tlp.RED
+                for gate in gates[i]:
+                    # As for references: a TLP:RED marking definition only marks what goes
+                    # to the same named accounts (TLP:RED itself), or others would see it.
+                    if gate not in seen or (gate in red_ids and not red):
+                        problem = f"marked with {gate}, which this member may not receive"
+                        return Shaped((i, frozenset(), (gate,)), {}, frozenset(), problem)
                 hiding = tuple(ref for ref in refs[i] if hidden(ref, red, seen))
                 return shapes.get(i, withheld[i][mid], hiding)
 
@@ -180,7 +201,7 @@ class Router:
         # what the recipient may not see is not delivered to it.
         for m in others:
             allowed = [v[m.id].allowed for v in verdicts]
-            settled = settle(ids, refs, sizes, allowed, shaper(m.id))
+            settled = settle(ids, dependencies, sizes, allowed, shaper(m.id))
             for i, shaped in enumerate(settled.shaped):
                 current = verdicts[i][m.id]
                 if not current.allowed:
@@ -221,10 +242,10 @@ class Router:
                 # they may see is the same (the same properties withheld, the same
                 # references hidden).
                 if variant.key not in cache:
-                    shaped = pseudonymise(variant.content)
+                    content = pseudonymise(variant.content)
                     if rules.anonymous:
-                        shaped = anonymised(shaped, sender.identity, hub_identity)
-                    cache[variant.key] = shaped
+                        content = anonymised(content, sender.identity, hub_identity)
+                    cache[variant.key] = content
                 variants[m.id] = cache[variant.key]
             deliveries = [Delivery(member_alias(sender.id), obj, onward_sharing=onward)]
             covered: set[str] = set()
@@ -275,4 +296,21 @@ class Router:
                 )
             own = verdicts[i] | {sender.id: policy.verdict(obj, sender, sender)}
             out.append(Routed(tuple(deliveries), tuple(own[m.id] for m in policy.members)))
+        for f in sorted(follow):
+            content = pseudonymise(dict(objects[f]))
+            if rules.anonymous:
+                content = anonymised(content, sender.identity, hub_identity)
+            own_feed = out[f].deliveries[0].collection
+            carried = following(
+                (d for j in marked_by(objects, ids[f]) for d in out[j].deliveries), content
+            )
+            extra = [d for d in carried if d.collection != own_feed]
+            reached = {m for d in extra for m in self._members_of(d.collection)}
+            decided = tuple(
+                Verdict(v.member, True, TERMS_RULE, TERMS_REASON)
+                if v.member in reached and not v.allowed
+                else v
+                for v in out[f].verdicts
+            )
+            out[f] = Routed((out[f].deliveries[0], *extra), decided)
         return out

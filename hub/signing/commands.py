@@ -33,7 +33,7 @@ INSECURE_WARNING = (
 )
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `keys` and `verify` subcommands, added to the `cirt-hub` parser."""
     keys = sub.add_parser("keys", help="the hub's signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -73,7 +73,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def keys_dir(args: argparse.Namespace) -> Path:
     if args.keys_dir is not None:
-        return args.keys_dir.resolve()
+        given: Path = args.keys_dir
+        return given.resolve()
     return (args.data_dir or default_data_dir()).resolve() / "keys"
 
 
@@ -109,9 +110,9 @@ def _keys(args: argparse.Namespace) -> int:
     retired = len(store.records()) - 1
     print(f"new current key {record.kid}; {retired} retired key(s) stay in the JWKS")
     print("running pipeline nodes sign with it from their next submission on")
-    intake = IntakeKeyFile(store.path).rotate()
-    if intake is not None:
-        keys, counting = intake
+    rotated = IntakeKeyFile(store.path).rotate()
+    if rotated is not None:
+        keys, counting = rotated
         print(
             f"new intake key {keys.current.kid}; API nodes use it from their next submission "
             f"on; the {counting} before it still count for {RETIRED_GRACE.seconds // 60} min"

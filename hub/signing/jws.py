@@ -58,7 +58,7 @@ class DetachedJws:
 
     @property
     def kid(self) -> str:
-        return self.header["kid"]
+        return str(self.header["kid"])
 
     def verifies(self, key: Ed25519PublicKey, payload: bytes) -> bool:
         """True when the signature is `key`'s over `payload` with this header."""

@@ -68,7 +68,8 @@ def _objects(doc: Any, source: str) -> list[Any]:
     if isinstance(doc, list):
         return doc
     if isinstance(doc, dict) and isinstance(doc.get("objects"), list):
-        return doc["objects"]  # a STIX bundle or a TAXII envelope
+        objects: list[Any] = doc["objects"]  # a STIX bundle or a TAXII envelope
+        return objects
     if isinstance(doc, dict) and doc.get("more") is False:
         return []  # a TAXII envelope with nothing in it
     if isinstance(doc, dict) and "type" in doc and "id" in doc:

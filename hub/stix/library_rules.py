@@ -377,7 +377,7 @@ def _checker(prop: p.Property) -> Checker:
 
 @functools.cache
 def _rules(
-    cls: type[_STIXBase],
+    cls: Any,  # a stix2 class (the library is untyped: its classes are Any here)
 ) -> tuple[dict[str, Checker], frozenset[str], Callable[[Mapping[str, Any]], bool] | None]:
     """Per class, once: a check per property, the required ones, the constraints."""
     checks = {name: _checker(prop) for name, prop in cls._properties.items()}
@@ -395,7 +395,7 @@ def _refused(obj: Mapping[str, Any]) -> bool:
     return False
 
 
-def _object(cls: type[_STIXBase], obj: Mapping[str, Any]) -> bool:
+def _object(cls: Any, obj: Mapping[str, Any]) -> bool:
     """Check a STIX object or embedded type; returns whether it holds custom content."""
     checks, required, constraint = _rules(cls)
     custom = False

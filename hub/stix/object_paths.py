@@ -15,9 +15,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
-from antlr4 import CommonTokenStream, InputStream
-from antlr4.tree.Tree import ParseTree, TerminalNode
+from antlr4 import CommonTokenStream, InputStream, ParserRuleContext
+from antlr4.tree.Tree import ParseTree, TerminalNodeImpl
 from stix2patterns.exceptions import STIXPatternErrorListener
 from stix2patterns.v21.grammars.STIXPatternLexer import STIXPatternLexer
 from stix2patterns.v21.grammars.STIXPatternParser import STIXPatternParser
@@ -87,13 +88,13 @@ def split_path(path_text: str) -> tuple[str, tuple[str, ...]]:
     return kind, tuple(names)
 
 
-def _terminals(node: ParseTree) -> Iterator[TerminalNode]:
+def _terminals(node: ParseTree) -> Iterator[TerminalNodeImpl]:
     stack = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, TerminalNode):
+        if isinstance(current, TerminalNodeImpl):
             yield current
-        else:
+        elif isinstance(current, ParserRuleContext):
             stack.extend(reversed(list(current.getChildren())))
 
 
@@ -115,8 +116,8 @@ def comparisons(pattern: str) -> list[Comparison] | None:
     stack: list[ParseTree] = [tree]
     while stack:
         node = stack.pop()
-        if isinstance(node, TerminalNode):
-            continue
+        if not isinstance(node, ParserRuleContext):
+            continue  # a terminal
         if isinstance(node, P.PropTestContext) and not isinstance(node, P.PropTestParenContext):
             found.append(_comparison(node))
             continue
@@ -124,7 +125,8 @@ def comparisons(pattern: str) -> list[Comparison] | None:
     return found
 
 
-def _comparison(node: P.PropTestContext) -> Comparison:
+def _comparison(node: Any) -> Comparison:
+    """One comparison (a STIXPatternParser.PropTestContext)."""
     path = node.objectPath()
     path_text = path.getText()
     kind, names = split_path(path_text)

@@ -28,7 +28,10 @@ def tlp_definitions() -> dict[str, dict[str, Any]]:
 @cache
 def extension_definition() -> dict[str, Any]:
     """The STIX extension-definition of the hub's provenance extension (schemas/)."""
-    return json.loads(resources.files("hub").joinpath(EXTENSION_DEFINITION_FILE).read_text())
+    definition: dict[str, Any] = json.loads(
+        resources.files("hub").joinpath(EXTENSION_DEFINITION_FILE).read_text()
+    )
+    return definition
 
 
 def predefined() -> dict[str, dict[str, Any]]:

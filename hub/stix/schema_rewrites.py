@@ -178,7 +178,11 @@ def _lookahead(negated: Any) -> str | None:
     if list(negated) == ["pattern"] and not re.search(r"\\[0-9]", negated["pattern"]):
         return f"^(?![\\s\\S]*?(?:{negated['pattern']}))"
     values = negated.get("enum")
-    if list(negated) == ["enum"] and all(isinstance(v, str) for v in values):
+    if (
+        list(negated) == ["enum"]
+        and isinstance(values, list)
+        and all(isinstance(v, str) for v in values)
+    ):
         return f"^(?!(?:{'|'.join(re.escape(v) for v in values)})$)"
     return None
 
@@ -201,6 +205,6 @@ def _inline(node: Any, base: str, leaves: Mapping[str, dict[str, Any]]) -> Any:
     if not isinstance(node, dict):
         return node
     target = urljoin(base, node["$ref"]) if isinstance(node.get("$ref"), str) else None
-    if target in leaves:
+    if target is not None and target in leaves:
         return {k: v for k, v in leaves[target].items() if k not in ("$id", "$schema")}
     return {key: _inline(value, base, leaves) for key, value in node.items()}

@@ -1,8 +1,8 @@
-"""OASIS's STIX 2.1 JSON Schemas (from the stix2-validator wheel), compiled by fastjsonschema.
+"""OASIS's STIX 2.1 JSON Schemas (hub/stix/oasis_schemas), compiled by fastjsonschema.
 
 One schema per object type: the whole-bundle schema's oneOf lacks incident, grouping,
 location, note and opinion, so it refuses valid bundles. The schemas `$ref` each other by
-remote URL; every such URL is served from the wheel's files and any other fetch is refused,
+remote URL; every such URL is served from the shipped files and any other fetch is refused,
 so validation never touches the network. Each type compiles on first use (~50 ms each,
 ~2 s for all of them) so that a hub starts without paying for types it never sees.
 
@@ -15,10 +15,10 @@ asserted (an annotation in draft 2020-12) and defaults are never written into ob
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +54,29 @@ class UnknownSchema(Exception):
     """A schema referred to a URL that is not one of the shipped STIX schemas."""
 
 
-def _schema_folder() -> Path:
-    # Found, not imported: importing stix2validator pulls in jsonschema's URI grammars (~5 s).
-    spec = importlib.util.find_spec("stix2validator")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("stix2-validator, which ships the STIX 2.1 schemas, is not installed")
-    return Path(spec.submodule_search_locations[0]) / "schemas-2.1" / "schemas"
+class SchemasMissing(RuntimeError):
+    """The hub's copy of the STIX 2.1 schemas is not where the package puts it."""
+
+
+def schema_folder() -> Path:
+    """Where the hub's copy of OASIS's schemas is (package data, see its README)."""
+    return Path(str(resources.files("hub.stix").joinpath("oasis_schemas")))
+
+
+def check_shipped() -> int:
+    """Load every schema once; how many. SchemasMissing if the package lacks them: the fast
+    validation path then cannot run, and the hub must not start on the slow one unseen."""
+    count = len(_store())
+    if not count:
+        raise SchemasMissing(
+            f"the STIX 2.1 JSON Schemas are missing from {schema_folder()} (package data of "
+            "hub.stix): reinstall cirt-hub"
+        )
+    return count
 
 
 def _documents() -> Iterator[tuple[str, dict[str, Any]]]:
-    root = _schema_folder()
+    root = schema_folder()
     for folder in _FOLDERS:
         for entry in sorted((root / folder).glob("*.json")):
             document = json.loads(entry.read_text(encoding="utf-8"))

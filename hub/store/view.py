@@ -198,7 +198,9 @@ def _select_page(conn: sqlite3.Connection, q: ObjectQuery) -> Page:
     ).fetchall()
     taken = _within_budget(rows, q.limit, q.max_bytes if q.with_json else None)
     bodies = _bodies(conn, [row[0] for row in taken]) if q.with_json else {}
-    entries = [Entry(*row[:5], bodies.get(row[0], b"")) for row in taken]
+    entries = [
+        Entry(row[0], row[1], row[2], row[3], row[4], bodies.get(row[0], b"")) for row in taken
+    ]
     return Page(
         entries=entries,
         last_seq=entries[-1].seq if entries else q.after_seq,

@@ -171,6 +171,12 @@ async def test_unknown_routes_and_methods_answer_in_taxii_form(hub: RunningHub) 
         "DELETE", hub.api_root + "collections/", headers=basic(hub, "ng-cert-read")
     )
     assert status == 405 and body["http_status"] == "405"
+    # DELETE of an object says how to withdraw it instead.
+    one = hub.collection_url("inbox") + "objects/indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f/"
+    status, h, body = await call("DELETE", one, headers=basic(hub, "ng-cert-submit"))
+    assert_taxii_error(status, h, body, 405, "with `revoked: true`")
+    status, h, body = await call("PUT", hub.api_root, headers=basic(hub, "ng-cert-read"))
+    assert_taxii_error(status, h, body, 405, "PUT is not allowed here; allowed: GET")
 
 
 async def test_credentials_that_are_not_ascii_or_utf8_get_401(hub: RunningHub) -> None:

@@ -42,7 +42,7 @@ def test_smoke_run_on_both_buses(kafka_bootstrap: str, tmp_path: Path) -> None:
         assert back["matches_stream"], back
         assert back["objects"] >= sum(p["objects_accepted"] for p in config["phases"])
     ceilings = results["ceilings"]
-    for name in ("sign", "verify", "canonicalize_sign", "json_parse", "validate"):
+    for name in ("sign", "verify", "canonicalize_sign", "json_parse", "validate", "ownership"):
         assert ceilings[name]["ops_per_s"] > 0, name
     for name in ("kafka_produce", "kafka_consume"):
         assert ceilings[name]["ops_per_s"] > 0, name

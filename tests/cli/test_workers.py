@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from taxii2client.v21 import Server
@@ -66,14 +67,16 @@ def test_workers_route_restart_and_stop_with_the_node(tmp_path: Path) -> None:
             )
             return next(c for c in server.default.collections if c.alias == "inbox")
 
-        def submit(member: str, identity: str) -> None:
-            report = incident_report(identity, member, TLP2["green"])
+        def submit(member: str) -> None:
+            # Each report by a third party of its own: an identity belongs to whoever
+            # published it first, so two members may not both send one.
+            report = incident_report(f"identity--{uuid.uuid4()}", member, TLP2["green"])
             status = inbox(member).add_objects({"objects": report}, poll_interval=0.05, timeout=60)
             assert status.status == "complete" and status.success_count == 4, status
 
         # Members' submissions are keyed by member: they spread over both workers' partitions.
         for member in ("ng-cert", "gh-cert", "sn-cert", "ke-cirt"):
-            submit(member, "identity--00d8f8a4-6a4b-4b59-9bd1-5c0a5d6c1f10")
+            submit(member)
         # Both workers are up and routing: the pid file `cirt-hub reload` signals still
         # names the node (the workers used to overwrite it with their own pids).
         assert json.loads((data_dir / PID_FILE).read_text())["pid"] == proc.pid
@@ -88,7 +91,7 @@ def test_workers_route_restart_and_stop_with_the_node(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, f"the dead worker was not replaced: {now}"
             time.sleep(0.2)
         for member in ("ng-cert", "gh-cert", "sn-cert", "ke-cirt"):
-            submit(member, "identity--7a4a1c7e-3a6c-4c47-9b0e-1f0f5a7e2b11")
+            submit(member)
 
         last = list(now)
         proc.send_signal(signal.SIGTERM)

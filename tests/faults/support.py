@@ -35,6 +35,8 @@ class HubProcess:
     role: str = "all"
     topic_prefix: str = "cirt-hub."
     extra: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
+    log_dir: Path | None = None  # where its output goes (default: the data dir)
     proc: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -47,7 +49,7 @@ class HubProcess:
         target = self.data_dir / DEMO_ACCOUNTS_FILE
         if not target.exists():
             target.write_bytes(secrets.read_bytes())
-        self.log = self.data_dir / f"serve-{self.port}-{time.monotonic_ns()}.log"
+        self.log = (self.log_dir or self.data_dir) / f"serve-{self.port}-{time.monotonic_ns()}.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [
@@ -58,7 +60,7 @@ class HubProcess:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
 
     async def ready(self, timeout: float = 60.0) -> None:

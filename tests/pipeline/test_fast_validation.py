@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.util
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -402,3 +406,34 @@ def _mutant(draw: st.DrawFn) -> dict[str, Any]:
 def test_mutated_objects_get_the_library_decision(obj: dict[str, Any], allow_custom: bool) -> None:
     fast = outcome(check_object, obj, allow_custom)
     assert fast == outcome(check_object_stix2, obj, allow_custom)
+
+
+def test_the_shipped_schemas_are_the_oasis_schemas_the_validator_ships() -> None:
+    """hub/stix/oasis_schemas is stix2-validator's copy of OASIS's schemas, file for file."""
+    spec = importlib.util.find_spec("stix2validator")
+    assert spec is not None and spec.submodule_search_locations
+    theirs = Path(spec.submodule_search_locations[0]) / "schemas-2.1" / "schemas"
+    ours = schemas.schema_folder()
+    names = sorted(p.relative_to(theirs).as_posix() for p in theirs.rglob("*.json"))
+    assert names == sorted(p.relative_to(ours).as_posix() for p in ours.rglob("*.json"))
+    for name in names:
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
+    assert schemas.check_shipped() == len(names)
+
+
+def test_validation_takes_the_fast_path_without_the_test_tools() -> None:
+    """An install from requirements.lock has no stix2-validator: the schemas still compile,
+    so objects are vouched by them rather than all sent down the library's slow path."""
+    probe = (
+        "import sys; sys.modules['stix2validator'] = None\n"
+        "from hub.stix import schemas\n"
+        "good = {'type': 'indicator', 'spec_version': '2.1',"
+        " 'id': 'indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f',"
+        " 'created': '2026-01-01T00:00:00.000Z', 'modified': '2026-01-01T00:00:00.000Z',"
+        " 'pattern': \"[ipv4-addr:value = '203.0.113.5']\", 'pattern_type': 'stix',"
+        " 'valid_from': '2026-01-01T00:00:00Z'}\n"
+        "assert schemas.conforms(good) is True\n"
+        "assert schemas.conforms({**good, 'pattern_type': 7}) is False\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

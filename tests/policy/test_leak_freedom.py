@@ -2,12 +2,16 @@
 
 Random federations (regions, members, two reader accounts each), random sharing rules and
 recipient filters, random objects (TLP 1.0 and 2.0 markings, a custom marking, granular
-markings, references between objects): every member submits over TAXII, then every reader
-account reads every collection it may read over real HTTP. A deliberately simple oracle,
-written here from the sharing table and nothing in `hub.policy`, says which (object,
-property) pairs each account may see. What is visible must equal the oracle (it is never
-more, and every routed object reaches everyone entitled). No shared feed carries anything
-above its level; an anonymous sender's identity and member id reach no one else.
+markings, references between objects): every member submits over TAXII, then each sends
+follow-ups (new versions and revocations of its own objects, and takeovers: versions and
+revocations of other members' objects, their creator left out, kept, or replaced by its
+own), then every reader account reads every collection it may read over real HTTP. A
+deliberately simple oracle, written here from the sharing table and nothing in
+`hub.policy`, says which (object, property) pairs each account may see. What is visible
+must equal the oracle (it is never more, and every routed object reaches everyone
+entitled), each object as its owner last sent it: a takeover is refused and changes nothing
+anyone reads. No shared feed carries anything above its level; an anonymous sender's
+identity and member id reach no one else.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ IDENTITIES = {m: f"identity--{uuid.uuid5(uuid.NAMESPACE_DNS, m)}" for m in SLOTS
 REGIONS = ["north", "south", "east"]
 TYPES = ["indicator", "malware", "relationship", "note"]
 EXPLORED: dict[str, list[int]] = {}  # bus → [federations, objects, (account, object) checks]
+REVISED = "2026-11-21T08:00:00.000Z"  # an owner's new version or revocation
+TAKEN = "2026-11-22T08:00:00.000Z"  # another member's, later still: it must change nothing
 
 
 def cheap_hash(secret: str) -> str:
@@ -71,10 +77,23 @@ class World:
     member_regions: dict[str, list[str]]
     rules: dict[str, dict[str, Any]]
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by sender
+    followups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by sender
 
     @property
     def members(self) -> list[str]:
         return list(self.member_regions)
+
+    def owns(self, sender: str, object_id: str) -> bool:
+        return any(o["id"] == object_id for o in self.objects[sender])
+
+    def current(self) -> dict[str, dict[str, Any]]:
+        """Each object as its owner last sent it and intake took it; takeovers change nothing."""
+        out = {o["id"]: o for objects in self.objects.values() for o in objects}
+        for sender, followups in self.followups.items():
+            for f in followups:
+                if self.owns(sender, f["id"]) and not refused(self, sender, f):
+                    out[f["id"]] = f
+        return out
 
     def federation(self) -> Federation:
         def accounts(m: str) -> tuple[Account, ...]:
@@ -192,6 +211,38 @@ def objects_of(
     return out
 
 
+def edited(obj: dict[str, Any], modified: str, text: str, revoked: bool) -> dict[str, Any]:
+    """A later version of `obj`: its text changed, or revoked."""
+    prop = "content" if obj["type"] == "note" else "description"
+    return {**obj, "modified": modified} | ({"revoked": True} if revoked else {prop: text})
+
+
+@st.composite
+def followups_of(draw: st.DrawFn, world: World, sender: str) -> list[dict[str, Any]]:
+    """New versions and revocations of the sender's own objects, and takeovers of objects
+    that intake took from others (whose ids the sender knows, whether it received them)."""
+
+    def some(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not objects:
+            return []
+        return draw(st.lists(st.sampled_from(objects), unique_by=lambda o: o["id"], max_size=2))
+
+    out = [
+        edited(obj, REVISED, "revised by its creator", draw(st.booleans()))
+        for obj in some(world.objects[sender])
+    ]
+    taken_from = [(m, o) for m, objs in world.objects.items() if m != sender for o in objs]
+    for obj in some([o for m, o in taken_from if not refused(world, m, o)]):
+        taken = edited(obj, TAKEN, "HIJACKED", draw(st.booleans()))
+        creator = draw(st.sampled_from(["left out", "own", "kept"]))
+        if creator == "left out":
+            del taken["created_by_ref"]
+        elif creator == "own":
+            taken["created_by_ref"] = IDENTITIES[sender]
+        out.append(taken)
+    return list(draw(st.permutations(out)))
+
+
 @st.composite
 def worlds(draw: st.DrawFn) -> World:
     regions = REGIONS[: draw(st.integers(1, 3))]
@@ -206,6 +257,8 @@ def worlds(draw: st.DrawFn) -> World:
     for m in members:  # submitted in this order
         world.objects[m] = draw(objects_of(m, members, earlier))
         earlier += [o["id"] for o in world.objects[m]]
+    for m in members:  # then these, in this order
+        world.followups[m] = draw(followups_of(world, m))
     return world
 
 
@@ -287,9 +340,35 @@ REFS: dict[tuple[str, str], list[str]] = {}  # (account, note id) → object_ref
 
 def refused(world: World, sender: str, obj: dict[str, Any]) -> bool:
     """Intake refuses objects without a TLP marking (these senders set no default_tlp), and
-    TLP:RED from a sender that names no account for RED (it could reach no one)."""
+    TLP:RED from a sender that names no account for RED (it could reach no one), unless it is
+    a revocation (which goes to whoever had the object)."""
     level = level_of(obj)
+    if level == RED and obj.get("revoked") is True:
+        return False
     return level is None or (level == RED and not world.rules[sender]["recipients"]["red"])
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Which references one submission's objects keep for one member (default-deny)."""
+
+    always: set[str]  # member identities not anonymous, and the sender's own
+    visible: set[str]  # of this submission, what the member receives
+    red_here: set[str]  # of this submission, what is TLP:RED
+    received: set[str]  # from earlier submissions
+    limited: dict[str, set[str]]  # earlier TLP:RED → the member's accounts it reached
+    red_to: set[str]  # the member's accounts this sender names for TLP:RED
+
+    def follows(self, ref: str, referrer_red: bool) -> bool:
+        """TLP:RED is followed only by TLP:RED that reaches no other account of the member
+        (a reference would tell them that it exists)."""
+        if ref in self.always:
+            return True
+        if ref in self.red_here:
+            return ref in self.visible and referrer_red
+        if ref not in self.received and ref not in self.visible:
+            return False
+        return ref not in self.limited or (referrer_red and self.red_to <= self.limited[ref])
 
 
 def oracle(world: World, account: str) -> dict[str, set[str]]:
@@ -299,7 +378,13 @@ def oracle(world: World, account: str) -> dict[str, set[str]]:
     known = {IDENTITIES[m] for m in world.members if not world.rules[m]["anonymous"]}
     seen: dict[str, set[str]] = {}
     received: set[str] = set()  # what the member got from earlier submissions
-    for sender, objects in world.objects.items():
+    # TLP:RED it got earlier → the member's accounts it reached: a reference to it is
+    # followed only by TLP:RED for no other account (it would tell them it exists).
+    limited: dict[str, set[str]] = {}
+    current = world.current()
+    for sender, sent in world.objects.items():
+        # The owners' later versions go where the first went: the same markings, refs, rules.
+        objects = [current[o["id"]] for o in sent]
         if sender == member:  # its own, but for what intake refuses
             seen |= {o["id"]: set(o) for o in objects if not refused(world, sender, o)}
             for o in objects:
@@ -309,6 +394,11 @@ def oracle(world: World, account: str) -> dict[str, set[str]]:
             continue
 
         visible = {o["id"] for o in objects if entitled(world, sender, member, o)}
+        red = world.rules[sender]["recipients"]["red"]
+        red_here = {o["id"] for o in objects if level_of(o) == RED}
+        red_to = {a for a in red if a.startswith(f"account:{member}-")}
+        # `visible` shrinks below, and `reach` with it.
+        reach = Reach(known | {IDENTITIES[sender]}, visible, red_here, received, limited, red_to)
         kept_refs: dict[str, list[str]] = {}
         changed = True
         while changed:  # relationships need both ends, notes at least one reference
@@ -316,17 +406,19 @@ def oracle(world: World, account: str) -> dict[str, set[str]]:
             for o in objects:
                 if o["id"] not in visible:
                     continue
-                follow = visible | known | received | {IDENTITIES[sender]}
+                o_red = level_of(o) == RED
                 if o["type"] == "relationship":
-                    ok = o["source_ref"] in visible and o["target_ref"] in visible
+                    ends = (o["source_ref"], o["target_ref"])
+                    ok = all(reach.follows(r, o_red) for r in ends)
                 else:
-                    kept_refs[o["id"]] = [r for r in o.get("object_refs", []) if r in follow]
+                    refs = o.get("object_refs", [])
+                    kept_refs[o["id"]] = [r for r in refs if reach.follows(r, o_red)]
                     ok = o["type"] != "note" or bool(kept_refs[o["id"]])
                 if not ok:
                     visible.discard(o["id"])
                     changed = True
         received |= visible
-        red = world.rules[sender]["recipients"]["red"]
+        limited |= {i: red_to for i in visible & red_here}
         for o in objects:
             if o["id"] not in visible or (level_of(o) == RED and f"account:{account}" not in red):
                 continue
@@ -358,7 +450,19 @@ async def check(world: World, bus_url: str, data_dir: Path) -> int:
             status = await submit(hub, f"{sender}-submit", objects)
             expected = {o["id"] for o in objects if refused(world, sender, o)}
             assert {f["id"] for f in status.failures} == expected, status.failures
-        by_id = {o["id"]: (s, o) for s, objs in world.objects.items() for o in objs}
+        for sender, followups in world.followups.items():
+            if not followups:
+                continue
+            status = await submit(hub, f"{sender}-submit", followups)
+            # Another member's object: refused, whatever the version says of its creator.
+            expected = {
+                f["id"]
+                for f in followups
+                if not world.owns(sender, f["id"]) or refused(world, sender, f)
+            }
+            assert {f["id"] for f in status.failures} == expected, status.failures
+        current = world.current()
+        by_id = {o["id"]: (s, current[o["id"]]) for s, objs in world.objects.items() for o in objs}
         checks = 0
         for member in world.members:
             for account in (f"{member}-r1", f"{member}-r2"):
@@ -417,7 +521,7 @@ def test_nothing_reaches_a_reader_the_rules_exclude_and_everyone_entitled_gets_i
             checks = asyncio.run(check(world, bus_url, Path(tmp)))
         counts = EXPLORED.setdefault(bus, [0, 0, 0])
         counts[0] += 1
-        counts[1] += sum(len(o) for o in world.objects.values())
+        counts[1] += sum(len(o) for o in (*world.objects.values(), *world.followups.values()))
         counts[2] += checks
 
     holds()

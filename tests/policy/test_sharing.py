@@ -7,6 +7,7 @@ account of KE-CIRT for RED. KE-CIRT has a second reader account the RED rule doe
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from hub.bus.url import open_bus
@@ -155,3 +156,76 @@ async def test_green_to_all_members_fills_every_region_feed(
         ):
             got = (await visible_to(hub, reader))[alias]
             assert {o["id"] for o in got} == {o["id"] for o in report}
+
+
+def statement(text: str, *marks: str) -> dict[str, object]:
+    """A statement marking definition of ngCERT's, with the TLP `marks` given (none: none)."""
+    obj: dict[str, object] = {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": f"marking-definition--{uuid.uuid4()}",
+        "created": "2026-11-20T08:00:00.000Z",
+        "definition_type": "statement",
+        "definition": {"statement": text},
+    }
+    return {**obj, "object_marking_refs": list(marks)} if marks else obj
+
+
+def marked(obj: dict[str, object], marking_id: str) -> dict[str, object]:
+    refs = obj.get("object_marking_refs")
+    return {**obj, "object_marking_refs": [*(refs if isinstance(refs, list) else []), marking_id]}
+
+
+async def test_a_marking_definition_reaches_whoever_receives_what_it_marks(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    """Unmarked, a statement goes where the objects it marks go (and nowhere else); marked
+    TLP:RED, what it marks goes only where it may go too."""
+    async with running_hub(
+        bus_url,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"t{unique}.",
+        sharing={"ng-cert": NG_RULES},
+        extra_readers={"ke-cirt-analyst": "ke-cirt"},
+    ) as hub:
+        identity = member_identity(hub, "ng-cert")
+        terms = statement("Copyright ngCERT; share under the FIRST TLP only.")
+        secret = statement("Operation BLUE: named accounts only.", TLP2["red"])
+        green = [
+            marked(o, terms["id"]) for o in incident_report(identity, "ngCERT", TLP2["green"])[1:]
+        ]
+        strict = [
+            marked(o, terms["id"])
+            for o in incident_report(identity, "ngCERT", TLP2["amber+strict"])[1:]
+        ]
+        gated_green = [
+            marked(o, secret["id"]) for o in incident_report(identity, "ngCERT", TLP2["green"])[1:]
+        ]
+        gated_red = [
+            marked(o, secret["id"]) for o in incident_report(identity, "ngCERT", TLP2["red"])[1:]
+        ]
+        sent = [terms, secret, *green, *strict, *gated_green, *gated_red]
+        status = await submit(hub, "ng-cert-submit", sent)
+        assert status.success_count == len(sent), status.failures
+        seen = await where_seen(hub, {o["id"] for o in sent})
+
+        def readers_of(objects: list[dict[str, object]]) -> dict[str, set[str]]:
+            out: dict[str, set[str]] = {}
+            for reader in READERS[1:]:
+                found = set().union(*(seen[reader].get(str(o["id"]), set()) for o in objects))
+                if found:
+                    out[reader] = found
+            return out
+
+        # The statement: exactly in the collections of what it marks, for each reader.
+        assert readers_of([terms]) == readers_of(green + strict)
+        assert readers_of([terms]) == {
+            "gh-cert-read": {"region-west-africa"},
+            "sn-cert-read": {"region-west-africa", "member-sn-cert"},
+        }
+        # The TLP:RED statement reaches its named account only, and so does what it marks:
+        # the GREEN objects it marks reach no one else, the RED ones their named account.
+        assert readers_of([secret]) == {"ke-cirt-read": {"member-ke-cirt"}}
+        assert readers_of(gated_green) == {}
+        assert readers_of(gated_red) == {"ke-cirt-read": {"member-ke-cirt"}}

@@ -6,6 +6,7 @@ const polls = [];  // [{t, received, accepted, refused}] per poll
 const KEEP = 60;
 const fmt = (n) => n == null ? "–" : Math.round(n).toLocaleString("en");
 const rate = (n) => n == null ? "–" : n < 10 ? n.toFixed(1) : Math.round(n).toLocaleString("en");
+const bytes = (n) => n == null ? "–" : n < 1e6 ? fmt(n / 1e3) + " kB" : n < 1e9 ? (n / 1e6).toFixed(1) + " MB" : (n / 1e9).toFixed(1) + " GB";
 const secs = (s) => s == null ? "–" : s < 1 ? Math.round(s * 1000) + " ms" : s.toFixed(2) + " s";
 
 function cell(text, numeric) {
@@ -95,6 +96,17 @@ function show(s) {
     li.title = a.description;
     alerts.append(li);
   }
+  const d = s.disk;
+  $("disk").textContent = (d.ok ? "" : "FULL: submissions refused (503) until space returns. ") +
+    `${bytes(d.free_bytes)} free of ${bytes(d.total_bytes)}; intake closes under ${bytes(d.reserve_bytes)}. ` +
+    `${fmt(d.refusals)} submissions refused for space.`;
+  $("disk").className = d.ok ? "" : "no";
+  $("growth").textContent = `data dir ${bytes(d.bytes)}; growing ` +
+    (d.growth_per_day == null ? "(measured after an hour)" : `${bytes(d.growth_per_day)} a day`) +
+    (d.days_until_full == null ? "" : `; full in ${fmt(d.days_until_full)} days at this rate`);
+  const stored = [...Object.entries(d.topics || {}).map(([k, v]) => [bare(k), v]),
+    ...Object.entries(d.files || {})].sort((a, b) => b[1] - a[1]).slice(0, 12);
+  rows("stored", stored, ([k, v]) => [cell(k), cell(bytes(v), 1)], "nothing stored yet");
   $("updated").textContent = new Date(s.time * 1000).toLocaleTimeString();
 }
 async function poll() {

@@ -198,6 +198,7 @@ async def _add_objects(request: web.Request) -> web.Response:
         raise PayloadTooLarge(f"the submission is larger than the bus accepts: {exc}") from exc
     except BusError as exc:
         log.warning("intake not durable, answering 503: %s", exc)
+        request.app[INTAKE_GATE].publish_failed(exc)  # issue 22: says so if the disk is full
         raise Unavailable("the hub cannot store submissions right now; retry later") from exc
     # Durable from here on. The pending status is a courtesy for readers of this node's view;
     # the pipeline's final status stands on its own if this publish is lost.

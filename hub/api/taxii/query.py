@@ -54,7 +54,7 @@ def _timestamp(name: str, value: str) -> str:
 
 
 def _list(request: web.Request, name: str) -> tuple[str, ...]:
-    values = []
+    values: list[str] = []
     for raw in request.query.getall(name, []):
         values.extend(v.strip() for v in raw.split(",") if v.strip())
     return tuple(values)
