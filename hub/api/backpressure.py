@@ -2,9 +2,13 @@
 the disk is full (hub.ops.disk), a POST gets 503 with Retry-After instead of a 202, and
 intake opens again by itself.
 
-The lag is the pipeline group's: records on the intake topics it has not committed yet.
-It is measured in the background (every `intake_lag_interval` seconds), so a POST only
-reads a number. Nothing is queued in memory: a 202 still means durable on the bus.
+The lag is the pipeline group's: records on the intake topics it has not committed yet,
+counted per member (its own intake topic; `<prefix>intake`, which API nodes of earlier
+releases wrote for everyone, counts for every member): a member whose submissions wait
+over the bound is refused, and the others are not, since the pipeline works each member's
+queue beside the others' (hub.pipeline.worker). It is measured in the background (every
+`intake_lag_interval` seconds), so a POST only reads numbers. Nothing is queued in memory:
+a 202 still means durable on the bus.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ class IntakeGate:
         self.disk = disk
         self._disk_refusals = disk_refusals
         self._stopping = asyncio.Event()
-        self.lag: int | None = None
+        self.lag: int | None = None  # every intake topic's, for operators
+        self._lags: dict[str, int] = {}  # per intake topic
         self.measured_at = 0.0
         self.error: str | None = None
 
@@ -44,20 +49,30 @@ class IntakeGate:
         members = (m.id for m in self._settings.federation.members)
         return self._settings.topics.intakes(members)
 
-    async def measure(self) -> int:
-        """The intake records the pipeline group has not committed yet."""
+    async def measure(self) -> dict[str, int]:
+        """The intake records the pipeline group has not committed yet, per intake topic."""
         topics = self._topics
         group = f"{self._settings.topic_prefix}pipeline"
         async with asyncio.timeout(max(self._settings.intake_lag_interval * 3, 3.0)):
             ends = await self._bus.end_offsets(topics)
             committed = await self._bus.committed(group, topics)
-        return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
+        lags = dict.fromkeys(topics, 0)
+        for tp, end in ends.items():
+            lags[tp.topic] = lags.get(tp.topic, 0) + max(0, end - committed.get(tp, 0))
+        return lags
+
+    def member_lag(self, member: str) -> int:
+        """What waits ahead of a new submission of `member`: its own queue, and the shared
+        intake topic's (written by API nodes of earlier releases)."""
+        topics = self._settings.topics
+        return self._lags.get(topics.member_intake(member), 0) + self._lags.get(topics.intake, 0)
 
     async def run(self) -> None:
         while not self._stopping.is_set():
             self.disk.measure()
             try:
-                self.lag, self.error = await self.measure(), None
+                self._lags, self.error = await self.measure(), None
+                self.lag = sum(self._lags.values())
                 self.measured_at = time.monotonic()
             except (BusError, TimeoutError) as exc:
                 self.error = str(exc) or "the bus did not answer"
@@ -71,19 +86,22 @@ class IntakeGate:
     def stop(self) -> None:
         self._stopping.set()
 
-    def check(self) -> None:
+    def check(self, member: str) -> None:
         """Unavailable (503, with when to retry) while the disk is full or the pipeline is
-        over its lag bound."""
+        over its lag bound for `member`."""
         if self.disk.full:
             self._refuse_for_space()
         bound = self._settings.max_intake_lag
-        if bound is None or self.lag is None or self.lag <= bound:
+        if bound is None or self.lag is None:
+            return
+        lag = self.member_lag(member)
+        if lag <= bound:
             return
         # Roughly the time to work the excess off, bounded: long enough to let it drain.
         wait = max(1, min(60, int(self._settings.intake_lag_interval * 2)))
         raise Unavailable(
-            f"the hub is {self.lag} submissions behind (its bound is {bound}): nothing was "
-            f"stored; send again in {wait} s",
+            f"the hub is {lag} submissions of {member!r} behind (its bound is {bound} a "
+            f"member): nothing was stored; send again in {wait} s",
             retry_after=wait,
         )
 

@@ -179,8 +179,9 @@ async def read_to(
 
 
 class Bus(Protocol):
-    # The largest record (value and key) this bus takes; a larger one is MessageTooLarge.
-    max_record_bytes: int
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest record (value and key) this bus takes; a larger is MessageTooLarge."""
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...

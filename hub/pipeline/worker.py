@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hub.bus import (
     Bus,
@@ -120,8 +120,8 @@ class PipelineWorker:
         try:
             submission = self.decode(record)
         except UndecodableRecord as exc:
-            refused = self._refused(record, exc.reason, str(exc), is_json=exc.is_json)
-            return Outcome(record, [refused], None)
+            entry = self._refused(record, exc.reason, str(exc), is_json=exc.is_json)
+            return Outcome(record, [entry], None)
         token = REQUEST_ID.set(submission.request_id)
         try:
             routed = fit(
@@ -225,7 +225,7 @@ class PipelineWorker:
             running[future] = _Unit(records, generation, future)
 
     async def _fetch_while(
-        self, consumer: GroupConsumer, others: set[asyncio.Future]
+        self, consumer: GroupConsumer, others: set[asyncio.Future[Any]]
     ) -> tuple[list[Record], int] | None:
         """A fetch, cut short when one of `others` ends first (a stop, a unit done); None when
         it was cut short. A fetch cut short consumed nothing, and the bus is never used by

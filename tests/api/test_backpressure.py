@@ -16,10 +16,10 @@ from tests.hubs import RunningHub, running_hub
 from tests.stixdata import TLP2
 
 
-async def post(hub: RunningHub, n: int) -> aiohttp.ClientResponse:
-    identity = hub.settings.federation.member("ng-cert").identity
+async def post(hub: RunningHub, n: int, member: str = "ng-cert") -> aiohttp.ClientResponse:
+    identity = hub.settings.federation.member(member).identity
     headers = {
-        "Authorization": basic("ng-cert-submit", hub.password("ng-cert-submit")),
+        "Authorization": basic(f"{member}-submit", hub.password(f"{member}-submit")),
         "Content-Type": TAXII,
         "Accept": TAXII,
     }
@@ -68,3 +68,16 @@ async def test_intake_closes_over_the_lag_bound_and_opens_again(
         ):
             accepted, _ = await until_status(api, 202, n)
     assert accepted.status == 202
+
+
+async def test_one_members_backlog_does_not_close_intake_to_the_others(
+    tmp_path: Path, demo_secrets: Path
+) -> None:
+    """Each member's submissions wait in a queue of their own (its intake topic), worked
+    beside the others': one member far behind is refused, not everyone."""
+    tuning = {"max_intake_lag": 3, "intake_lag_interval": 0.1, "role": "api"}
+    async with running_hub("embedded", tmp_path / "data", demo_secrets, **tuning) as api:
+        refused, _ = await until_status(api, 503, 0)
+        assert "submissions of 'ng-cert' behind" in await refused.text()
+        assert (await post(api, 10_001, member="gh-cert")).status == 202
+        assert (await post(api, 10_002)).status == 503

@@ -147,7 +147,8 @@ async def _add_objects(request: web.Request) -> web.Response:
     account, _ = await permitted_collection(request, "write")
     ratelimit.admit(request, account)  # 429 while the member is over its rate_limits
     require_taxii_content(request)
-    request.app[INTAKE_GATE].check()
+    assert account.member is not None  # can_write() holds only for member accounts
+    request.app[INTAKE_GATE].check(account.member)
     settings = request.app[SETTINGS]
     if (request.content_length or 0) > settings.max_content_length:
         raise PayloadTooLarge(
@@ -165,7 +166,6 @@ async def _add_objects(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), limits.max_depth)
     objects = envelope_objects(body, limits.max_objects)
     await ratelimit.charge(request, account, len(objects))
-    assert account.member is not None  # can_write() holds only for member accounts
 
     status_id = str(uuid.uuid4())
     received = rfc3339_now()
