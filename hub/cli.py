@@ -130,7 +130,14 @@ def _parser() -> argparse.ArgumentParser:
         "--max-intake-lag",
         type=int,
         default=10_000,
-        help="answer 503 to submissions while the pipeline is this many behind (0: never)",
+        help="answer 503 to a member's submissions while the pipeline is this many of them "
+        "behind (0: never)",
+    )
+    serve.add_argument(
+        "--shared-intake",
+        action="store_true",
+        help="write TAXII submissions to <prefix>intake as releases before per-member intake "
+        "did: for API nodes upgraded while pipeline nodes of such a release still run",
     )
     serve.add_argument(
         "--min-free-mb",
@@ -343,6 +350,7 @@ def serve(args: argparse.Namespace) -> int:
             tls=tls,
             drain_seconds=args.drain_timeout,
             max_intake_lag=args.max_intake_lag or None,
+            shared_intake=args.shared_intake,
             min_free_bytes=args.min_free_mb * 1024 * 1024,
             public_url=args.public_url,
             header_timeout=args.header_timeout,

@@ -53,8 +53,12 @@ class Settings:
     stream_buffer_bytes: int = 256 * 1024
     # Failed logins: how many, how fast, locks an account or a source address out, how long.
     login_throttling: LoginThrottling = field(default_factory=LoginThrottling)
-    # Backpressure: above this many unprocessed intake records a POST gets 503 (None: never).
+    # Backpressure: above this many unprocessed intake records of its member a POST gets 503
+    # (None: never).
     max_intake_lag: int | None = 10_000
+    # TAXII submissions go to `<prefix>intake` for everyone, as before per-member intake:
+    # while pipeline nodes of such a release run, which refuse hub records on member topics.
+    shared_intake: bool = False
     # Disk: below this many free bytes under the data dir a POST gets 503 (the pipeline
     # keeps room to route what intake already took).
     min_free_bytes: int = 256 * 1024 * 1024

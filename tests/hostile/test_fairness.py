@@ -25,7 +25,7 @@ import pytest
 from hub.api.keys import BUS
 from hub.bus import read_to
 from hub.federation import Federation
-from tests.hubs import RunningHub, collection, member_identity, read_all, running_hub
+from tests.hubs import RunningHub, collection, member_identity, read_all, running_hub, submit
 from tests.stixdata import TLP2, indicator
 
 BODY = 1024 * 1024  # the test hub's max_content_length: each heavy submission is this large
@@ -160,3 +160,22 @@ async def test_a_members_own_submissions_come_out_in_order(fair_hub: RunningHub)
         ids.append([o["id"] for o in objects])
     assert await readable_within(hub, "region-west-africa", "gh-cert-read", ids[-1][0]) < 60
     await assert_in_order(hub, ids)
+
+
+@pytest.mark.parametrize("bus_url", ["embedded"], indirect=True)
+async def test_submissions_go_to_the_members_own_queue_or_shared_during_an_upgrade(
+    bus_url: str, tmp_path: Path, demo_secrets: Path
+) -> None:
+    """A TAXII submission is written to its member's intake topic; with --shared-intake (API
+    nodes upgraded while pipeline nodes of an earlier release run, which would refuse hub
+    records on member topics) to `<prefix>intake`, as before. Either is processed."""
+    for shared in (False, True):
+        data_dir = tmp_path / f"shared-{shared}"
+        async with running_hub(bus_url, data_dir, demo_secrets, shared_intake=shared) as hub:
+            small = indicator(member_identity(hub, OTHER), "[ipv4-addr:value = '198.51.100.7']")
+            assert (await submit(hub, f"{OTHER}-submit", [small])).success_count == 1
+            topics = hub.settings.topics
+            written = await hub.app[BUS].end_offsets([topics.intake, topics.member_intake(OTHER)])
+            per_topic = {tp.topic: end for tp, end in written.items()}
+            wanted = topics.intake if shared else topics.member_intake(OTHER)
+            assert {t for t, end in per_topic.items() if end} == {wanted}

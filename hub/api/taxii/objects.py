@@ -183,10 +183,11 @@ async def _add_objects(request: web.Request) -> web.Response:
     try:
         # The member's own intake topic, keyed by member: its submissions keep their order,
         # and wait behind its own alone, not behind other members' (hub.pipeline.worker).
+        topic = topics.intake if settings.shared_intake else topics.member_intake(account.member)
         await bus.publish(
             [
                 Message(
-                    topics.member_intake(account.member),
+                    topic,
                     intake,
                     key=account.member.encode(),
                     # The pipeline believes nothing on intake that the hub's API did not MAC.
