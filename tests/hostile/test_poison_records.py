@@ -249,17 +249,3 @@ async def test_an_object_that_outgrows_the_bus_once_delivered_is_refused_alone(
     assert entry["reason"] == "too-large"
     await others_go_through(hub)
 
-
-@pytest.mark.filterwarnings("ignore::stix2.exceptions.STIXDeprecationWarning")
-async def test_an_object_with_more_observables_than_a_record_holds_is_delivered_uncounted(
-    hub_of: HubOf,
-) -> None:
-    # Not pseudonymised (rw-csirt's GREEN goes to its region as sent), so it fits once
-    # delivered; its 19,000 keyed observables for the correlator would not.
-    hub = await hub_of(max_object_bytes=LIMIT * 31 // 32, max_content_length=2 * LIMIT)
-    big = mailboxes_observed(member_identity(hub, HOSTILE), 19_000)
-    big["object_marking_refs"] = [TLP2["green"]]
-    doc = await post(hub, f"{HOSTILE}-submit", [big])
-    assert doc["success_count"] == 1, doc["failures"]
-    assert await read_all(hub, "region-east-africa", "ke-cirt-read", id=big["id"])
-    await others_go_through(hub)
