@@ -248,4 +248,3 @@ async def test_an_object_that_outgrows_the_bus_once_delivered_is_refused_alone(
     [entry] = await rejected_entries(hub, lambda e: e.get("id") == big["id"])
     assert entry["reason"] == "too-large"
     await others_go_through(hub)
-
