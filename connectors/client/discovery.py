@@ -45,7 +45,8 @@ class DiscoveryCache:
         if entry is None or time.time() - entry["fetched"] > entry["max_age"]:
             return None
         self._used = True
-        return entry["body"]
+        body: dict[str, Any] = entry["body"]
+        return body
 
     def etag(self, url: str) -> str | None:
         entry = self._entries.get(url)

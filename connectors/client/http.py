@@ -14,7 +14,7 @@ import asyncio
 import gzip
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,7 +364,7 @@ class HubClient:
         return f"{await self.api_root()}collections/{(await self.collection(name))['id']}/"
 
     async def _in_collection(
-        self, name: str, call: Callable[[str], Any]
+        self, name: str, call: Callable[[str], Awaitable[tuple[Any, Mapping[str, str]]]]
     ) -> tuple[Any, Mapping[str, str]]:
         """`call` with the collection's URL; once more after a fresh discovery if a cached
         one led to a 404 (the hub's collections changed since it was cached)."""
@@ -379,6 +379,7 @@ class HubClient:
     async def post(self, objects: list[dict[str, Any]]) -> dict[str, Any]:
         """POST one envelope to the inbox; the hub's 202 status resource (it is durable)."""
         data = envelope(objects)
+        status: dict[str, Any]
         status, _ = await self._in_collection(
             "inbox",
             lambda url: self.request("POST", f"{url}objects/", body=data, expect=202),
@@ -395,12 +396,13 @@ class HubClient:
             params["wait"] = str(wait)
         if failures_only:
             params["detail"] = "failures"
+        found: dict[str, Any]
         found, _ = await self.request(
             "GET", f"{await self.api_root()}status/{status_id}/", params=params, wait=wait
         )
         return found
 
-    async def wait(self, status_id: str) -> dict:
+    async def wait(self, status_id: str) -> dict[str, Any]:
         """The status resource once it is complete: one long poll at a time, so a request
         costs one answer whatever the link's latency."""
         while True:
@@ -408,7 +410,7 @@ class HubClient:
             if found.get("status") == "complete":
                 return found
 
-    async def wait_failures(self, status_id: str) -> dict:
+    async def wait_failures(self, status_id: str) -> dict[str, Any]:
         """As `wait`, but only the refused objects are listed (the counts cover the rest)."""
         while True:
             found = await self.status(status_id, wait=STATUS_WAIT, failures_only=True)

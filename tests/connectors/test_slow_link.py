@@ -180,11 +180,14 @@ async def finish(run: Run, timeout: float) -> int:
     return status
 
 
-async def kill(run: Run) -> None:
-    assert run.process.returncode is None, "finished before it could be killed"
+async def kill(run: Run) -> bool:
+    """SIGKILL, unless it has finished; whether it was killed."""
+    if run.process.returncode is not None:
+        return False
     run.process.send_signal(signal.SIGKILL)
     await run.process.wait()
     await run.collector  # type: ignore[attr-defined]
+    return True
 
 
 def attack_objects(count: int) -> list[dict[str, Any]]:
@@ -231,7 +234,7 @@ async def test_submit_and_pull_finish_over_a_64_kbit_link_with_loss_and_cuts(
         await until(lambda: len(run.lines) >= 1, 120, "a first outcome")
         await link.cut(CUT_SECONDS)
         await until(lambda: len(run.lines) >= OBJECTS // 2, 120, "half the outcomes")
-        await kill(run)
+        killed = [await kill(run)]
         cut_off = "".join(run.errors)
         run = await start(link, *submit, password=sender)
         assert await finish(run, 180) == 0, "".join(run.errors)
@@ -241,7 +244,7 @@ async def test_submit_and_pull_finish_over_a_64_kbit_link_with_loss_and_cuts(
         # Pull: the client killed once a page is written, the link cut in the next run.
         run = await start(link, *pull, password=reader)
         await until(lambda: any(out.glob("member-ke-cirt-*.json")), 120, "a first page")
-        await kill(run)
+        killed.append(await kill(run))
         run = await start(link, *pull, password=reader)
         await asyncio.sleep(2)
         await link.cut(CUT_SECONDS)
@@ -271,3 +274,5 @@ async def test_submit_and_pull_finish_over_a_64_kbit_link_with_loss_and_cuts(
     assert submitted / OBJECTS < SUBMIT_BYTES_PER_OBJECT
     assert pulled_all / OBJECTS < PULL_BYTES_PER_OBJECT
     assert nothing_new < 2048 and "0 new objects" in again_said, again_said
+    # Units small enough that the client was killed mid-submit and mid-pull.
+    assert killed == [True, True]

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from hub.api.access import caller
-from hub.api.keys import FOLLOWER, SETTINGS, VIEW
+from hub.api.keys import FOLLOWER, VIEW
 from hub.api.media import require_taxii_accept, taxii_response
 from hub.api.stream import STREAMS
 from hub.errors import BadRequest, NotFound
@@ -45,12 +45,12 @@ async def get_status(request: web.Request) -> web.Response:
     account = await caller(request)
     status_id = request.match_info["status"]
     view, follower = request.app[VIEW], request.app[FOLLOWER]
-    topic = request.app[SETTINGS].topics.status
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
         # The count before the read: a batch applied between the two wakes the wait at once.
-        seen = follower.applied(topic)
+        # Any topic: a status held for its objects completes when a feed's batch is applied.
+        seen = follower.applied(None)
         found = await view.status(status_id)
         # Only the submitting member's accounts see a status; others get the same 404 as a typo.
         if found is None or found[0] != account.member:
@@ -59,7 +59,7 @@ async def get_status(request: web.Request) -> web.Response:
         left = deadline - loop.time()
         if left <= 0 or doc.get("status") == "complete":
             break
-        await follower.wait_for_change(topic, seen, left, request.app[STREAMS].closing)
+        await follower.wait_for_change(None, seen, left, request.app[STREAMS].closing)
     if detail == "all":
         return taxii_response(found[1])
     doc.pop("successes", None)
