@@ -39,16 +39,20 @@ _PIECE = 8192
 _PROBE_TIMEOUT = 6.0
 # JSON bytes in a first request, before the link is measured: seconds at 64 kbit/s gzipped.
 FIRST_REQUEST = 64 * 1024
-# The longest the hub keeps a status poll waiting for completion (hub/api/taxii/status.py).
-STATUS_WAIT = 25
+# Seconds a status poll may wait at the hub for completion (hub/api/taxii/status.py allows
+# 30): short enough that a link cut during one is noticed soon (the stall limit runs after).
+STATUS_WAIT = 10
 
 
 class _Failed(Exception):
     """One attempt failed the way a bad link or a busy hub fails: try again."""
 
-    def __init__(self, why: str, retry_after: float | None = None, *, link: bool) -> None:
+    def __init__(
+        self, why: str, retry_after: float | None = None, *, link: bool, waiting: bool = False
+    ) -> None:
         super().__init__(why)
         self.why, self.retry_after, self.link = why, retry_after, link
+        self.waiting = waiting  # the request was sent and the answer did not come
 
 
 class Refused(Exception):
@@ -204,7 +208,7 @@ class HubClient:
                     method, url, body, params, sent_headers, wait + self.stall * patience
                 )
             except _Failed as failed:
-                if "waiting for the hub" in failed.why:
+                if failed.waiting:
                     # Perhaps the hub is slow rather than the link dead: wait longer next time.
                     patience = min(patience * 2, 8.0)
                 await attempts.wait(
@@ -240,8 +244,14 @@ class HubClient:
         assert self._session is not None, "use HubClient as an async context manager"
         loop = asyncio.get_running_loop()
         doing = "connecting"
+        quiet = self.stall  # seconds without a byte allowed at this point
         received = bytearray()
         sent = 0
+
+        def progress(now_doing: str, allowed: float) -> None:
+            nonlocal doing, quiet
+            doing, quiet = now_doing, allowed
+            guard.reschedule(loop.time() + allowed)
 
         async def pieces(data: bytes) -> AsyncIterator[bytes]:
             nonlocal doing, sent
@@ -252,26 +262,23 @@ class HubClient:
                 yield piece
                 sent += len(piece)
                 self.link.moved(sent=len(piece))
-                guard.reschedule(loop.time() + self.stall)
-            doing = f"waiting for the hub to answer ({len(data):,} bytes sent)"
-            guard.reschedule(loop.time() + answer_within)
+                progress(doing, self.stall)
+            progress(f"waiting for the hub to answer ({len(data):,} bytes sent)", answer_within)
 
         try:
             async with asyncio.timeout(None) as guard:
                 kwargs: dict[str, Any] = {"params": params, "headers": headers}
                 if body is None:
-                    doing = "waiting for the hub to answer"
-                    guard.reschedule(loop.time() + answer_within)
+                    progress("waiting for the hub to answer", answer_within)
                 else:
                     kwargs["data"] = pieces(body)
                     kwargs["headers"] = {**headers, "Content-Length": str(len(body))}
-                    guard.reschedule(loop.time() + self.stall)
+                    progress("connecting", self.stall)
                 started = time.monotonic()
                 async with self._session.request(method, url, **kwargs) as response:
                     if body is not None:
                         self.link.measure(len(body), time.monotonic() - started)
-                    doing = "receiving the answer"
-                    guard.reschedule(loop.time() + self.stall)
+                    progress("receiving the answer", self.stall)
                     first = time.monotonic()
                     wire = 0
                     async for piece in response.content.iter_chunked(_PIECE):
@@ -280,13 +287,12 @@ class HubClient:
                         self.link.moved(received=now_wire - wire)
                         await self.link.pace(now_wire - wire)
                         wire = now_wire
-                        doing = f"receiving the answer ({wire:,} bytes received)"
-                        guard.reschedule(loop.time() + self.stall)
+                        progress(f"receiving the answer ({wire:,} bytes received)", self.stall)
                     self.link.measure(wire, time.monotonic() - first)
                     status, answer_headers = response.status, response.headers
         except TimeoutError:
-            why = f"{url}: no byte moved for {self.stall:g} s while {doing}"
-            raise _Failed(why, link=True) from None
+            why = f"{url}: no byte moved for {quiet:g} s while {doing}"
+            raise _Failed(why, link=True, waiting=doing.startswith("waiting")) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise _Failed(f"{url}: {_connection_error(exc)} while {doing}", link=True) from exc
         self.link.up()
@@ -402,20 +408,19 @@ class HubClient:
         )
         return found
 
-    async def wait(self, status_id: str) -> dict[str, Any]:
-        """The status resource once it is complete: one long poll at a time, so a request
-        costs one answer whatever the link's latency."""
+    async def wait(self, status_id: str, *, failures_only: bool = False) -> dict[str, Any]:
+        """The status resource once it is complete: long polls (one answer per request
+        whatever the link's latency), and polls ever less often from a hub that answers a
+        long poll at once (one that does not know `wait`)."""
+        pause = 0.05
         while True:
-            found = await self.status(status_id, wait=STATUS_WAIT)
+            started = time.monotonic()
+            found = await self.status(status_id, wait=STATUS_WAIT, failures_only=failures_only)
             if found.get("status") == "complete":
                 return found
-
-    async def wait_failures(self, status_id: str) -> dict[str, Any]:
-        """As `wait`, but only the refused objects are listed (the counts cover the rest)."""
-        while True:
-            found = await self.status(status_id, wait=STATUS_WAIT, failures_only=True)
-            if found.get("status") == "complete":
-                return found
+            if time.monotonic() - started < STATUS_WAIT / 2:
+                await asyncio.sleep(pause)
+                pause = min(pause * 1.5, 2.0)
 
     async def requests_for(self, objects: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """`objects` cut into requests that fit the hub's max_content_length and take about
@@ -467,7 +472,7 @@ class HubClient:
     async def outcomes_of(self, status_id: str, keys: list[tuple[str, str]]) -> list[Outcome]:
         """The outcome of each (id, version) sent in one request, once the hub has them all:
         the failures alone when they account for every object, the whole status otherwise."""
-        status = await self.wait_failures(status_id)
+        status = await self.wait(status_id, failures_only=True)
         if not complete_for(keys, status):
             status = await self.wait(status_id)
         return sent_outcomes(keys, status)

@@ -27,7 +27,7 @@ from hub.signing.verify import Verdict
 STATE_FILE = ".cirt-hub-pull.json"
 DISCOVERY_FILE = ".cirt-hub-discovery.json"
 # Objects on a first page, before the link is measured: seconds at 64 kbit/s.
-FIRST_PAGE = 100
+FIRST_PAGE = 50
 
 
 @dataclass
