@@ -21,7 +21,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class Link:
     relay: asyncio.subprocess.Process
     member_ns: str
     url: str
+    clients: list[asyncio.subprocess.Process] = field(default_factory=list)
 
     async def command(self, line: str) -> None:
         assert self.relay.stdin is not None
@@ -95,7 +96,7 @@ async def bad_link(hub_port: int) -> AsyncIterator[Link]:
         await asyncio.to_thread(ip, "netns", "del", name)
     tag = f"cirtlink-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     member_ns, hub_ns = f"{tag}-m", f"{tag}-h"
-    relay = None
+    relay = link = None
     made = []
     try:
         for ns in (member_ns, hub_ns):
@@ -122,8 +123,14 @@ async def bad_link(hub_port: int) -> AsyncIterator[Link]:
         assert relay.stdout is not None
         ready = await asyncio.wait_for(relay.stdout.readline(), 30)
         assert ready.strip() == b"ready", ready
-        yield Link(relay, member_ns, f"http://{link_relay.HUB_ADDRESS}:8443")
+        link = Link(relay, member_ns, f"http://{link_relay.HUB_ADDRESS}:8443")
+        yield link
     finally:
+        # A namespace outlives its deletion while a process is in it: clients go first.
+        for client in link.clients if link is not None else []:
+            if client.returncode is None:
+                client.kill()
+                await client.wait()
         if relay is not None and relay.returncode is None:
             relay.kill()
             await relay.wait()
@@ -153,6 +160,7 @@ async def start(link: Link, *args: str, password: str) -> Run:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    link.clients.append(process)
     run = Run(process, [], [])
 
     async def collect(stream: asyncio.StreamReader | None, into: list[Any], text: bool) -> None:
