@@ -1,13 +1,16 @@
-"""`cirt-hub submit | pull | export | member-key`: the member side of the hub, for CIRTs."""
+"""`cirt-hub submit | pull | queue | export | member-key`: the member side of the hub."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
@@ -15,12 +18,16 @@ from connectors.client import bundles
 from connectors.client.export import export, sign_all
 from connectors.client.http import HubClient, Outcome, Refused
 from connectors.client.keys import KEY_PASSPHRASE_ENV, MemberKey, MemberKeyError
-from connectors.client.progress import Progress
-from connectors.client.pull import PullReport, pull
+from connectors.client.link import Link, parse_rate
+from connectors.client.progress import Progress, link_note
+from connectors.client.pull import DISCOVERY_FILE, PullReport, pull
+from connectors.client.queue import DISCOVERY_FILE as QUEUE_DISCOVERY_FILE
 from connectors.client.queue import QueueBusy, SubmitQueue
 from connectors.client.retry import Backoff, GaveUp
 
-COMMANDS = ("submit", "pull", "export", "member-key")
+COMMANDS = ("submit", "pull", "queue", "export", "member-key")
+QUEUE_STATES = ("queued", "sent", "accepted", "refused")
+T = TypeVar("T")
 PASSWORD_ENV = "CIRT_HUB_PASSWORD"
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -33,6 +40,12 @@ def _hub_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="seconds to keep retrying an unreachable hub (default 300; with --queue: forever)",
+    )
+    parser.add_argument(
+        "--max-rate",
+        type=parse_rate,
+        default=None,
+        help="bandwidth cap in bytes per second, k or m for x1024 (e.g. 6k on a 64 kbit link)",
     )
 
 
@@ -60,7 +73,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _hub_options(pulling)
     pulling.add_argument("--out", type=Path, required=True, help="folder for bundles and state")
     pulling.add_argument("--since", help="a cursor the hub gave (next) or an RFC 3339 time")
-    pulling.add_argument("--page-size", type=int, default=1000)
+    pulling.add_argument(
+        "--page-size", type=int, default=1000, help="most objects per page (fewer on a slow link)"
+    )
+
+    queue = sub.add_parser("queue", help="what a --queue folder holds and what became of it")
+    queue_sub = queue.add_subparsers(dest="queue_command", required=True)
+    status = queue_sub.add_parser("status", help="counts over the whole queue and its journal")
+    listing = queue_sub.add_parser("list", help="one line per object version")
+    listing.add_argument(
+        "--state",
+        choices=QUEUE_STATES,
+        action="append",
+        help="only these (repeatable; default all)",
+    )
+    again = queue_sub.add_parser("retry", help="queue refused objects again (sent by submit)")
+    again.add_argument("ids", nargs="*", metavar="ID", help="only these objects (default all)")
+    for each in (status, listing, again):
+        each.add_argument("folder", type=Path, metavar="DIR", help="the --queue folder")
 
     exporting = sub.add_parser("export", help="sign objects into one bundle file for later")
     exporting.add_argument("inputs", nargs="+", metavar="FILE|DIR|-")
@@ -83,7 +113,9 @@ def _password(user: str) -> str:
     return secret if secret is not None else getpass.getpass(f"secret for {user}: ")
 
 
-def _client(args: argparse.Namespace, *, forever: bool = False) -> HubClient:
+def _client(
+    args: argparse.Namespace, *, forever: bool = False, cache: Path | None = None
+) -> HubClient:
     deadline = args.retry_for if args.retry_for is not None else (None if forever else 300.0)
     return HubClient(
         args.url,
@@ -92,7 +124,31 @@ def _client(args: argparse.Namespace, *, forever: bool = False) -> HubClient:
         backoff=Backoff(deadline=deadline or None),
         compress=not getattr(args, "no_compress", False),
         max_objects=getattr(args, "max_objects", 1000),
+        cache=cache,
+        link=Link(max_rate=args.max_rate),
     )
+
+
+@contextlib.asynccontextmanager
+async def _showing(progress: Progress) -> AsyncIterator[Progress]:
+    """`progress` redrawn while the block runs (the link's state, a countdown), closed after."""
+    ticker = asyncio.ensure_future(progress.ticking())
+    try:
+        yield progress
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        progress.close()
+
+
+async def _run(client: HubClient, work: Awaitable[T]) -> T:
+    """`work`, with a GaveUp that says whether the hub ever answered on this link."""
+    try:
+        return await work
+    except GaveUp as exc:
+        exc.hub_answered = client.link.answered
+        raise
 
 
 def _print_outcomes(found: list[Outcome], as_json: bool) -> None:
@@ -135,51 +191,111 @@ async def _submit(args: argparse.Namespace) -> int:
                 put = queue.put(sign_all(bundles.read(name).objects, key))
                 reading.advance(note=f"{name}: {put.added} new, {put.already_queued_or_sent} known")
             reading.close()
-            sending = Progress(queue.pending(), "objects sent")
-            async with _client(args, forever=True) as client:
-                await queue.drain(client, report)
+            before = queue.totals()
+            client = _client(args, forever=True, cache=args.queue / QUEUE_DISCOVERY_FILE)
+            sending = Progress(
+                before.total,
+                "objects in the queue settled",
+                link=client.link,
+                done=before.accepted + before.refused,
+            )
+            async with client, _showing(sending):
+                await _run(client, queue.drain(client, report))
+            after = queue.totals()
         finally:
             queue.close()
-    else:
-        objects = []
-        for name in files:
-            objects.extend(sign_all(bundles.read(name).objects, key))
-            reading.advance(note=name)
-        reading.close()
-        sending = Progress(len(objects), "objects sent")
-        async with _client(args) as client:
-            await client.submit(objects, report)
-    sending.close()
-    print(f"{accepted} accepted, {refused} refused", file=sys.stderr)
+        print(
+            f"{accepted} accepted, {refused} refused in this run; the whole queue: "
+            f"{after.accepted} accepted, {after.refused} refused, "
+            f"{after.queued + after.awaiting} waiting ({link_note(client.link.state())})",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED if refused else 0
+    objects = []
+    for name in files:
+        objects.extend(sign_all(bundles.read(name).objects, key))
+        reading.advance(note=name)
+    reading.close()
+    client = _client(args)
+    sending = Progress(len(objects), "objects sent", link=client.link)
+    async with client, _showing(sending):
+        await _run(client, client.submit(objects, report))
+    print(
+        f"{accepted} accepted, {refused} refused ({link_note(client.link.state())})",
+        file=sys.stderr,
+    )
     return EXIT_REFUSED if refused else 0
 
 
 async def _pull(args: argparse.Namespace) -> int:
+    args.out.mkdir(parents=True, exist_ok=True)
+    client = _client(args, cache=args.out / DISCOVERY_FILE)
+    # The total is not known before the end: the line counts pages and objects.
+    pulling = Progress(0, "objects", link=client.link, every=0.0)
+
     def progress(report: PullReport) -> None:
-        print(
-            f"... page {report.pages}: {report.objects} objects, {report.written} written, "
-            f"{len(report.invalid)} invalid",
-            file=sys.stderr,
-            flush=True,
+        pulling.advance(
+            report.objects - pulling.done,
+            note=f"page {report.pages}, {report.written} written, {len(report.invalid)} invalid",
         )
 
-    async with _client(args) as client:
-        report = await pull(
+    async with client, _showing(pulling):
+        report = await _run(
             client,
-            args.collection,
-            args.out,
-            since=args.since,
-            page_size=args.page_size,
-            progress=progress,
+            pull(
+                client,
+                args.collection,
+                args.out,
+                since=args.since,
+                page_size=args.page_size,
+                progress=progress,
+            ),
         )
     for verdict in report.invalid:
         print(f"invalid  {verdict.id}: {verdict.reason}: {verdict.message}", file=sys.stderr)
     print(
         f"{report.objects} new objects, {report.written} written in {len(report.files)} "
-        f"file(s) in {args.out}, {len(report.invalid)} failed the signature check",
+        f"file(s) in {args.out}, {len(report.invalid)} failed the signature check "
+        f"({report.pages} page(s); {link_note(client.link.state())})",
         file=sys.stderr,
     )
     return EXIT_REFUSED if report.invalid else 0
+
+
+def _queue(args: argparse.Namespace) -> int:
+    if not (args.folder / "queue.sqlite").exists():
+        print(f"cirt-hub queue: {args.folder} holds no queue", file=sys.stderr)
+        return EXIT_USAGE
+    queue = SubmitQueue(args.folder)
+    try:
+        if args.queue_command == "status":
+            t = queue.totals()
+            print(
+                f"{args.folder}: {t.total} object versions: {t.queued} queued, {t.awaiting} sent "
+                f"and awaiting the hub's outcome, {t.accepted} accepted, {t.refused} refused"
+            )
+            if queue.meta("rate"):
+                print(f"link rate last measured: {int(queue.meta('rate') or 0):,} bytes/s")
+        elif args.queue_command == "list":
+            for e in queue.entries(args.state or QUEUE_STATES):
+                line = f"{e.state:<9} {e.id}  {e.version}"
+                line += f"  {e.when}" if e.when else ""
+                print(f"{line}: {e.message}" if e.message else line)
+        else:
+            again, lost = queue.retry(args.ids)
+            print(
+                f"{again} refused object version(s) queued again; `cirt-hub submit --queue "
+                f"{args.folder}` sends them"
+            )
+            if lost:
+                print(
+                    f"{lost} refused before this version kept their content: submit them "
+                    "again from their files",
+                    file=sys.stderr,
+                )
+    finally:
+        queue.close()
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -227,6 +343,8 @@ def run(args: argparse.Namespace) -> int:
             return asyncio.run(_pull(args))
         if args.command == "export":
             return _export(args)
+        if args.command == "queue":
+            return _queue(args)
         return _member_key(args)
     except (bundles.InputError, MemberKeyError, ValueError) as exc:
         print(f"cirt-hub {args.command}: {exc}", file=sys.stderr)
@@ -238,5 +356,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"cirt-hub {args.command}: the hub refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     except GaveUp as exc:
-        print(f"cirt-hub {args.command}: the hub is unreachable: {exc}", file=sys.stderr)
+        if exc.hub_answered:
+            what = "the hub answered, but the link failed every try since"
+        else:
+            what = "the hub is unreachable"
+        print(f"cirt-hub {args.command}: {what}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

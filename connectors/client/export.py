@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from connectors.client.bundles import bundle
-from connectors.client.feed import write_atomically
+from connectors.client.files import write_atomically
 from connectors.client.keys import MemberKey, is_signed
 
 

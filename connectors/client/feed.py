@@ -1,15 +1,16 @@
 """Reading a TAXII collection page by page from where the last read stopped.
 
-The place to resume is the `next` cursor that fetched the last page read, with the ids of
-that page: fetching from that cursor again returns that page and whatever was added since,
-and what was already handled is skipped. Cursors belong to one hub node's view; if the
-server answers that the saved one is no longer valid (400), reading goes on from the last
-page's `X-TAXII-Date-Added-Last` (`added_after`) instead.
+The place to resume is right after the last page handled: its `next` cursor while there was
+more, else `added_after` its last object's date added (`X-TAXII-Date-Added-Last`): on a hub
+node, date_added strictly increases in the order objects arrive, so that query returns
+exactly what was added since, and a read that finds nothing new costs one small answer.
+Cursors belong to one hub node's view; if the server answers that the saved one is no
+longer valid (400), reading goes on by `added_after`. The ids of the last page read are
+kept and skipped, for a node whose dates differ a little from the one that served them.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import orjson
 
 from connectors.client.bundles import version
+from connectors.client.files import write_atomically
 from connectors.client.http import Refused
 from hub.stix import timestamps
 
@@ -30,11 +32,13 @@ class FeedState:
     """Where reading one collection stopped; saved after every page is handled."""
 
     collection: str = ""
-    cursor: str | None = None  # `next` that fetched the last page read (None: the first)
-    added_after: str | None = None
+    cursor: str | None = None  # `next` after the last page read, while there was more
+    added_after: str | None = None  # where to start from when there is no cursor
     last_added: str | None = None  # X-TAXII-Date-Added-Last of the last page read
     last_page: list[str] = field(default_factory=list)  # "id|version" already handled
     files: int = 0
+    rate: float | None = None  # bytes per second the link carried, for the next run
+    object_bytes: float | None = None  # bytes per object on the wire, likewise
 
     @classmethod
     def load(cls, path: Path) -> FeedState:
@@ -47,16 +51,6 @@ class FeedState:
 
     def save(self, path: Path) -> None:
         write_atomically(path, orjson.dumps(self.__dict__))
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` whole or not at all (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
 
 
 def key(obj: Mapping[str, Any]) -> str:
@@ -78,11 +72,13 @@ async def new_pages(
     state_file: Path,
     *,
     since: str | None = None,
-    page_size: int = 1000,
+    page_size: int | Callable[[], int] = 1000,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """The objects not handled before, a page at a time; the state is saved once the caller
-    comes back for the next page, so a page whose handling fails is read again next time."""
-    params: dict[str, str] = {"limit": str(page_size)}
+    """The objects not handled before, a page at a time (`page_size`: a number, or asked
+    before each page); the state is saved once the caller comes back for the next page, so
+    a page whose handling fails is read again next time."""
+    size = page_size if callable(page_size) else lambda: page_size
+    params: dict[str, str] = {}
     if since is not None:
         params.update(since_params(since))
         state.last_page = []
@@ -93,26 +89,29 @@ async def new_pages(
     skip = set(state.last_page)
     while True:
         try:
-            envelope, headers = await fetch(params)
+            envelope, headers = await fetch({**params, "limit": str(size())})
         except Refused as exc:
             if exc.status != 400 or "next" not in params or state.last_added is None:
                 raise
             # The cursor is from a view that is gone (rebuilt, another node): go by time.
-            params = {"limit": str(page_size), "added_after": state.last_added}
+            params = {"added_after": state.last_added}
             continue
         envelope = envelope or {}
         page = envelope.get("objects", [])
         yield [o for o in page if key(o) not in skip]
-        if headers.get("X-TAXII-Date-Added-Last"):
-            state.last_added = headers["X-TAXII-Date-Added-Last"]
+        if page:
+            skip = {key(o) for o in page}
+            state.last_page = sorted(skip)
+            if headers.get("X-TAXII-Date-Added-Last"):
+                state.last_added = headers["X-TAXII-Date-Added-Last"]
+                state.added_after = state.last_added
         more = bool(envelope.get("more") and envelope.get("next"))
-        if more:
-            params = {"limit": str(page_size), "next": str(envelope["next"])}
-            state.cursor, state.added_after, state.last_page, skip = params["next"], None, [], set()
-        else:
+        state.cursor = str(envelope["next"]) if more else None
+        if page and not headers.get("X-TAXII-Date-Added-Last") and not more:
+            # A server without the date headers: start from the same page next time.
             state.cursor = params.get("next")
-            state.added_after = params.get("added_after") if state.cursor is None else None
-            state.last_page = sorted(skip | {key(o) for o in page})
+            state.added_after = params.get("added_after")
         state.save(state_file)
         if not more:
             return
+        params = {"next": str(envelope["next"])}

@@ -1,5 +1,10 @@
 """Pull a feed into a folder of bundle files, every object's hub signature checked, and
 remember where it stopped (connectors.client.feed) so the next pull fetches only what is new.
+
+Pages are sized to the link: the first holds FIRST_PAGE objects (or what the last run
+measured), the next ones about link.TARGET_SECONDS of transfer at the rate and the bytes
+per object measured so far, up to `page_size`. A page is the unit that is fetched again
+when a transfer is cut off or the client is killed, so on a slow link that costs seconds.
 """
 
 from __future__ import annotations
@@ -13,12 +18,16 @@ from typing import Any
 import orjson
 
 from connectors.client.bundles import bundle
-from connectors.client.feed import FeedState, new_pages, write_atomically
+from connectors.client.feed import FeedState, new_pages
+from connectors.client.files import write_atomically
 from connectors.client.http import HubClient
 from connectors.client.hubkeys import HubKeys
 from hub.signing.verify import Verdict
 
 STATE_FILE = ".cirt-hub-pull.json"
+DISCOVERY_FILE = ".cirt-hub-discovery.json"
+# Objects on a first page, before the link is measured: seconds at 64 kbit/s.
+FIRST_PAGE = 50
 
 
 @dataclass
@@ -50,11 +59,27 @@ async def pull(
     state.collection = collection
     verifier = HubKeys(client.jwks)
     report = PullReport()
+    link = client.link
+    if link.rate is None:
+        link.rate = state.rate
+
+    def next_size() -> int:
+        if state.object_bytes is None:
+            return min(page_size, FIRST_PAGE)
+        return link.units(state.object_bytes, least=min(page_size, 10), most=page_size)
 
     async def fetch(params: dict[str, str]) -> tuple[dict[str, Any], Mapping[str, str]]:
-        return await client.objects(collection, params)
+        before = link.received
+        envelope, headers = await client.objects(collection, params)
+        count = len((envelope or {}).get("objects", []))
+        if count >= 10:
+            per_object = (link.received - before) / count
+            old = state.object_bytes
+            state.object_bytes = per_object if old is None else (old + per_object) / 2
+        state.rate = link.rate
+        return envelope, headers
 
-    async for fresh in new_pages(fetch, state, state_file, since=since, page_size=page_size):
+    async for fresh in new_pages(fetch, state, state_file, since=since, page_size=next_size):
         report.pages += 1
         report.objects += len(fresh)
         valid = []

@@ -1,15 +1,25 @@
-"""When to try again: exponential backoff with jitter, bounded or not, honouring Retry-After."""
+"""When to try again: exponential backoff with jitter, bounded or not, honouring Retry-After;
+while the link is down, a cheap probe every few seconds ends the wait as soon as it is back."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+# Seconds between probes while the link is down: an outage ends at most this long before
+# the next try, whatever the backoff has grown to.
+PROBE_EVERY = 3.0
+Probe = Callable[[], Awaitable[bool]]
+Told = Callable[[str, float], None]
 
 
 class GaveUp(Exception):
     """The hub stayed unreachable (or busy) past the retry deadline; the message says why."""
+
+    hub_answered = False  # whether the hub answered before (the link, not the address, failed)
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,18 @@ class Attempts:
         self._next = policy.first
         self.count = 0
 
-    async def wait(self, why: str, retry_after: float | None = None) -> None:
-        """Sleep before the next try; GaveUp once the deadline would pass."""
+    async def wait(
+        self,
+        why: str,
+        retry_after: float | None = None,
+        *,
+        probe: Probe | None = None,
+        tell: Told = lambda why, delay: None,
+    ) -> None:
+        """Sleep before the next try (`tell` hears why and for how long); GaveUp once the
+        deadline would pass. With `probe` (the link failed, not the hub), probe first: if
+        the link answers at once the failure was not an outage and the backoff applies;
+        otherwise the wait ends as soon as a probe gets through."""
         self.count += 1
         delay = self._next * random.uniform(0.75, 1.25)
         if retry_after is not None:
@@ -46,7 +66,15 @@ class Attempts:
         deadline = self._policy.deadline
         if deadline is not None and time.monotonic() - self._started + delay > deadline:
             raise GaveUp(f"gave up after {self.count} tries in {deadline:.0f} s: {why}")
-        await asyncio.sleep(delay)
+        tell(why, delay)
+        end = time.monotonic() + delay
+        if probe is None or await probe():
+            await asyncio.sleep(max(0.0, end - time.monotonic()))
+            return
+        while (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(PROBE_EVERY, left))
+            if await probe():
+                return
 
 
 def retry_after(value: str | None) -> float | None:

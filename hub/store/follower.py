@@ -30,6 +30,7 @@ class ViewFollower:
         # Batches applied per topic, counted once the view holds them: a live stream looks
         # at the view only when its collection's count moved, not on every wake-up.
         self._applied: dict[str, int] = {}
+        self._batches = 0  # of any topic
         self._advanced = asyncio.Condition()
         self._stopping = asyncio.Event()
 
@@ -57,6 +58,7 @@ class ViewFollower:
                         self._positions[r.tp] = max(self._positions.get(r.tp, 0), r.offset + 1)
                     for topic in {r.topic for r in records}:
                         self._applied[topic] = self._applied.get(topic, 0) + 1
+                    self._batches += 1
                     self._advanced.notify_all()
         finally:
             await reader.stop()
@@ -64,10 +66,11 @@ class ViewFollower:
     def stop(self) -> None:
         self._stopping.set()
 
-    def applied(self, topic: str) -> int:
-        """How many batches with records of `topic` the view has applied since start: read it
-        before reading the view, and a later different count means there is more."""
-        return self._applied.get(topic, 0)
+    def applied(self, topic: str | None) -> int:
+        """How many batches with records of `topic` (None: of any topic) the view has applied
+        since start: read it before reading the view, and a later different count means
+        there is more."""
+        return self._batches if topic is None else self._applied.get(topic, 0)
 
     def has_seen(self, positions: Sequence[Position]) -> bool:
         return all(
@@ -83,7 +86,7 @@ class ViewFollower:
         return self.has_seen(positions)
 
     async def wait_for_change(
-        self, topic: str, seen: int | None, timeout: float, stop: asyncio.Event
+        self, topic: str | None, seen: int | None, timeout: float, stop: asyncio.Event
     ) -> None:
         """Return once `applied(topic)` differs from `seen`, `timeout` passes or `stop` is set.
 

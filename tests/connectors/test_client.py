@@ -10,6 +10,7 @@ import os
 import signal
 import sqlite3
 import sys
+import time
 import uuid
 from collections import Counter
 from dataclasses import replace
@@ -18,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from connectors.client import MemberKey, SubmitQueue
+from connectors.client import Backoff, HubClient, MemberKey, SubmitQueue
+from connectors.client.link import Link, LinkState
 from hub.federation import Federation, Limits
 from hub.signing.provenance import EXTENSION_ID, without_extension
 from tests.conftest import free_port
@@ -308,3 +310,157 @@ def _get(url: str) -> Any:
 
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())
+
+
+class Throttle:
+    """A TCP proxy on loopback in front of a hub: `rate` bytes per second towards the
+    client, or nothing at all while `frozen` (connections stay open: a link gone quiet)."""
+
+    def __init__(self, target_port: int, rate: float) -> None:
+        self.target_port = target_port
+        self.rate = rate
+        self.frozen = asyncio.Event()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> Throttle:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, paced: bool
+    ) -> None:
+        try:
+            while data := await reader.read(1024 if paced else 65536):
+                while self.frozen.is_set():
+                    await asyncio.sleep(0.05)
+                if paced:
+                    await asyncio.sleep(len(data) / self.rate)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hub_reader, hub_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        await asyncio.gather(
+            self._pipe(reader, hub_writer, False), self._pipe(hub_reader, writer, True)
+        )
+
+
+async def test_a_request_lives_while_bytes_move_and_is_sent_again_when_they_stop(
+    tmp_path: Path, demo_secrets: Path
+) -> None:
+    async with running_hub("embedded", tmp_path / "hub", demo_secrets) as hub:
+        identity = member_identity(hub, "ng-cert")
+        report_bundles(tmp_path / "reports", identity, 60)
+        status, _, err = await run_cli(
+            "submit",
+            str(tmp_path / "reports"),
+            "--url",
+            hub.base_url,
+            "--user",
+            "ng-cert-submit",
+            password=hub.password("ng-cert-submit"),
+        )
+        assert status == 0, err
+        # --max-rate: the same page, straight from the hub, paced to 4 KB/s.
+        capped = HubClient(
+            hub.base_url, "gh-cert-read", hub.password("gh-cert-read"), link=Link(max_rate=4096)
+        )
+        async with capped:
+            await capped.collection_url("region-west-africa")
+            started = time.monotonic()
+            page, _ = await capped.objects("region-west-africa", {"limit": "120"})
+            paced = time.monotonic() - started
+        wire = capped.link.received
+        # A second's worth may go at once; the rest at the cap.
+        assert paced >= (wire - 4096) / 4096 - 0.5 > 1.0, (paced, wire)
+        port = int(hub.base_url.rsplit(":", 1)[1])
+        # 3 KB/s: a page of 120 objects (16 KB gzipped) takes several times the stall limit.
+        async with Throttle(port, 3_000) as throttle:
+            said: list[LinkState] = []
+            link = Link()
+            link.listeners.append(said.append)
+            client = HubClient(
+                f"http://127.0.0.1:{throttle.port}",
+                "gh-cert-read",
+                hub.password("gh-cert-read"),
+                stall=1.5,
+                link=link,
+                backoff=Backoff(deadline=60),
+            )
+            async with client:
+                started = time.monotonic()
+                page, _ = await client.objects("region-west-africa", {"limit": "120"})
+                slow = time.monotonic() - started
+                assert len(page["objects"]) == 120
+                assert slow > 3 * 1.5 and said == [], (slow, said)
+
+                async def freeze_for_a_while() -> None:
+                    await asyncio.sleep(1.0)
+                    throttle.frozen.set()
+                    await asyncio.sleep(5.0)
+                    throttle.frozen.clear()
+
+                freezing = asyncio.ensure_future(freeze_for_a_while())
+                page, _ = await client.objects("region-west-africa", {"limit": "120"})
+                await freezing
+    assert len(page["objects"]) == 120
+    # The stall was noticed and said while it lasted, then the link was up again.
+    assert said and "no byte moved for 1.5 s while receiving the answer" in said[0].why
+    assert said[0].down_since is not None and said[-1].down_since is None
+
+
+async def test_queue_status_list_and_retry_show_the_whole_queue(
+    tmp_path: Path, demo_secrets: Path
+) -> None:
+    queue = tmp_path / "queue"
+    async with running_hub("embedded", tmp_path / "hub", demo_secrets) as hub:
+        ids = report_bundles(tmp_path / "reports", member_identity(hub, "ng-cert"), 3)
+        wrong = json.loads((tmp_path / "reports" / "report-0000.json").read_text())
+        wrong["objects"] = [{**wrong["objects"][0], "id": "indicator--not-a-uuid"}]
+        (tmp_path / "wrong.json").write_text(json.dumps(wrong))
+        sender = ("--url", hub.base_url, "--user", "ng-cert-submit", "--queue", str(queue))
+        password = hub.password("ng-cert-submit")
+        status, _, err = await run_cli(
+            "submit",
+            str(tmp_path / "reports"),
+            str(tmp_path / "wrong.json"),
+            *sender,
+            password=password,
+        )
+        assert status == 1, err
+        assert "the whole queue: 6 accepted, 1 refused, 0 waiting" in err, err
+        # A later run with nothing new still gives the totals of the whole queue.
+        status, _, err = await run_cli("submit", *sender, password=password)
+        assert status == 0 and "0 accepted, 0 refused in this run" in err, err
+        assert "the whole queue: 6 accepted, 1 refused, 0 waiting" in err, err
+
+        status, out, _ = await run_cli("queue", "status", str(queue))
+        assert status == 0
+        assert "7 object versions: 0 queued, 0 sent and awaiting" in out, out
+        assert "6 accepted, 1 refused" in out, out
+        status, out, _ = await run_cli("queue", "list", str(queue), "--state", "refused")
+        assert status == 0
+        [line] = out.splitlines()
+        assert line.startswith("refused   indicator--not-a-uuid") and "not-a-uuid" in line
+        status, out, _ = await run_cli("queue", "list", str(queue), "--state", "accepted")
+        assert sorted(line.split()[1] for line in out.splitlines()) == sorted(ids)
+
+        status, out, _ = await run_cli("queue", "retry", str(queue))
+        assert status == 0 and out.startswith("1 refused object version(s) queued again"), out
+        status, out, _ = await run_cli("queue", "status", str(queue))
+        assert "1 queued, 0 sent and awaiting the hub's outcome, 6 accepted, 0 refused" in out
+        # Sent again: the hub refuses it again, with its reason, back in the journal.
+        status, _, err = await run_cli("submit", *sender, password=password)
+        assert status == 1 and "the whole queue: 6 accepted, 1 refused, 0 waiting" in err, err
+    status, _, err = await run_cli("queue", "status", str(tmp_path / "nothing"))
+    assert status == 2 and "holds no queue" in err

@@ -5,8 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.api.access import caller, collection_resource, visible_collection
+from hub.api.conditional import cacheable
 from hub.api.keys import COLLECTIONS
 from hub.api.media import require_taxii_accept, taxii_response
+
+# A reload of the federation can add or remove collections: a copy is used for minutes only.
+MAX_AGE = 600
 
 
 async def list_collections(request: web.Request) -> web.Response:
@@ -17,7 +21,7 @@ async def list_collections(request: web.Request) -> web.Response:
         for c in request.app[COLLECTIONS].values()
         if c.visible_to(account)
     ]
-    return taxii_response({"collections": visible} if visible else {})
+    return cacheable(request, {"collections": visible} if visible else {}, max_age=MAX_AGE)
 
 
 async def get_collection(request: web.Request) -> web.Response:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.api.access import caller
+from hub.api.conditional import cacheable
 from hub.api.keys import SETTINGS
-from hub.api.media import TAXII_MEDIA_TYPE, require_taxii_accept, taxii_response
+from hub.api.media import TAXII_MEDIA_TYPE, require_taxii_accept
 
 API_ROOT = "/taxii2/hub/"
+# Seconds a client may use its copy of discovery and the API root without asking again.
+MAX_AGE = 3600
 
 
 def _root_address(request: web.Request) -> str:
@@ -32,18 +35,20 @@ async def discovery(request: web.Request) -> web.Response:
     }
     if hub.contact:
         body["contact"] = hub.contact
-    return taxii_response(body)
+    return cacheable(request, body, max_age=MAX_AGE)
 
 
 async def api_root(request: web.Request) -> web.Response:
     require_taxii_accept(request)
     await caller(request)
     settings = request.app[SETTINGS]
-    return taxii_response(
+    return cacheable(
+        request,
         {
             "title": f"{settings.federation.hub.name} API root",
             "description": "Submit to the inbox collection; read the feeds your CIRT may read.",
             "versions": [TAXII_MEDIA_TYPE],
             "max_content_length": settings.max_content_length,
-        }
+        },
+        max_age=MAX_AGE,
     )
