@@ -61,14 +61,22 @@ async def readyz(request: web.Request) -> web.Response:
         )
     except (OSError, IntakeKeyError) as exc:
         checks["intake-key"] = {"ok": False, "error": f"intake key unreadable: {exc}"}
+    waiting = []
     for runner in request.app[RUNNERS]:
-        checks[runner.name] = {"ok": runner.running, "restarts": runner.restarts}
+        # A runner down for lack of room is the full disk's doing, reported as the disk.
+        down_for_disk = not runner.running and runner.waiting_for_disk
+        checks[runner.name] = {"ok": runner.running or down_for_disk, "restarts": runner.restarts}
         if runner.last_error:
             checks[runner.name]["last_error"] = runner.last_error
+        if down_for_disk:
+            checks[runner.name]["waiting_for_disk"] = True
+            waiting.append(runner.name)
     ready = all(c["ok"] for c in checks.values())
     # A full disk stops submissions, not reads: the node stays in its load balancer (it
     # still serves every read) and says it is degraded, naming the disk.
     checks["disk"] = await refresh_disk(request.app)
+    if waiting:
+        checks["disk"] = {**checks["disk"], "ok": False, "waiting": waiting}
     degraded = ready and not checks["disk"]["ok"]
     body: dict[str, object] = {
         "status": "degraded" if degraded else "ready" if ready else "not ready"

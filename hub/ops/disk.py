@@ -10,7 +10,9 @@ next submission tries the disk again). Reads go on: they write nothing.
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,23 @@ from hub.bus.errors import StorageFull
 PROBE_SECONDS = 3.0
 # What a client is told: a full disk waits for an operator or for retention, not a second.
 RETRY_AFTER = 30
+
+
+def for_lack_of_room(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is the file system having no room."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageFull):
+            return True
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        code = getattr(current, "sqlite_errorcode", 0) if isinstance(current, sqlite3.Error) else 0
+        if code & 0xFF == sqlite3.SQLITE_FULL:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @dataclass(frozen=True)
