@@ -10,6 +10,9 @@ A sender sees its own routing, not what others sent. A revocation reaches whoeve
 earlier version of the object id, and another member may have sent one under the same id:
 where a decision rests on that (members, feeds or TLP:RED accounts none of the sender's
 own earlier versions reached), the sender is shown what its own rules decided instead.
+Likewise where the object refers to objects other members sent (a note about an indicator
+it received): whether a recipient held those decided what it got, so the sender is shown
+the outcome on its own terms, and not where the object went.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ _STIX_ID = re.compile(r"[a-z0-9][a-z0-9-]*--[0-9a-fA-F-]{36}")
 # The rules that put an object of that level in a shared feed at all.
 _FEED_RULES = {PUBLIC: "tlp.clear", region_alias(""): "sharing.recipients.green"}
 # Shown for a revocation verdict recorded before decisions kept what the rules said.
+_DEPENDS_NOTE = (
+    " (on your own terms: the object refers to objects other members sent, so what this "
+    "member received also depends on whether it had those, which is theirs to tell)"
+)
 _RULES_DENIED = {"allowed": False, "rule": "sharing", "reason": "not a recipient of the sender"}
 
 
@@ -66,14 +73,23 @@ class _OwnRouting:
         """`record` as its sender may see it; what it shows is then known for later ones."""
         hidden: set[str] = set()
         verdicts = []
+        masked = False
         for verdict in record.get("verdicts", []):
             member = str(verdict.get("member"))
+            if "own_rules" in verdict:
+                # The outcome hung on objects other members sent (the object refers to
+                # them): shown on the sender's own terms, and where it went is not shown,
+                # or the sender would learn who holds those objects.
+                masked = True
+                hidden.add(member)
+                terms = verdict["own_rules"]
+                verdict = {**terms, "reason": f"{terms.get('reason', '')}{_DEPENDS_NOTE}"}
             revoked = verdict.get("rule") == REVOCATION or "overridden" in verdict
             if revoked and member not in self.members | {self.sender}:
                 # Reached through someone else's earlier version: the sender's rules denied it.
                 hidden.add(member)
                 verdict = {"member": member, **(verdict.get("overridden") or _RULES_DENIED)}
-            verdict = {k: v for k, v in verdict.items() if k != "overridden"}
+            verdict = {k: v for k, v in verdict.items() if k not in ("overridden", "own_rules")}
             if str(verdict.get("rule", "")).startswith(RECEIVE_RULES):
                 # A recipient's own filter is its business: the sender learns only that it
                 # declined, not what it says.
@@ -83,7 +99,7 @@ class _OwnRouting:
         deliveries = [
             d
             for d in (self._delivery(d, by_member, hidden) for d in record.get("deliveries", []))
-            if d is not None
+            if d is not None and (not masked or d.get("collection") == member_alias(self.sender))
         ]
         for v in verdicts:
             if v.get("allowed"):

@@ -30,6 +30,11 @@ class Verdict:
     # What the sender's rules alone decided, where a revocation overrode it: the sender's
     # explanation shows this when the earlier version came from someone else.
     overridden: Verdict | None = None
+    # What the sender's rules and its own objects alone decided, where the object refers
+    # (itself or through the submission) to another member's objects: what a recipient
+    # then got depends on whether that member gave it those, which is not the sender's to
+    # learn, so the sender's explanation shows this instead.
+    own_rules: Verdict | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -42,6 +47,8 @@ class Verdict:
             out["withheld"] = list(self.withheld)
         if self.overridden is not None:
             out["overridden"] = self.overridden.as_dict()
+        if self.own_rules is not None:
+            out["own_rules"] = self.own_rules.as_dict()
         return out
 
 

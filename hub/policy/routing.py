@@ -25,7 +25,7 @@ from hub.collections import PUBLIC, member_alias, region_alias
 from hub.federation import Member
 from hub.pipeline.submission import Delivery
 from hub.policy.anonymity import anonymised
-from hub.policy.dependencies import TOO_ENTANGLED, Shaped, Variants, settle
+from hub.policy.dependencies import TOO_ENTANGLED, Settled, Shaped, Variants, settle
 from hub.policy.entitlement import Policy, Verdict
 from hub.policy.pseudonyms import Pseudonymiser
 from hub.policy.redaction import references
@@ -53,6 +53,9 @@ class History(Protocol):
     def collections(self, object_id: str) -> frozenset[str]:
         """The collections any earlier version was delivered to."""
 
+    def owner(self, object_id: str) -> str | None:
+        """The member that first published the id (None: nobody yet, or the hub)."""
+
 
 class NoHistory:
     def received(self, object_id: str) -> frozenset[str]:
@@ -63,6 +66,9 @@ class NoHistory:
 
     def accounts(self, object_id: str, member: str) -> tuple[str, ...]:
         return ()
+
+    def owner(self, object_id: str) -> str | None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +179,19 @@ class Router:
         red_ids = {ids[i] for i, level in enumerate(levels) if level == Tlp.RED}
         red_to = {m.id: set(self._red_accounts(rules, m)) for m in others}
 
-        def shaper(mid: str) -> Callable[[int, set[str]], Shaped]:
+        def foreign(ref: str) -> bool:
+            """A reference to an object another member (or the hub) published."""
+            if ref in in_submission or policy.always_visible(ref, sender):
+                return False
+            owner = history.owner(ref)
+            return owner is not None and owner != sender.id
+
+        def shaper(mid: str, own_terms: bool = False) -> Callable[[int, set[str]], Shaped]:
+            """Object i's shape for member `mid`; with `own_terms`, as if it held every object
+            of other members that the submission refers to (the sender's own terms)."""
+
             def hidden(ref: str, referrer_red: bool, seen: set[str]) -> bool:
-                if policy.always_visible(ref, sender):
+                if policy.always_visible(ref, sender) or (own_terms and foreign(ref)):
                     return False
                 if ref in in_submission:
                     return ref not in seen or (ref in red_ids and not referrer_red)
@@ -197,29 +213,59 @@ class Router:
 
             return shape
 
-        # Default-deny dependencies, to a fixpoint: an object that is incomplete without
-        # what the recipient may not see is not delivered to it.
-        for m in others:
-            allowed = [v[m.id].allowed for v in verdicts]
-            settled = settle(ids, dependencies, sizes, allowed, shaper(m.id))
-            for i, shaped in enumerate(settled.shaped):
-                current = verdicts[i][m.id]
-                if not current.allowed:
-                    continue
+        def settled_verdicts(entitled: list[Verdict], settled: Settled) -> list[Verdict]:
+            """Each object's verdict once the recipient's dependencies are settled."""
+            out = []
+            for current, shaped in zip(entitled, settled.shaped, strict=True):
                 problem = (
                     TOO_ENTANGLED if settled.exhausted else (shaped.problem if shaped else None)
                 )
-                if problem is not None:
-                    verdicts[i][m.id] = Verdict(
-                        m.id,
-                        False,
-                        "dependencies",
-                        "incomplete without objects or properties this member may not "
-                        f"receive ({problem})",
-                        overridden=current.overridden,
+                if not current.allowed:
+                    out.append(current)
+                elif problem is not None:
+                    out.append(
+                        Verdict(
+                            current.member,
+                            False,
+                            "dependencies",
+                            "incomplete without objects or properties this member may not "
+                            f"receive ({problem})",
+                            overridden=current.overridden,
+                        )
                     )
                 elif shaped is not None and shaped.touched:
-                    verdicts[i][m.id] = replace(current, withheld=tuple(sorted(shaped.touched)))
+                    out.append(replace(current, withheld=tuple(sorted(shaped.touched))))
+                else:
+                    out.append(current)
+            return out
+
+        # Objects whose outcome depends on other members' objects: a reference to one, or to
+        # an object of the submission that depends so. What each recipient got then tells
+        # who holds those objects, which is not the sender's to learn: the decision also
+        # records the outcome on the sender's own terms, which its explanation shows.
+        depends = [any(foreign(ref) for ref in refs[i]) for i in range(len(objects))]
+        if any(depends):
+            _spread_to_referrers(depends, ids, refs)
+
+        # Default-deny dependencies, to a fixpoint: an object that is incomplete without
+        # what the recipient may not see is not delivered to it.
+        for m in others:
+            entitled = [v[m.id] for v in verdicts]
+            allowed = [v.allowed for v in entitled]
+            actual = settled_verdicts(
+                entitled, settle(ids, dependencies, sizes, allowed, shaper(m.id))
+            )
+            if any(depends):
+                terms = settled_verdicts(
+                    entitled,
+                    settle(ids, dependencies, sizes, allowed, shaper(m.id, own_terms=True)),
+                )
+                actual = [
+                    replace(a, own_rules=t) if depends[i] else a
+                    for i, (a, t) in enumerate(zip(actual, terms, strict=True))
+                ]
+            for i, verdict in enumerate(actual):
+                verdicts[i][m.id] = verdict
 
         def visible_ids(mid: str) -> set[str]:
             return {ids[i] for i, v in enumerate(verdicts) if v[mid].allowed}
@@ -314,3 +360,24 @@ class Router:
             )
             out[f] = Routed((out[f].deliveries[0], *extra), decided)
         return out
+
+
+def _spread_to_referrers(
+    marked: list[bool], ids: Sequence[str], refs: Sequence[tuple[str, ...]]
+) -> None:
+    """Mark, in place, every object that refers (directly or through others of the
+    submission) to a marked one; linear in the references."""
+    by_id: dict[str, list[int]] = {}
+    for i, ident in enumerate(ids):
+        by_id.setdefault(ident, []).append(i)
+    referrers: dict[int, list[int]] = {}
+    for i, targets in enumerate(refs):
+        for ref in targets:
+            for j in by_id.get(ref, ()):
+                referrers.setdefault(j, []).append(i)
+    pending = [i for i, flag in enumerate(marked) if flag]
+    while pending:
+        for i in referrers.get(pending.pop(), ()):
+            if not marked[i]:
+                marked[i] = True
+                pending.append(i)

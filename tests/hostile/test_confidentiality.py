@@ -250,3 +250,55 @@ async def test_a_reference_does_not_show_a_red_object_to_the_accounts_it_was_not
             assert notes == {first["id"]: [green["id"]], later["id"]: [green["id"]]}, username
         assert red["id"] not in str(await visible_to(hub, "ke-cirt-read2"))
         assert red["id"] in str(await visible_to(hub, "ke-cirt-read"))  # the RED itself
+
+
+async def test_explain_does_not_tell_a_sender_who_holds_another_members_object(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    """CERT-SN received ngCERT's AMBER indicator, KE-CIRT did too, CERT-TZ did not. CERT-SN
+    sends a note about it to both: KE-CIRT gets the note, CERT-TZ cannot (a note without
+    the object it is about). CERT-SN's explanation must not show that difference: it would
+    learn who else ngCERT shared with."""
+    sharing = {
+        "ng-cert": {"recipients": {"amber": ["member:ke-cirt", "member:sn-cert"]}},
+        "sn-cert": {"recipients": {"amber": ["member:ke-cirt", "member:tz-cert"]}},
+    }
+    async with running_hub(
+        bus_url, tmp_path / "data", demo_secrets, topic_prefix=f"t{unique}.", sharing=sharing
+    ) as hub:
+        ng, sn = member_identity(hub, "ng-cert"), member_identity(hub, "sn-cert")
+        amber = indicator(ng, "[domain-name:value = 'c2.amber.example']", TLP2["amber"])
+        assert (await submit(hub, "ng-cert-submit", [amber])).success_count == 1
+        note = {
+            "type": "note",
+            "spec_version": "2.1",
+            "id": f"note--{uuid.uuid4()}",
+            "created": "2026-11-29T10:00:00.000Z",
+            "modified": "2026-11-29T10:00:00.000Z",
+            "content": "Seen here too, on two mail gateways.",
+            "object_refs": [amber["id"]],
+            "created_by_ref": sn,
+            "object_marking_refs": [TLP2["amber"]],
+        }
+        assert (await submit(hub, "sn-cert-submit", [note])).success_count == 1
+
+        # What was delivered is as before: only the holder of the indicator gets the note.
+        ke = {o["id"] for objs in (await visible_to(hub, "ke-cirt-read")).values() for o in objs}
+        tz = {o["id"] for objs in (await visible_to(hub, "tz-cert-read")).values() for o in objs}
+        assert note["id"] in ke and note["id"] not in tz
+
+        (decision,) = (await explained(hub, "sn-cert-read", note["id"], 1))["decisions"]
+        verdicts = {v["member"]: v for v in decision["verdicts"]}
+
+        def anonymous(member: str) -> str:
+            """The member's verdict with its own name taken out."""
+            return str({k: v for k, v in verdicts[member].items() if k != "member"}).replace(
+                member, "MEMBER"
+            )
+
+        assert anonymous("ke-cirt") == anonymous("tz-cert")
+        assert (
+            verdicts["tz-cert"]["allowed"]
+            and "other members sent" in (verdicts["tz-cert"]["reason"])
+        )
+        assert [d["collection"] for d in decision["deliveries"]] == ["member-sn-cert"]
