@@ -1,5 +1,5 @@
-"""The pipeline worker SIGKILLed at random moments, twenty times, while members stream
-5,000 objects in, on both buses: afterwards every object is in each entitled collection
+"""The pipeline worker SIGKILLed at random moments, twelve times, while members stream
+3,000 objects in, on both buses: afterwards every object is in each entitled collection
 exactly once, with one decision each in an unbroken audit chain."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from tests.pipeline.test_crash import (
 )
 from tests.stixdata import TLP2
 
-OBJECTS, PER_REQUEST, KILLS = 5_000, 25, 20
-# Paced so the stream outlasts the twenty kills (a pipeline node takes a whole backlog in
+OBJECTS, PER_REQUEST, KILLS = 3_000, 25, 12
+# Paced so the stream outlasts the twelve kills (a pipeline node takes a whole backlog in
 # one unit on Kafka: without new work coming in, later kills would find nothing to break).
 PAUSE = 0.45
 ALIASES = ["region-west-africa", "member-ng-cert", "member-gh-cert", "member-sn-cert"]
@@ -67,7 +67,7 @@ async def stream_in(hub: RunningHub, sent: dict[str, tuple[str, str]]) -> None:
 
 
 @pytest.mark.timeout(600)
-async def test_pipeline_killed_twenty_times_while_5000_objects_stream_in(
+async def test_pipeline_killed_twelve_times_while_3000_objects_stream_in(
     bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
 ) -> None:
     rng = random.Random(11)
