@@ -119,7 +119,8 @@ async def object_page(request: web.Request) -> web.Response:
     titles = {c.alias: c.title for c in reader.scope.collections.values()}
     context = {
         "reader": reader,
-        "obj": obj,
+        "type": str(obj.get("type", "")),
+        "revoked": obj.get("revoked") is True,
         "object_id": object_id,
         "name": obj.get("name") if isinstance(obj.get("name"), str) else "",
         "arrival": chosen,
