@@ -15,7 +15,6 @@ from importlib import resources
 from aiohttp import web
 
 from hub.api.console import browse, objects
-from hub.api.console.common import not_found, reader_of
 from hub.api.console.login import SESSIONS, choose_language, login, login_form, logout
 from hub.api.console.render import ROOT
 from hub.api.sessions import PROTECT, Sessions
@@ -33,11 +32,6 @@ async def stylesheet(request: web.Request) -> web.Response:
         charset="utf-8",
         headers={**PROTECT, "Cache-Control": "public, max-age=3600"},
     )
-
-
-async def elsewhere(request: web.Request) -> web.StreamResponse:
-    """Any other address under /console/: the login page, or the one not-found page."""
-    return not_found(request, reader_of(request))
 
 
 async def bare(request: web.Request) -> web.StreamResponse:
@@ -58,4 +52,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(ROOT + "alerts/", browse.alerts_page)
     app.router.add_get(ROOT + "objects/{object_id}", objects.object_page)
     app.router.add_get(ROOT + "objects/{object_id}/json", objects.object_json)
-    app.router.add_get(ROOT + "{tail:.*}", elsewhere)

@@ -53,13 +53,12 @@ def not_found(request: web.Request, reader: Reader | None) -> web.Response:
 
 
 def sender(submitter: object, federation: Federation, gettext: Callable[[str], str]) -> str:
-    """Who shared an object, as the provenance extension names it: a member's name,
+    """Who shared an object, as its provenance extension names it: a member's name,
     "anonymous", or the hub."""
-    if not isinstance(submitter, str) or not submitter:
-        return gettext("unknown")
     if submitter == ANONYMOUS:
         return gettext("anonymous")
-    if submitter == federation.hub.id:
+    # Only the hub's own publications (TLP definitions, its extension) carry no provenance.
+    if not isinstance(submitter, str) or not submitter or submitter == federation.hub.id:
         return gettext("the hub")
     member = next((m for m in federation.members if m.id == submitter), None)
     return f"{member.name} ({member.id})" if member else submitter
