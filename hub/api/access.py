@@ -1,8 +1,11 @@
-"""Guards every TAXII handler uses: who is calling, and which collection they may see."""
+"""Guards every reader of the hub uses (TAXII, the live stream, the analysts' console): who
+is calling, which collections they may see, and what they may read in them."""
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -11,6 +14,24 @@ from hub.api.media import STIX_MEDIA_TYPE
 from hub.collections import Collection
 from hub.errors import Forbidden, NotFound
 from hub.federation import Account
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one account may read: the collections, and the name under which the view's
+    rows addressed to named accounts (TLP:RED) admit it. Every read of the view goes
+    through one, so TAXII, the stream and the console cannot disagree."""
+
+    reader: str
+    collections: Mapping[str, Collection]  # alias → a collection it may read
+
+    def may_read(self, collection: Collection) -> bool:
+        return collection.alias in self.collections
+
+
+def reading(account: Account, collections: Mapping[str, Collection]) -> Reading:
+    """The one decision of what `account` may read among the hub's `collections`."""
+    return Reading(account.username, {a: c for a, c in collections.items() if c.can_read(account)})
 
 
 async def caller(request: web.Request) -> Account:
@@ -60,7 +81,12 @@ async def permitted_collection(request: web.Request, action: str) -> tuple[Accou
     """The caller and the collection in the path, if it may `action` ("read"/"write") there."""
     account = await caller(request)
     collection = visible_collection(request, account)
-    allowed = collection.can_read(account) if action == "read" else collection.can_write(account)
+    collections: dict[str, Collection] = request.app[COLLECTIONS]
+    allowed = (
+        reading(account, collections).may_read(collection)
+        if action == "read"
+        else collection.can_write(account)
+    )
     if not allowed:
         role = "read" if action == "read" else "submit"
         raise Forbidden(
@@ -68,6 +94,13 @@ async def permitted_collection(request: web.Request, action: str) -> tuple[Accou
             f"(it needs the {role!r} role there)"
         )
     return account, collection
+
+
+async def permitted_reading(request: web.Request) -> tuple[Reading, Collection]:
+    """What the caller may read, and the collection in the path if it may read it."""
+    account, collection = await permitted_collection(request, "read")
+    collections: dict[str, Collection] = request.app[COLLECTIONS]
+    return reading(account, collections), collection
 
 
 def collection_resource(collection: Collection, account: Account) -> dict[str, object]:

@@ -61,6 +61,10 @@ class Authenticator:
         self._accounts = {a.username: a for a in federation.accounts() if not a.disabled}
         self._cache = VerifiedCache()
 
+    def current(self, username: str) -> Account | None:
+        """The account as the federation now has it; None once revoked or disabled."""
+        return self._accounts.get(username)
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 

@@ -1,8 +1,7 @@
 """The operators' dashboard: `/dashboard`, its login, and the JSON it polls.
 
-A browser cannot answer an HTTP Basic prompt from a script, so operators log in once with a
-form; the session is a random token in an HttpOnly, SameSite=Strict cookie, held in this
-node's memory only (a restart logs everyone out). Scripts may use Basic or Bearer instead.
+Operators log in once with a form (the session machinery of hub.api.sessions, which the
+analysts' console shares); scripts may use Basic or Bearer instead.
 The page is one small file and its script (no CDN, no framework); the script polls
 `/api/v1/dashboard` every two seconds and draws its charts as SVG. The Content-Security-Policy
 allows no inline script, only the page's own style blocks (by hash), and no framing.
@@ -13,69 +12,33 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import secrets
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
 
 from hub.api.keys import AUTH, METRICS, SETTINGS, VIEW
 from hub.api.metrics import refresh_disk, refresh_lag, refresh_usage, require_operator
+from hub.api.sessions import (
+    PROTECT,
+    Sessions,
+    end_session_cookie,
+    from_own_page,
+    set_session_cookie,
+)
 from hub.api.stream import STREAMS
 from hub.collections import ALERTS, region_alias
 from hub.errors import Forbidden, TooManyRequests, Unauthorized
-from hub.federation import Account
 
 COOKIE = "cirt_hub_session"
-SESSION_SECONDS = 8 * 3600
-
-
-@dataclass
-class Sessions:
-    """Logged-in operators of this node: token → (username, expiry)."""
-
-    _open: dict[str, tuple[str, float]] = field(default_factory=dict)
-
-    def open(self, account: Account) -> str:
-        now = time.monotonic()
-        self._open = {t: s for t, s in self._open.items() if s[1] > now}
-        token = secrets.token_urlsafe(32)
-        self._open[token] = (account.username, now + SESSION_SECONDS)
-        return token
-
-    def user(self, token: str | None) -> str | None:
-        found = self._open.get(token or "")
-        return found[0] if found and found[1] > time.monotonic() else None
-
-    def close(self, token: str | None) -> None:
-        self._open.pop(token or "", None)
-
-    def close_for(self, usernames: Iterable[str]) -> None:
-        """End these operators' sessions (their accounts were revoked or changed)."""
-        gone = set(usernames)
-        self._open = {t: s for t, s in self._open.items() if s[0] not in gone}
-
-
 SESSIONS = web.AppKey("dashboard_sessions", Sessions)
 
 
 @cache
 def _page(name: str) -> bytes:
     return resources.files("hub.api").joinpath("static", name).read_bytes()
-
-
-# Every answer of the dashboard: no MIME sniffing, no referrer, never in a frame.
-_PROTECT = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",  # frame-ancestors for browsers without CSP level 2
-    "Cache-Control": "no-store",
-}
 
 
 _NONE = "'none'"  # a page without <style> may have no style at all
@@ -103,7 +66,7 @@ def _html(
         status=status,
         content_type="text/html",
         charset="utf-8",
-        headers={**_PROTECT, "Content-Security-Policy": _policy(name), **(headers or {})},
+        headers={**PROTECT, "Content-Security-Policy": _policy(name), **(headers or {})},
     )
 
 
@@ -113,7 +76,7 @@ async def script(request: web.Request) -> web.Response:
         body=_page("dashboard.js"),
         content_type="text/javascript",
         charset="utf-8",
-        headers=_PROTECT,
+        headers=PROTECT,
     )
 
 
@@ -129,7 +92,7 @@ async def is_operator(request: web.Request) -> bool:
 
 async def page(request: web.Request) -> web.StreamResponse:
     if not await is_operator(request):
-        raise web.HTTPSeeOther("/dashboard/login", headers=_PROTECT)
+        raise web.HTTPSeeOther("/dashboard/login", headers=PROTECT)
     return _html("dashboard.html", _page("dashboard.html"))
 
 
@@ -137,25 +100,8 @@ async def login_form(request: web.Request) -> web.Response:
     return _html("login.html", _page("login.html").replace(b"{{message}}", b""))
 
 
-def _from_own_page(request: web.Request) -> bool:
-    """Whether a form post comes from the hub's own pages (login CSRF: a page elsewhere
-    must not log a browser in, into an account of that page's choosing). Browsers say
-    where a post comes from (Sec-Fetch-Site, else Origin); a page cannot forge either."""
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None:
-        return site in ("same-origin", "none")  # none: the user typed or bookmarked it
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not a browser (scripts log in with Basic or Bearer anyway)
-    public = request.app[SETTINGS].public_url
-    # The Host header is the hub's own name as the browser reached it: a page elsewhere
-    # cannot make the browser send another.
-    own = {request.host.lower(), urlsplit(public).netloc.lower() if public else ""}
-    return urlsplit(origin).netloc.lower() in own - {""}
-
-
 async def login(request: web.Request) -> web.StreamResponse:
-    if not _from_own_page(request):
+    if not from_own_page(request):
         message = b'<p class="error" role="alert">log in from this hub&#39;s own login page</p>'
         body = _page("login.html").replace(b"{{message}}", message)
         return _html("login.html", body, status=403)
@@ -171,25 +117,15 @@ async def login(request: web.Request) -> web.StreamResponse:
         wait = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         return _html("login.html", body, status=exc.status, headers=wait)
     token = request.app[SESSIONS].open(account)
-    response = web.HTTPSeeOther("/dashboard", headers=_PROTECT)
-    # Secure even over plain HTTP: browsers treat http://localhost and 127.0.0.1 as secure
-    # contexts and keep the cookie there; anywhere else the dashboard needs HTTPS anyway.
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=SESSION_SECONDS,
-        path="/",
-        secure=True,
-        httponly=True,
-        samesite="Strict",
-    )
+    response = web.HTTPSeeOther("/dashboard", headers=PROTECT)
+    set_session_cookie(response, COOKIE, token, "/")
     raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     request.app[SESSIONS].close(request.cookies.get(COOKIE))
-    response = web.HTTPSeeOther("/dashboard/login", headers=_PROTECT)
-    response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+    response = web.HTTPSeeOther("/dashboard/login", headers=PROTECT)
+    end_session_cookie(response, COOKIE, "/")
     raise response
 
 
@@ -252,7 +188,7 @@ async def snapshot(request: web.Request) -> web.Response:
             **await refresh_usage(app),
         },
     }
-    return web.Response(body=orjson.dumps(body), content_type="application/json", headers=_PROTECT)
+    return web.Response(body=orjson.dumps(body), content_type="application/json", headers=PROTECT)
 
 
 async def _recent_alerts(app: web.Application) -> list[dict[str, object]]:

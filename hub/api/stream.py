@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from hub.api.access import permitted_collection
+from hub.api.access import permitted_reading
 from hub.api.keys import FOLLOWER, SETTINGS, VIEW
 from hub.api.taxii.query import decode_cursor, encode_cursor
 from hub.store.view import Entry, ObjectQuery, View
@@ -100,7 +100,7 @@ async def _send_next(
 
 async def stream(request: web.Request) -> web.StreamResponse:
     """Objects of one collection as they arrive, resumable by event id."""
-    account, collection = await permitted_collection(request, "read")
+    scope, collection = await permitted_reading(request)
     settings, view, follower = request.app[SETTINGS], request.app[VIEW], request.app[FOLLOWER]
     streams = request.app[STREAMS]
     after = _start_after(request, view.epoch)  # a bad cursor is a 400 before the stream opens
@@ -129,7 +129,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 looked = follower.applied(feed)  # before the read, so nothing slips between
                 query = ObjectQuery(
                     collection=collection.alias,
-                    reader=account.username,
+                    reader=scope.reader,
                     after_seq=after,
                     versions=("all",),
                     limit=_BATCH,
@@ -157,7 +157,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         log.info(
             "stream of %s for %s ended: the reader did not keep up; it resumes from its last id",
             collection.alias,
-            account.username,
+            scope.reader,
         )
         transport = request.transport
         if transport is not None:

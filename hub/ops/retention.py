@@ -208,6 +208,7 @@ def prune_view(conn: sqlite3.Connection, retention: Retention, now: datetime, na
     ).fetchall()
     ids = [seq for seq, raw in rows if (_version_of(raw) or ("", "", True))[2] is False]
     pruned.add("superseded", _delete_rows(conn, "objects", "seq", ids))
+    _delete_rows(conn, "refs", "seq", ids)  # what the pruned versions referred to
     pruned.freed_bytes = max(0, _free_bytes(conn) - before)
     return pruned
 

@@ -23,8 +23,10 @@ from typing import Any
 import orjson
 
 from hub.bus import Record, TopicPartition
+from hub.policy.redaction import references
 from hub.sqlite import SqliteThread, in_transaction
 from hub.stix import timestamps
+from hub.stix.markings import tlp_by_marking_id
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -39,12 +41,26 @@ CREATE TABLE IF NOT EXISTS objects (
     date_added_key TEXT NOT NULL,
     json BLOB NOT NULL,
     accounts TEXT,
+    tlp INTEGER,  -- the object-level TLP (hub.stix.markings.Tlp), NULL when none
     UNIQUE (collection, id, version_key)
 );
 CREATE INDEX IF NOT EXISTS objects_by_added ON objects (collection, date_added_key);
 -- Pages and live streams read a collection in seq order after a cursor: without this index
 -- each read scanned and sorted the whole collection, so reads slowed as the view grew.
 CREATE INDEX IF NOT EXISTS objects_by_seq ON objects (collection, seq);
+-- The console's newest-first lists filtered by type or TLP: without these a filter that
+-- matches little would read the whole collection to fill a page.
+CREATE INDEX IF NOT EXISTS objects_by_type ON objects (collection, type, seq);
+CREATE INDEX IF NOT EXISTS objects_by_tlp ON objects (collection, tlp, seq);
+CREATE INDEX IF NOT EXISTS objects_by_id ON objects (id);
+-- What each stored version refers to (`*_ref`, `*_refs`, markings aside), so "what refers
+-- to this object" is an index look-up, not a read of every object.
+CREATE TABLE IF NOT EXISTS refs (
+    seq INTEGER NOT NULL,
+    target TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refs_by_target ON refs (target, seq);
+CREATE INDEX IF NOT EXISTS refs_by_seq ON refs (seq);  -- retention deletes by version
 CREATE TABLE IF NOT EXISTS statuses (
     id TEXT PRIMARY KEY,
     member TEXT NOT NULL,
@@ -139,6 +155,36 @@ class Page:
         return self.entries[-1].date_added if self.entries else None
 
 
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One stored version as a list shows it: where and when it arrived, what it is, and the
+    values at the JSON paths the query named (`fields`, None where absent)."""
+
+    seq: int
+    collection: str
+    date_added: str
+    id: str
+    type: str
+    version: str | None
+    tlp: int | None
+    fields: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class RecentQuery:
+    """The latest arrivals in one collection, newest first, for one reader."""
+
+    collection: str
+    reader: str
+    before_seq: int | None = None  # the page after the one that ended at this seq
+    type: str | None = None
+    tlp: int | None = None
+    since: str | None = None  # a timestamp: arrived at or after it
+    limit: int = 50
+    paths: tuple[str, ...] = ()  # JSON paths (SQLite's) to read from each object
+    latest_only: bool = True  # each object once, at the latest version the reader may read
+
+
 def _in(column: str, values: Sequence[str]) -> tuple[str, list[str]]:
     return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
@@ -226,6 +272,61 @@ def _bodies(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, bytes]:
     return dict(conn.execute(f"SELECT seq, json FROM objects WHERE seq IN ({marks})", seqs))
 
 
+def _arrivals(
+    conn: sqlite3.Connection,
+    where: list[str],
+    args: list[object],
+    paths: tuple[str, ...],
+    order: str,
+    limit: int,
+) -> list[Arrival]:
+    extracted = "".join(", json_extract(CAST(o.json AS TEXT), ?)" for _ in paths)
+    rows = conn.execute(
+        "SELECT o.seq, o.collection, o.date_added, o.id, o.type, o.version, o.tlp"
+        f"{extracted} FROM objects o WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+        [*paths, *args, limit],
+    )
+    return [
+        Arrival(row[0], row[1], row[2], row[3], row[4], row[5], row[6], tuple(row[7:]))
+        for row in rows
+    ]
+
+
+def _select_recent(conn: sqlite3.Connection, q: RecentQuery) -> list[Arrival]:
+    where = ["o.collection = ?", _READABLE.format(t="o")]
+    args: list[object] = [q.collection, q.reader]
+    if q.before_seq is not None:
+        where.append("o.seq < ?")
+        args.append(q.before_seq)
+    if q.type is not None:
+        where.append("o.type = ?")
+        args.append(q.type)
+    if q.tlp is not None:
+        where.append("o.tlp = ?")
+        args.append(q.tlp)
+    if q.latest_only:
+        clause, more = _version_clause(("last",), q.reader)
+        where.append(clause)
+        args.extend(more)
+    if q.since is not None:
+        # date_added increases with seq on a node: "since" is a lower bound on seq, found
+        # through the date index, so the newest-first read stays on the seq indexes.
+        first = conn.execute(
+            "SELECT MIN(seq) FROM objects WHERE collection = ? AND date_added_key >= ?",
+            (q.collection, timestamp_key(q.since)),
+        ).fetchone()[0]
+        if first is None:
+            return []
+        where.append("o.seq >= ?")
+        args.append(first)
+    return _arrivals(conn, where, args, q.paths, "o.seq DESC", q.limit)
+
+
+def _among(collections: Sequence[str], reader: str) -> tuple[list[str], list[object]]:
+    clause, args = _in("o.collection", collections)
+    return [clause, _READABLE.format(t="o")], [*args, reader]
+
+
 def _routed_at(record: Record) -> datetime:
     stamp = (record.header("date-added") or b"").decode()
     try:
@@ -234,14 +335,21 @@ def _routed_at(record: Record) -> datetime:
         return datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
 
 
+def _object_tlp(obj: dict[str, Any]) -> int | None:
+    table = tlp_by_marking_id()
+    refs = obj.get("object_marking_refs")
+    levels = [table[r] for r in refs if isinstance(r, str) and r in table] if refs else []
+    return int(max(levels)) if levels else None
+
+
 def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record, added: str) -> None:
     obj: dict[str, Any] = orjson.loads(record.value)
     version = obj.get("modified") or obj.get("created")
     accounts = record.header("accounts")
-    conn.execute(
+    cursor = conn.execute(
         "INSERT OR IGNORE INTO objects (collection, id, type, spec_version, version,"
-        " version_key, date_added, date_added_key, json, accounts)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " version_key, date_added, date_added_key, json, accounts, tlp)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             collection,
             obj["id"],
@@ -253,8 +361,15 @@ def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record, added
             timestamp_key(added),
             record.value,
             f",{accounts.decode()}," if accounts else None,
+            _object_tlp(obj),
         ),
     )
+    if cursor.rowcount == 1:
+        seq = cursor.lastrowid
+        targets = {ref for ref in references(obj) if ref != obj["id"]}
+        conn.executemany(
+            "INSERT INTO refs (seq, target) VALUES (?, ?)", [(seq, t) for t in targets]
+        )
 
 
 def _missing(conn: sqlite3.Connection, wanted: list[list[str]]) -> list[list[str]]:
@@ -328,7 +443,7 @@ def _release_held_statuses(conn: sqlite3.Connection) -> None:
             )
 
 
-VIEW_LAYOUT = "3"  # bumped when the tables change; a file of another layout is rebuilt
+VIEW_LAYOUT = "4"  # bumped when the tables change; a file of another layout is rebuilt
 
 
 def _layout_of(path: Path) -> str | None:
@@ -451,6 +566,89 @@ class View:
 
     async def objects(self, query: ObjectQuery) -> Page:
         return await self._db.run(lambda conn: _select_page(conn, query))
+
+    async def recent(self, query: RecentQuery) -> list[Arrival]:
+        """The reader's latest arrivals in one collection, newest first (every version)."""
+        return await self._db.run(lambda conn: _select_recent(conn, query))
+
+    async def versions(
+        self,
+        object_id: str,
+        collections: Sequence[str],
+        reader: str,
+        limit: int,
+        paths: tuple[str, ...] = (),
+    ) -> list[Arrival]:
+        """Every version of `object_id` the reader may read in `collections`, newest first."""
+        where, args = _among(collections, reader)
+
+        def load(conn: sqlite3.Connection) -> list[Arrival]:
+            return _arrivals(
+                conn,
+                ["o.id = ?", *where],
+                [object_id, *args],
+                paths,
+                "o.version_key DESC, o.seq DESC",
+                limit,
+            )
+
+        return await self._db.run(load)
+
+    async def present(
+        self,
+        ids: Sequence[str],
+        collections: Sequence[str],
+        reader: str,
+        paths: tuple[str, ...] = (),
+    ) -> list[Arrival]:
+        """The latest arrival of each of `ids` the reader may read in `collections`."""
+        if not ids:
+            return []
+        clause, id_args = _in("o.id", ids)
+        where, args = _among(collections, reader)
+
+        def load(conn: sqlite3.Connection) -> list[Arrival]:
+            latest = (
+                f"o.seq IN (SELECT MAX(o.seq) FROM objects o WHERE {' AND '.join([clause, *where])}"
+                " GROUP BY o.id)"
+            )
+            return _arrivals(conn, [latest], [*id_args, *args], paths, "o.seq DESC", len(ids))
+
+        return await self._db.run(load)
+
+    async def referrers(
+        self,
+        target: str,
+        collections: Sequence[str],
+        reader: str,
+        limit: int,
+        paths: tuple[str, ...] = (),
+    ) -> list[Arrival]:
+        """Objects the reader may read in `collections` that refer to `target`, the latest
+        arrival first (at most `limit` stored versions looked at)."""
+        where, args = _among(collections, reader)
+
+        def load(conn: sqlite3.Connection) -> list[Arrival]:
+            found = _arrivals(
+                conn,
+                ["o.seq IN (SELECT r.seq FROM refs r WHERE r.target = ?)", *where],
+                [target, *args],
+                paths,
+                "o.seq DESC",
+                limit,
+            )
+            return list({a.id: a for a in reversed(found)}.values())[::-1]
+
+        return await self._db.run(load)
+
+    async def body(self, seq: int) -> bytes | None:
+        """The stored JSON of one version, by the seq a reader's query gave out."""
+
+        def load(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT json FROM objects WHERE seq = ?", (seq,)).fetchone()
+            return bytes(row[0]) if row else None
+
+        return await self._db.run(load)
 
     async def latest(self, collection: str, count: int) -> list[bytes]:
         """The last `count` object versions added to `collection`, newest first."""

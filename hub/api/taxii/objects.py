@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from hub.api import ratelimit
-from hub.api.access import permitted_collection
+from hub.api.access import permitted_collection, permitted_reading
 from hub.api.keys import (
     ACCOUNT,
     BUS,
@@ -59,7 +59,7 @@ def _envelope(page: Page, epoch: str) -> web.Response:
 
 async def _read_page(request: web.Request, **query: Any) -> tuple[Page, str]:
     require_taxii_accept(request)
-    account, collection = await permitted_collection(request, "read")
+    scope, collection = await permitted_reading(request)
     settings, view = request.app[SETTINGS], request.app[VIEW]
     page = await view.objects(
         object_query(
@@ -67,7 +67,7 @@ async def _read_page(request: web.Request, **query: Any) -> tuple[Page, str]:
             collection.alias,
             settings.page_limit,
             view.epoch,
-            account.username,
+            scope.reader,
             max_bytes=settings.page_bytes,
             **query,
         )

@@ -1,0 +1,108 @@
+"""The analysts' console in headless Debian Chromium against the real server, in English and
+French: log in, browse a feed, open an object, switch language; at a phone's 360 px and at
+desktop width. Screenshots go to test-artifacts/ and, for the documentation, docs/console/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.e2e.browser import Page, browser_page
+from tests.hubs import RunningHub, member_identity, submit
+from tests.stixdata import TLP2, incident_report, indicator
+
+ARTIFACTS = ROOT / "test-artifacts"
+DOCS = ROOT / "docs" / "console"
+
+pytestmark = pytest.mark.parametrize("bus_url", ["embedded"], indirect=True)
+
+
+async def shoot(page: Page, name: str) -> None:
+    """Desktop and phone screenshots of the page as it is; the phone one needs no sideways
+    scrolling."""
+    await page.screenshot(ARTIFACTS / f"console-{name}.png", 1280, 800)
+    await page.screenshot(ARTIFACTS / f"console-{name}-phone.png", 360, 740, mobile=True)
+    assert await page.evaluate("document.documentElement.scrollWidth <= 360"), name
+    await page.send("Emulation.clearDeviceMetricsOverride")
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-phone"):
+        shutil.copy(ARTIFACTS / f"console-{name}{suffix}.png", DOCS / f"{name}{suffix}.png")
+
+
+async def test_an_analyst_uses_the_console_in_english_and_french(
+    hub: RunningHub, tmp_path: Path
+) -> None:
+    ng, gh = member_identity(hub, "ng-cert"), member_identity(hub, "gh-cert")
+    identity, incident, ind, sighting = incident_report(ng, "ngCERT", TLP2["green"])
+    assert (await submit(hub, "ng-cert-submit", [identity, incident, ind, sighting])).success_count
+    more = [
+        indicator(gh, "[domain-name:value = 'kit.example']", TLP2["green"], "Phishing kit host"),
+        indicator(gh, "[ipv4-addr:value = '198.51.100.7']", TLP2["green"], "Scanner"),
+    ]
+    assert (await submit(hub, "gh-cert-submit", more)).success_count == 2
+
+    async with browser_page(tmp_path / "chromium") as page:
+        # The browser asks for French: the login page is French, and says so.
+        await page.send(
+            "Network.setExtraHTTPHeaders", headers={"Accept-Language": "fr-FR,fr;q=0.9"}
+        )
+        await page.send("Network.enable")
+        await page.goto(hub.base_url + "/console/")
+        assert await page.evaluate("location.pathname") == "/console/login"
+        assert await page.evaluate("document.documentElement.lang") == "fr"
+        assert "Se connecter" in await page.evaluate("document.body.innerText")
+        await shoot(page, "login-fr")
+
+        async def submit_form(script: str) -> None:
+            await page.evaluate("window.previousPage = true;" + script)
+            await page.wait_for("!window.previousPage && document.readyState === 'complete'")
+
+        await submit_form(
+            "document.getElementById('username').value = 'gh-cert-read';"
+            "document.getElementById('password').value = 'wrong';"
+            "document.querySelector('form.login').submit()"
+        )
+        error = await page.evaluate("document.querySelector('.error').textContent")
+        assert "Compte inconnu" in error
+        password = json.dumps(hub.password("gh-cert-read"))
+        await submit_form(
+            "document.getElementById('username').value = 'gh-cert-read';"
+            f"document.getElementById('password').value = {password};"
+            "document.querySelector('form.login').submit()"
+        )
+        assert await page.evaluate("location.pathname") == "/console/"
+        text = await page.evaluate("document.body.innerText")
+        assert "Vos collections" in text and "West Africa feed" in text
+        await shoot(page, "collections-fr")
+
+        # Switch to English with the page's own button: remembered from then on.
+        await submit_form("document.querySelector('button[value=en]').click()")
+        assert await page.evaluate("document.documentElement.lang") == "en"
+        await page.goto(hub.base_url + "/console/collections/region-west-africa/")
+        assert await page.evaluate("document.documentElement.lang") == "en"
+        first_item = await page.evaluate("document.querySelector('.objects li').innerText")
+        assert "TLP:GREEN" in first_item and "Scanner" in first_item  # newest first
+        await shoot(page, "feed-en")
+
+        await page.goto(hub.base_url + f"/console/objects/{ind['id']}")
+        text = await page.evaluate("document.querySelector('main').innerText")
+        assert text.startswith("TLP:GREEN") and "C2 server of the ransomware" in text
+        assert "ngCERT, Nigeria (demo) (ng-cert)" in text and "valid, key" in text
+        await shoot(page, "object-en")
+
+        await submit_form("document.querySelector('button[value=fr]').click()")
+        assert await page.evaluate("document.documentElement.lang") == "fr"
+        text = await page.evaluate("document.querySelector('main').innerText")
+        assert text.startswith("TLP:GREEN") and "Partagé par" in text and "valide, clé" in text
+        await shoot(page, "object-fr")
+        # Reading works without JavaScript: the same page with scripts off shows the same.
+        await page.send("Emulation.setScriptExecutionDisabled", value=True)
+        await page.send("Page.reload")
+        await page.send("Emulation.setScriptExecutionDisabled", value=False)
+        await page.wait_for("document.readyState === 'complete'")
+        assert "Partagé par" in await page.evaluate("document.body.innerText")
+    assert (ARTIFACTS / "console-object-fr.png").stat().st_size > 10_000
