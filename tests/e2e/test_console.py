@@ -1,10 +1,12 @@
 """The analysts' console in headless Debian Chromium against the real server, in English and
 French: log in, browse a feed, open an object, switch language; at a phone's 360 px and at
-desktop width. Screenshots go to test-artifacts/ and, for the documentation, docs/console/."""
+desktop width. Screenshots go to test-artifacts/; with CIRT_HUB_REFRESH_SCREENSHOTS=1 they
+also replace the documentation's copies in docs/console/ (a test run leaves the tree as it was)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -28,6 +30,8 @@ async def shoot(page: Page, name: str) -> None:
     await page.screenshot(ARTIFACTS / f"console-{name}-phone.png", 360, 740, mobile=True)
     assert await page.evaluate("document.documentElement.scrollWidth <= 360"), name
     await page.send("Emulation.clearDeviceMetricsOverride")
+    if os.environ.get("CIRT_HUB_REFRESH_SCREENSHOTS") != "1":
+        return
     DOCS.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-phone"):
         shutil.copy(ARTIFACTS / f"console-{name}{suffix}.png", DOCS / f"{name}{suffix}.png")
