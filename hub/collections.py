@@ -29,6 +29,8 @@ class Collection:
     description: str
     readers: frozenset[str]  # member ids
     writable: bool = False
+    # The region or member a feed is for (its name, for titles in other languages).
+    subject: str = ""
 
     def can_read(self, account: Account) -> bool:
         return account.can("read") and account.member in self.readers
@@ -96,6 +98,7 @@ def build_collections(federation: Federation) -> dict[str, Collection]:
                 f"{region.name} feed",
                 f"Content shared with the members of {region.name}.",
                 members,
+                subject=region.name,
             )
         )
     for member in federation.members:
@@ -105,6 +108,7 @@ def build_collections(federation: Federation) -> dict[str, Collection]:
                 f"{member.name} feed",
                 f"Content routed to {member.name} alone.",
                 frozenset({member.id}),
+                subject=member.name,
             )
         )
     return {c.alias: c for c in found}

@@ -17,6 +17,7 @@ from hub.api.auth import Authenticator
 from hub.api.background import supervised
 from hub.api.backpressure import IntakeGate
 from hub.api.bodies import request_bodies
+from hub.api.console.errors import console_errors
 from hub.api.keys import (
     AUTH,
     BUS,
@@ -227,7 +228,14 @@ async def _close_auth(app: web.Application) -> None:
 def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application:
     """One hub node: API and view, pipeline, or both, as `settings.role` says."""
     app = web.Application(
-        middlewares=[request_id, http_metrics, taxii_errors, request_bodies, compression],
+        middlewares=[
+            request_id,
+            http_metrics,
+            taxii_errors,
+            console_errors,
+            request_bodies,
+            compression,
+        ],
         client_max_size=settings.max_content_length,
     )
     app.on_response_prepare.append(name_server)

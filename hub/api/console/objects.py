@@ -24,7 +24,7 @@ from hub.api.console.common import (
     rows,
     sender,
 )
-from hub.api.console.render import HEADERS, language_of, page
+from hub.api.console.render import HEADERS, collection_title, language_of, page
 from hub.api.console.signatures import reason_text, signatures_of
 from hub.api.keys import SETTINGS, VIEW
 from hub.policy.redaction import references
@@ -116,7 +116,7 @@ async def object_page(request: web.Request) -> web.Response:
     language = language_of(request)
     federation = request.app[SETTINGS].federation
     submitter = ext.get("submitter") if isinstance(ext, Mapping) else None
-    titles = {c.alias: c.title for c in reader.scope.collections.values()}
+    titles = {c.alias: collection_title(c, language) for c in reader.scope.collections.values()}
     context = {
         "reader": reader,
         "type": str(obj.get("type", "")),

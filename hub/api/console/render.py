@@ -17,6 +17,7 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from hub.api.sessions import PROTECT
+from hub.collections import ALERTS, INBOX, PUBLIC, Collection
 from hub.i18n import LANGUAGES, NAMES, negotiate, translations, when
 from hub.stix.markings import Tlp
 
@@ -68,6 +69,19 @@ def language_of(request: web.Request) -> Language:
     return Language(negotiate(request.headers.get("Accept-Language")))
 
 
+def collection_title(collection: Collection, language: Language) -> str:
+    """A collection's title in the reader's language (TAXII's titles are English)."""
+    if collection.alias == PUBLIC:
+        return language.say("Public")
+    if collection.alias == ALERTS:
+        return language.say("Alerts")
+    if collection.alias == INBOX:
+        return language.say("Inbox")
+    if collection.subject:
+        return language.say("%(name)s feed", name=collection.subject)
+    return collection.title
+
+
 @cache
 def environment(language: str) -> Environment:
     """One environment per language, so concurrent pages never share a catalogue."""
@@ -83,6 +97,9 @@ def environment(language: str) -> Environment:
     env.filters["when"] = lambda stamp: when(stamp, language)
     env.filters["tlp_label"] = tlp_label
     env.filters["tlp_class"] = tlp_class
+    env.filters["collection_title"] = lambda collection: collection_title(
+        collection, Language(language)
+    )
     env.globals["languages"] = [(code, NAMES[code]) for code in LANGUAGES]
     env.globals["root"] = ROOT
     return env
