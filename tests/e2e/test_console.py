@@ -80,7 +80,7 @@ async def test_an_analyst_uses_the_console_in_english_and_french(
         )
         assert await page.evaluate("location.pathname") == "/console/"
         text = await page.evaluate("document.body.innerText")
-        assert "Vos collections" in text and "West Africa feed" in text
+        assert "Vos collections" in text and "Flux West Africa" in text
         await shoot(page, "collections-fr")
 
         # Switch to English with the page's own button: remembered from then on.
