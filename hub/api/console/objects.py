@@ -96,13 +96,24 @@ async def _readable_version(
     return versions, _chosen(versions, request.query.get("version"))
 
 
-async def object_page(request: web.Request) -> web.Response:
-    reader = reader_of(request)
-    object_id = request.match_info["object_id"]
+async def _readable(
+    request: web.Request, reader: Reader, object_id: str
+) -> tuple[list[Arrival], Arrival, bytes] | None:
+    """The versions, the one asked for and its bytes, if this reader may read it."""
     versions, chosen = await _readable_version(request, reader, object_id)
     raw = await request.app[VIEW].body(chosen.seq) if chosen else None
     if chosen is None or raw is None:
+        return None
+    return versions, chosen, raw
+
+
+async def object_page(request: web.Request) -> web.Response:
+    reader = reader_of(request)
+    object_id = request.match_info["object_id"]
+    found = await _readable(request, reader, object_id)
+    if found is None:
         return not_found(request, reader)
+    versions, chosen, raw = found
     obj: dict[str, Any] = orjson.loads(raw)
     view, collections = request.app[VIEW], list(reader.scope.collections)
     targets = [r for r in dict.fromkeys(references(obj)) if r != object_id][:MAX_REFS]
@@ -145,10 +156,10 @@ async def object_json(request: web.Request) -> web.StreamResponse:
     """The version shown, whole, as delivered: to keep or to feed to another tool."""
     reader = reader_of(request)
     object_id = request.match_info["object_id"]
-    _, chosen = await _readable_version(request, reader, object_id)
-    raw = await request.app[VIEW].body(chosen.seq) if chosen else None
-    if chosen is None or raw is None:
+    found = await _readable(request, reader, object_id)
+    if found is None:
         return not_found(request, reader)
+    raw = found[2]
     return web.Response(
         body=raw,
         content_type="application/stix+json",
