@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hub.bus import Record, TopicPartition
 from hub.pipeline.submission import Stage, Submission
+from hub.records import RECEIVED
 from hub.stix import timestamps
 
 # Seconds: from a millisecond stage to a minute behind a slow link.
@@ -218,7 +219,7 @@ class HubMetrics:
         for record in records:
             if record.topic not in feeds:
                 continue
-            stamp = record.header("received")
+            stamp = record.header(RECEIVED)
             try:
                 received = timestamps.parse(stamp.decode()).timestamp() if stamp else None
             except ValueError:

@@ -20,7 +20,6 @@ than `hub.limits.max_object_bytes` arrives refused: the others go on.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,16 +31,21 @@ from hub.bus import Record
 from hub.errors import HubError, InvalidStix
 from hub.federation import Account, Federation, Limits, Member
 from hub.pipeline.submission import Item, Submission
-from hub.signing.intake import MAC_HEADER, IntakeKeyError, IntakeKeys, IntakeMacError
+from hub.records import (
+    ACCOUNT,
+    INTAKE_MAC,
+    SIGNATURE,
+    IntakeRecord,
+    MemberIntakeRecord,
+    RecordError,
+    member_status_id,
+)
+from hub.signing.intake import IntakeKeyError, IntakeKeys, IntakeMacError
 from hub.signing.members import MemberKeys, MemberSignatureError
 from hub.stix import timestamps
 from hub.stix.envelope import TooDeep, check_depth, envelope_objects, parse_body
 from hub.topics import Topics
 
-INTAKE_VERSION = 1
-SIGNATURE_HEADER = "cirt-hub-signature"
-ACCOUNT_HEADER = "cirt-hub-account"
-_RECORD_NAMESPACE = uuid.UUID("3b0e6d0c-6a55-4d7e-9d7c-51f0a3e9a8b2")
 # How long after its `received` an API record may land on intake. The API publishes within
 # its publish timeout (seconds); the rest allows for clocks apart between API nodes and the
 # bus. A copy written again later (a replay) lands later than this, and is refused.
@@ -58,49 +62,18 @@ class UndecodableRecord(ValueError):
         self.reason = reason
 
 
-def member_status_id(topic: str, partition: int, offset: int) -> str:
-    """The TAXII status id of a member's Kafka record, from where the record landed: the same
-    on a redelivery, and computable by the producer from what the broker acknowledged."""
-    return str(uuid.uuid5(_RECORD_NAMESPACE, f"{topic}/{partition}/{offset}"))
-
-
-def encode_intake(
-    *,
-    status_id: str,
-    member: str,
-    account: str,
-    received: str,
-    request_id: str,
-    objects: list[Any],
-) -> bytes:
-    """The intake record for an accepted request: what decode() reads back."""
-    return orjson.dumps(
-        {
-            "v": INTAKE_VERSION,
-            "status_id": status_id,
-            "member": member,
-            "account": account,
-            "received": received,
-            "request_id": request_id,
-            "objects": objects,
-        }
-    )
-
-
 def _from_hub(data: dict[str, Any], limits: Limits) -> Submission:
-    if data["v"] != INTAKE_VERSION:
-        raise UndecodableRecord(f"intake record version {data['v']!r} is unknown")
-    fields = ("status_id", "member", "account", "received", "request_id")
-    missing = [f for f in fields if not isinstance(data.get(f), str)]
-    if missing or not isinstance(data.get("objects"), list):
-        raise UndecodableRecord(f"intake record lacks {missing or ['objects']}")
+    try:
+        intake = IntakeRecord.from_doc(data)
+    except RecordError as exc:
+        raise UndecodableRecord(str(exc)) from exc
     return Submission(
-        status_id=data["status_id"],
-        member=data["member"],
-        account=data["account"],
-        received=data["received"],
-        request_id=data["request_id"],
-        items=_items(data["objects"], limits),
+        status_id=intake.status_id,
+        member=intake.member,
+        account=intake.account,
+        received=intake.received,
+        request_id=intake.request_id,
+        items=_items(intake.objects, limits),
     )
 
 
@@ -182,7 +155,7 @@ class Decode:
         member = self.topics.intake_member(record.topic)
         if member is None:
             return self._from_api(record)
-        if record.header(MAC_HEADER) is not None:
+        if record.header(INTAKE_MAC) is not None:
             return self._from_api(record, member)
         return self._from_member(record, member)
 
@@ -198,7 +171,7 @@ class Decode:
         backlog = keys.predates(record.topic, record.partition, record.offset)
         if not backlog:
             try:
-                keys.check(record.header(MAC_HEADER), record.value)
+                keys.check(record.header(INTAKE_MAC), record.value)
             except IntakeMacError as exc:
                 if member is not None:
                     # Written by whoever can write the member's topic, claiming to be the
@@ -244,7 +217,7 @@ class Decode:
         return UndecodableRecord(
             f"a member's own records do not belong on {record.topic!r} (the hub's API "
             f"writes there): produce them to {self.topics.member_intake('<member-id>')!r}, "
-            f"signed in the {SIGNATURE_HEADER!r} header",
+            f"signed in the {SIGNATURE!r} header",
             is_json=_spliceable(_parsed(record.value, self.limits)[1]),
             reason="wrong-topic",
         )
@@ -273,18 +246,19 @@ class Decode:
                 reason="too-large",
             )
         data, refusal = _parsed(record.value, self.limits)
+        sent = MemberIntakeRecord.from_record(record, member)
         # Nothing on a member's topic is believed before its signature is checked.
-        self._authenticate(record, member, is_json=_spliceable(refusal))
+        self._authenticate(record, sent, is_json=_spliceable(refusal))
         if refusal is not None:
             raise _unparsable(refusal) from refusal
         if isinstance(data, dict) and "v" in data:
             raise UndecodableRecord(
                 f"{record.topic!r} is the intake topic of {member!r}: it takes STIX bundles "
                 'and TAXII envelopes; the hub\'s own intake records (with a "v") are refused '
-                f"without the {MAC_HEADER!r} the hub's API puts on them",
+                f"without the {INTAKE_MAC!r} the hub's API puts on them",
                 reason="wrong-topic",
             )
-        account = self._account(record, member)
+        account = self._account(sent)
         try:
             # The same checks, in the same words, as a POST to the inbox gets.
             objects = envelope_objects(data, self.limits.max_objects)
@@ -298,15 +272,14 @@ class Decode:
             member=member,
             account=account.username,
             received=received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            request_id=(record.header("request-id") or status_id.encode()).decode(
-                "utf-8", "replace"
-            ),
+            request_id=sent.request_id if sent.request_id is not None else status_id,
             items=_items(objects, self.limits),
         )
 
-    def _authenticate(self, record: Record, member: str, *, is_json: bool) -> None:
+    def _authenticate(self, record: Record, sent: MemberIntakeRecord, *, is_json: bool) -> None:
         """The record value is signed by one of `member`'s keys, or UndecodableRecord says how
         it is not (the reasons are those of object signatures, README "Member signatures")."""
+        member = sent.member
         if member not in self.members:
             raise UndecodableRecord(
                 f"{record.topic!r} is the intake topic of {member!r}, which the federation "
@@ -314,10 +287,10 @@ class Decode:
                 is_json=is_json,
                 reason="unknown-member",
             )
-        raw = record.header(SIGNATURE_HEADER)
+        raw = sent.signature
         if raw is None:
             raise UndecodableRecord(
-                f"unsigned: a record on {record.topic!r} needs the {SIGNATURE_HEADER!r} header, "
+                f"unsigned: a record on {record.topic!r} needs the {SIGNATURE!r} header, "
                 f"a detached JWS (EdDSA) over the record value made with one of {member!r}'s "
                 "public_keys",
                 is_json=is_json,
@@ -327,7 +300,7 @@ class Decode:
             self.keys.check(raw.decode("ascii"), record.value, member)
         except UnicodeDecodeError as exc:
             raise UndecodableRecord(
-                f"the record signature is not usable: the {SIGNATURE_HEADER!r} header is not ASCII",
+                f"the record signature is not usable: the {SIGNATURE!r} header is not ASCII",
                 is_json=is_json,
                 reason="member-signature-malformed",
             ) from exc
@@ -338,11 +311,11 @@ class Decode:
                 f"record signature refused: {message}", is_json=is_json, reason=exc.reason
             ) from exc
 
-    def _account(self, record: Record, member: str) -> Account:
+    def _account(self, sent: MemberIntakeRecord) -> Account:
         """The account the status and the audit name: the header's, else the member's first
-        account with the submit role. Either way one of `member`'s own."""
-        raw = record.header(ACCOUNT_HEADER)
-        if raw is None:
+        account with the submit role. Either way one of the member's own."""
+        member, username = sent.member, sent.account
+        if username is None:
             found = next(
                 (a for a in self.members[member].accounts if a.can("submit") and not a.disabled),
                 None,
@@ -353,7 +326,6 @@ class Decode:
                     reason="not-authorized",
                 )
             return found
-        username = raw.decode("utf-8", "replace")
         account = self.federation.account(username)
         if (
             account is None
@@ -362,7 +334,7 @@ class Decode:
             or not account.can("submit")
         ):
             raise UndecodableRecord(
-                f"account {username!r} may not submit for {member!r} (the {ACCOUNT_HEADER!r} "
+                f"account {username!r} may not submit for {member!r} (the {ACCOUNT!r} "
                 "header must name one of the member's own accounts with the submit role)",
                 reason="not-authorized",
             )

@@ -11,8 +11,8 @@ from typing import Any
 
 from hub.federation import Federation
 from hub.pipeline.submission import Item, Submission
+from hub.records import ANONYMOUS
 from hub.signing.provenance import (
-    ANONYMOUS,
     CanonicalizationError,
     HubSigner,
     Provenance,

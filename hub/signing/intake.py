@@ -32,12 +32,12 @@ from typing import Any
 
 import orjson
 
+from hub.records import INTAKE_MAC
 from hub.signing.jws import MalformedJws, b64url, b64url_decode
 from hub.signing.keyring import keys_dir_lock, write_atomically
 
 INTAKE_KEY_FILE = "intake.key"
 INTAKE_KEY_FORMAT = "cirt-hub-intake-key-v1"
-MAC_HEADER = "cirt-hub-intake-mac"
 # Long enough for what an API node wrote just before a rotation to reach the pipeline (intake
 # lag is bounded by backpressure); short enough that a leaked key stops counting soon.
 RETIRED_GRACE = timedelta(hours=1)
@@ -103,7 +103,7 @@ class IntakeKeys:
     def header(self, value: bytes) -> tuple[str, bytes]:
         """The header that authenticates `value` as written by this hub's API."""
         key = self.current
-        return MAC_HEADER, f"{key.kid}.{key.mac(value)}".encode("ascii")
+        return INTAKE_MAC, f"{key.kid}.{key.mac(value)}".encode("ascii")
 
     def predates(self, topic: str, partition: int, offset: int) -> bool:
         """True for a record written before the first intake key existed (module docstring)."""
@@ -114,7 +114,7 @@ class IntakeKeys:
         if header is None:
             raise IntakeMacError(
                 "intake-mac-missing",
-                f"no {MAC_HEADER!r} header: only the hub's own API nodes write this topic, "
+                f"no {INTAKE_MAC!r} header: only the hub's own API nodes write this topic, "
                 "and they authenticate every record they write",
             )
         kid, _, mac = header.decode("ascii", "replace").partition(".")
@@ -125,7 +125,7 @@ class IntakeKeys:
         except MalformedJws as exc:
             raise IntakeMacError(
                 "intake-mac-malformed",
-                f"the {MAC_HEADER!r} header is not '<kid>.<base64url HMAC-SHA256>' ({exc})",
+                f"the {INTAKE_MAC!r} header is not '<kid>.<base64url HMAC-SHA256>' ({exc})",
             ) from exc
         now = now or _now()
         key = next((k for k in self.keys if k.kid == kid and k.counts_at(now)), None)
