@@ -34,10 +34,10 @@ from hub.bus.kafka import KafkaBus, KafkaSettings
 from hub.bus.url import open_bus, parse_kafka_url
 from hub.demo import demo_federation
 from hub.federation import Federation
+from hub.model import Submission
 from hub.pipeline.decode import Decode
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.ownership import Ownership
-from hub.pipeline.submission import Submission
 from hub.pipeline.validate import Validate
 from hub.records import DecisionRecord, encode_intake
 from hub.signing.intake import IntakeKeys, new_intake_key

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hub.bus import Record, TopicPartition
-from hub.pipeline.submission import Stage, Submission
+from hub.model import RefusalCode, Stage, Submission
 from hub.records import RECEIVED
 from hub.stix import timestamps
 
@@ -24,10 +24,10 @@ from hub.stix import timestamps
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # Signature refusals that mean a check failed (not a signature that was missing).
 _SIGNATURE_FAILURES = (
-    "member-signature-malformed",
-    "member-signature-wrong-member",
-    "member-signature-unknown-key",
-    "member-signature-invalid",
+    RefusalCode.MEMBER_SIGNATURE_MALFORMED,
+    RefusalCode.MEMBER_SIGNATURE_WRONG_MEMBER,
+    RefusalCode.MEMBER_SIGNATURE_UNKNOWN_KEY,
+    RefusalCode.MEMBER_SIGNATURE_INVALID,
 )
 
 

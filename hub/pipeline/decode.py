@@ -30,7 +30,7 @@ import orjson
 from hub.bus import Record
 from hub.errors import HubError, InvalidStix
 from hub.federation import Account, Federation, Limits, Member
-from hub.pipeline.submission import Item, Submission
+from hub.model import Item, RefusalCode, Submission
 from hub.records import (
     ACCOUNT,
     INTAKE_MAC,
@@ -56,7 +56,9 @@ _NOT_PARSED = object()
 class UndecodableRecord(ValueError):
     """An intake record refused whole: `reason` is a stable short code, the message says why."""
 
-    def __init__(self, message: str, *, is_json: bool = True, reason: str = "undecodable") -> None:
+    def __init__(
+        self, message: str, *, is_json: bool = True, reason: RefusalCode = RefusalCode.UNDECODABLE
+    ) -> None:
         super().__init__(message)
         self.is_json = is_json
         self.reason = reason
@@ -86,7 +88,7 @@ def _items(objects: Sequence[Any], limits: Limits) -> tuple[Item, ...]:
         size = len(orjson.dumps(obj))
         if size > limits.max_object_bytes:
             item = item.refuse(
-                "too-large",
+                RefusalCode.TOO_LARGE,
                 f"objects[{i}] ({item.id or 'no id'}): {size:,} bytes as JSON; this hub accepts "
                 f"{limits.max_object_bytes:,} bytes per object (hub.limits.max_object_bytes)",
             )
@@ -112,7 +114,7 @@ def _body_refused(exc: HubError) -> UndecodableRecord:
     """A record refused for what a POST of its value would be refused for."""
     if isinstance(exc, TooDeep):
         return UndecodableRecord(
-            f"intake record refused: {exc.description}", is_json=False, reason="too-deep"
+            f"intake record refused: {exc.description}", is_json=False, reason=RefusalCode.TOO_DEEP
         )
     return UndecodableRecord(f"intake record refused: {exc.description}")
 
@@ -197,7 +199,7 @@ class Decode:
             raise UndecodableRecord(
                 f"intake record refused: a submission of {submission.member!r} on "
                 f"{record.topic!r}, the intake topic of {member!r}",
-                reason="wrong-topic",
+                reason=RefusalCode.WRONG_TOPIC,
             )
         if not backlog:
             self._check_fresh(record, submission)
@@ -205,7 +207,7 @@ class Decode:
 
     def _unauthenticated(self, record: Record, exc: IntakeMacError) -> UndecodableRecord:
         data, refusal = _parsed(record.value, self.limits)
-        if exc.reason == "intake-mac-missing" and isinstance(data, dict) and "v" not in data:
+        if exc.reason is RefusalCode.INTAKE_MAC_MISSING and isinstance(data, dict) and "v" not in data:
             return self._wrong_topic(record)  # a member's own record: say where it belongs
         return UndecodableRecord(
             f"intake record refused: {exc.message}",
@@ -219,7 +221,7 @@ class Decode:
             f"writes there): produce them to {self.topics.member_intake('<member-id>')!r}, "
             f"signed in the {SIGNATURE!r} header",
             is_json=_spliceable(_parsed(record.value, self.limits)[1]),
-            reason="wrong-topic",
+            reason=RefusalCode.WRONG_TOPIC,
         )
 
     @staticmethod
@@ -232,7 +234,7 @@ class Decode:
                 f"intake record refused: written to {record.topic!r} {late} after the hub's "
                 f"API received it ({submission.received}), which writes it at once: a copy "
                 f"written again (a replay), not processed twice (status {submission.status_id})",
-                reason="intake-replayed",
+                reason=RefusalCode.INTAKE_REPLAYED,
             )
 
     def _from_member(self, record: Record, member: str) -> Submission:
@@ -243,7 +245,7 @@ class Decode:
                 f"intake record refused: it is {len(record.value):,} bytes; max_content_length "
                 f"is {limit:,} (hub.limits.max_content_length)",
                 is_json=False,
-                reason="too-large",
+                reason=RefusalCode.TOO_LARGE,
             )
         data, refusal = _parsed(record.value, self.limits)
         sent = MemberIntakeRecord.from_record(record, member)
@@ -256,7 +258,7 @@ class Decode:
                 f"{record.topic!r} is the intake topic of {member!r}: it takes STIX bundles "
                 'and TAXII envelopes; the hub\'s own intake records (with a "v") are refused '
                 f"without the {INTAKE_MAC!r} the hub's API puts on them",
-                reason="wrong-topic",
+                reason=RefusalCode.WRONG_TOPIC,
             )
         account = self._account(sent)
         try:
@@ -285,7 +287,7 @@ class Decode:
                 f"{record.topic!r} is the intake topic of {member!r}, which the federation "
                 "file does not list",
                 is_json=is_json,
-                reason="unknown-member",
+                reason=RefusalCode.UNKNOWN_MEMBER,
             )
         raw = sent.signature
         if raw is None:
@@ -294,7 +296,7 @@ class Decode:
                 f"a detached JWS (EdDSA) over the record value made with one of {member!r}'s "
                 "public_keys",
                 is_json=is_json,
-                reason="member-signature-missing",
+                reason=RefusalCode.MEMBER_SIGNATURE_MISSING,
             )
         try:
             self.keys.check(raw.decode("ascii"), record.value, member)
@@ -302,7 +304,7 @@ class Decode:
             raise UndecodableRecord(
                 f"the record signature is not usable: the {SIGNATURE!r} header is not ASCII",
                 is_json=is_json,
-                reason="member-signature-malformed",
+                reason=RefusalCode.MEMBER_SIGNATURE_MALFORMED,
             ) from exc
         except MemberSignatureError as exc:
             # check() speaks of objects; what it checked here is the whole record value.
@@ -323,7 +325,7 @@ class Decode:
             if found is None:
                 raise UndecodableRecord(
                     f"member {member!r} has no enabled account with the submit role",
-                    reason="not-authorized",
+                    reason=RefusalCode.NOT_AUTHORIZED,
                 )
             return found
         account = self.federation.account(username)
@@ -336,6 +338,6 @@ class Decode:
             raise UndecodableRecord(
                 f"account {username!r} may not submit for {member!r} (the {ACCOUNT!r} "
                 "header must name one of the member's own accounts with the submit role)",
-                reason="not-authorized",
+                reason=RefusalCode.NOT_AUTHORIZED,
             )
         return account

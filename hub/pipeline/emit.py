@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import orjson
 
 from hub.bus import Message
-from hub.pipeline.submission import Item, Submission
+from hub.model import Item, RefusalCode, Submission
 from hub.records import (
     ANONYMOUS,
     DecisionRecord,
@@ -86,7 +86,7 @@ def fit(submission: Submission, topics: Topics, record_limit: int, date_added: s
         for message in delivery_messages(item, submission, topics, date_added):
             if (size := _record_size(message)) > room:
                 return item.refuse(
-                    "too-large",
+                    RefusalCode.TOO_LARGE,
                     f"objects[{item.index}] ({item.id or 'no id'}): as delivered (marked, "
                     f"signed, personal data pseudonymised) it is {size:,} bytes; the bus takes "
                     f"{room:,} bytes a record",

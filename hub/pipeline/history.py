@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from hub.bus import Bus, Reader, read_to
 from hub.collections import member_alias
-from hub.pipeline.submission import Submission
+from hub.model import Submission
 from hub.records import DecisionRecord
 
 MEMBER_PREFIX = member_alias("")

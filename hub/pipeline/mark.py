@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hub.federation import Federation
-from hub.pipeline.submission import Item, Submission
+from hub.model import Item, RefusalCode, Submission
 from hub.stix.markings import Tlp, standard_tlp_id, tlp2_id, tlp_by_marking_id
 
 _HOW_TO_MARK = (
@@ -83,7 +83,7 @@ class Mark:
             if not _has_object_tlp(obj) and not follows:
                 if default is None:
                     return item.refuse(
-                        "unmarked",
+                        RefusalCode.UNMARKED,
                         f"objects[{item.index}] ({item.id}): has no TLP marking and "
                         f"{submission.member} has no default; {how_to_mark()}",
                     )

@@ -9,18 +9,16 @@ entry holds its size, SHA-256 and first 64 KiB, and says so.
 from __future__ import annotations
 
 from hub.bus import Message, Record
-from hub.pipeline.submission import Submission
+from hub.model import RefusalCode, Submission
 from hub.records import Copy, RefusedRecord, StatusRecord
 from hub.status import complete_status
 from hub.topics import Topics
-
-OUTPUT_TOO_LARGE = "output-too-large"
 
 
 def rejected_record(
     topics: Topics,
     record: Record,
-    reason: str,
+    reason: RefusalCode,
     message: str,
     *,
     is_json: bool,
@@ -56,11 +54,11 @@ def output_too_large(
         f"({record_limit:,} bytes a record): nothing of it was delivered"
     )
     entry = rejected_record(
-        topics, record, OUTPUT_TOO_LARGE, why, is_json=False, record_limit=record_limit
+        topics, record, RefusalCode.OUTPUT_TOO_LARGE, why, is_json=False, record_limit=record_limit
     )
     if submission is None:
         return entry, None
-    failed = f"not processed: {OUTPUT_TOO_LARGE} (see the record's entry in rejected)"
+    failed = f"not processed: {RefusalCode.OUTPUT_TOO_LARGE} (see the record's entry in rejected)"
     status = complete_status(
         submission.status_id,
         submission.received,

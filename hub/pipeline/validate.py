@@ -33,7 +33,7 @@ from stix2 import v21
 from stix2.exceptions import ExtraPropertiesError, STIXError
 
 from hub.federation import Federation, Limits
-from hub.pipeline.submission import Item, Submission
+from hub.model import Item, RefusalCode, Submission
 from hub.stix import granular, library_rules, patterns, schemas, timestamps
 
 SCO_TYPES = frozenset(v21.OBJ_MAP_OBSERVABLE)
@@ -408,7 +408,9 @@ class Validate:
     def _refuse(self, item: Item, exc: Refuse) -> Item:
         where = f" property '{exc.path}':" if exc.path else ""
         name = item.id or "no id"
-        return item.refuse("invalid-stix", f"objects[{item.index}] ({name}):{where} {exc}")
+        return item.refuse(
+            RefusalCode.INVALID_STIX, f"objects[{item.index}] ({name}):{where} {exc}"
+        )
 
     def __call__(self, submission: Submission) -> Submission:
         limits = self.federation.hub.limits

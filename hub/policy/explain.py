@@ -10,9 +10,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from hub.federation import Federation, Member
+from hub.model import Item, Submission
 from hub.pipeline.emit import rfc3339_now
 from hub.pipeline.mark import Mark
-from hub.pipeline.submission import Item, Submission
 from hub.policy.entitlement import Policy
 from hub.policy.routing import NoHistory, Router
 from hub.policy.tlp import LABELS, object_tlp

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from hub.model import RefusalCode
 from hub.records import INTAKE_MAC
 from hub.signing.jws import MalformedJws, b64url, b64url_decode
 from hub.signing.keyring import keys_dir_lock, write_atomically
@@ -52,7 +53,7 @@ class IntakeKeyError(Exception):
 class IntakeMacError(Exception):
     """Why an intake record's MAC is not accepted; `reason` is a stable short code."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: RefusalCode, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -113,7 +114,7 @@ class IntakeKeys:
         """IntakeMacError unless `header` is a MAC over `value` made with a key that counts."""
         if header is None:
             raise IntakeMacError(
-                "intake-mac-missing",
+                RefusalCode.INTAKE_MAC_MISSING,
                 f"no {INTAKE_MAC!r} header: only the hub's own API nodes write this topic, "
                 "and they authenticate every record they write",
             )
@@ -124,21 +125,21 @@ class IntakeKeys:
             given = b64url_decode(mac)
         except MalformedJws as exc:
             raise IntakeMacError(
-                "intake-mac-malformed",
+                RefusalCode.INTAKE_MAC_MALFORMED,
                 f"the {INTAKE_MAC!r} header is not '<kid>.<base64url HMAC-SHA256>' ({exc})",
             ) from exc
         now = now or _now()
         key = next((k for k in self.keys if k.kid == kid and k.counts_at(now)), None)
         if key is None:
             raise IntakeMacError(
-                "intake-mac-unknown-key",
+                RefusalCode.INTAKE_MAC_UNKNOWN_KEY,
                 f"made with key {kid[:40]!r}, which is not one of this hub's intake keys (or was "
                 f"retired more than {RETIRED_GRACE} ago)",
             )
         expected = hmac.new(key.secret, value, hashlib.sha256).digest()
         if not hmac.compare_digest(expected, given):
             raise IntakeMacError(
-                "intake-mac-invalid",
+                RefusalCode.INTAKE_MAC_INVALID,
                 f"the MAC (key {kid!r}) does not match the record: it was changed after the "
                 "hub's API wrote it, or it is forged",
             )

@@ -21,8 +21,8 @@ from hub.correlate.correlator import Correlation
 from hub.correlate.observe import Observe
 from hub.correlate.rules import parse_rules
 from hub.federation import Account, Federation, HubInfo, Member, Region
+from hub.model import Item, Submission
 from hub.pipeline.emit import observation_message
-from hub.pipeline.submission import Item, Submission
 from hub.policy.entitlement import Policy
 from hub.policy.routing import NoHistory, Router
 from hub.records import ObservationRecord
