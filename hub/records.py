@@ -250,6 +250,11 @@ class HeldRecord:
             headers=held + self.feed.headers(),
         )
 
+    @staticmethod
+    def release_at_of(record: Record) -> str:
+        """Only the time a held record is due (the releaser asks of each one every round)."""
+        return _text(record.header(RELEASE_AT))
+
     @classmethod
     def from_record(cls, record: Record) -> HeldRecord:
         collection = _text(record.header(COLLECTION))

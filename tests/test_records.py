@@ -222,6 +222,7 @@ def test_a_held_delivery_reads_back_and_as_the_previous_release_wrote_it() -> No
     message = held.to_message(TOPICS)
     assert message.topic == "t.held" and message.value == orjson.dumps(OBJ)
     assert HeldRecord.from_record(as_read(message)) == held
+    assert HeldRecord.release_at_of(as_read(message)) == "2026-12-02T00:00:00Z"
     assert ReleasedMarker.from_record(as_read(message)) is None
     previous = (
         ("collection", b"member-gh-cert"),

@@ -28,10 +28,10 @@ from hub.config import Settings
 from hub.correlate.alerts import ClusterState, alert
 from hub.correlate.rules import CorrelationRule, parse_rules
 from hub.federation import Federation
-from hub.pipeline.emit import rfc3339_now
 from hub.records import FeedRecord, ObservationRecord
 from hub.signing.provenance import HubSigner, Provenance
 from hub.stix import timestamps
+from hub.stix.timestamps import rfc3339_now
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)

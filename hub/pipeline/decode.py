@@ -207,7 +207,11 @@ class Decode:
 
     def _unauthenticated(self, record: Record, exc: IntakeMacError) -> UndecodableRecord:
         data, refusal = _parsed(record.value, self.limits)
-        if exc.reason is RefusalCode.INTAKE_MAC_MISSING and isinstance(data, dict) and "v" not in data:
+        if (
+            exc.reason is RefusalCode.INTAKE_MAC_MISSING
+            and isinstance(data, dict)
+            and "v" not in data
+        ):
             return self._wrong_topic(record)  # a member's own record: say where it belongs
         return UndecodableRecord(
             f"intake record refused: {exc.message}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import orjson
 
@@ -33,11 +32,6 @@ log = logging.getLogger(__name__)
 # What a bus record holds besides its key, value and headers (Kafka's batch and record
 # framing is under a hundred bytes): room kept below the bus's limit.
 RECORD_FRAMING = 1024
-
-
-def rfc3339_now() -> str:
-    """Now, as TAXII timestamps are written (UTC, millisecond precision, `Z`)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def delivery_messages(

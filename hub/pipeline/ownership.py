@@ -22,9 +22,9 @@ from hub.federation import Federation
 from hub.model import Item, RefusalCode, Submission
 from hub.pipeline.history import HUB
 from hub.pipeline.provenance import defines_new_sco, hub_identities
-from hub.pipeline.validate import SCO_TYPES
 from hub.signing.provenance import EXTENSION_ID
 from hub.stix.markings import tlp_by_marking_id
+from hub.stix.validation import SCO_TYPES
 
 
 class Owners(Protocol):

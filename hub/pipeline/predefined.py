@@ -15,9 +15,9 @@ import orjson
 from hub.bus import Bus, Message
 from hub.collections import PUBLIC
 from hub.federation import Federation
-from hub.pipeline.emit import rfc3339_now
 from hub.records import FeedRecord
 from hub.stix.predefined import predefined
+from hub.stix.timestamps import rfc3339_now
 from hub.topics import Topics
 
 MARKER_FILE = "published-definitions.json"

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 
 from hub.federation import Federation, Member
 from hub.model import Item, RefusalCode, Submission
-from hub.pipeline.validate import SCO_TYPES
 from hub.stix.markings import tlp_by_marking_id, tlp_definition_problem
 from hub.stix.predefined import extension_definition
+from hub.stix.validation import SCO_TYPES
 
 
 def hub_identities(federation: Federation) -> frozenset[str]:

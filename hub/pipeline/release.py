@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def _due(record: Record, now: datetime) -> bool:
     try:
-        return timestamps.parse(HeldRecord.from_record(record).release_at) <= now
+        return timestamps.parse(HeldRecord.release_at_of(record)) <= now
     except ValueError:
         return True  # unreadable time: release rather than hold forever; the sender chose to share
 

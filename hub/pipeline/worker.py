@@ -40,10 +40,11 @@ from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.logs import REQUEST_ID
 from hub.model import Item, RefusalCode, Stage, Submission
 from hub.pipeline.decode import UndecodableRecord
-from hub.pipeline.emit import emit, fit, rfc3339_now
+from hub.pipeline.emit import emit, fit
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.lanes import Lanes
 from hub.pipeline.rejected import output_too_large, rejected_record
+from hub.stix.timestamps import rfc3339_now
 from hub.topics import Topics
 
 if TYPE_CHECKING:
