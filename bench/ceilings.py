@@ -34,11 +34,12 @@ from hub.bus.kafka import KafkaBus, KafkaSettings
 from hub.bus.url import open_bus, parse_kafka_url
 from hub.demo import demo_federation
 from hub.federation import Federation
-from hub.pipeline.decode import Decode, encode_intake
+from hub.model import Submission
+from hub.pipeline.decode import Decode
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.ownership import Ownership
-from hub.pipeline.submission import Submission
 from hub.pipeline.validate import Validate
+from hub.records import DecisionRecord, encode_intake
 from hub.signing.intake import IntakeKeys, new_intake_key
 from hub.topics import Topics
 
@@ -171,7 +172,7 @@ def ownership_rate(objects: Sequence[dict[str, Any]], seconds: float, size: int)
         # Read from memory only: the bus is never started (its constructor does no I/O).
         history = DeliveryHistory(open_bus("embedded", Path(tmp)), Topics().decisions)
     for obj in objects:
-        history.record_decision({"object_id": obj["id"], "sender": MEMBER})
+        history.record_decision(DecisionRecord({"object_id": obj["id"], "sender": MEMBER}))
     ownership = Ownership(federation, history)
     subs = submissions(federation, objects, size, MEMBER)
     seen = refused = 0

@@ -19,7 +19,6 @@ from typing import Any
 import rfc8785
 import yaml
 
-from hub.policy.rules import sharing_problems
 from hub.tls import normal_fingerprint
 
 Path_ = tuple[str | int, ...]
@@ -335,6 +334,43 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
             where = ("correlation", "webhooks", member_id)
             problem(where, f"{member_id!r} is not a member declared in members")
     return problems
+
+
+def sharing_problems(
+    data: Mapping[str, Any], federation_path: tuple[str | int, ...]
+) -> Iterable[tuple[tuple[str | int, ...], str]]:
+    """(path, message) for each sharing rule that names something the file does not declare.
+
+    `data` is the whole (schema-valid) federation file; paths are relative to its root.
+    """
+    regions = {r["id"] for r in data["regions"]}
+    members = {m["id"]: m for m in data["members"]}
+    readers = {
+        a["username"]: m["id"]
+        for m in data["members"]
+        for a in m["accounts"]
+        if "read" in a["roles"]
+    }
+    for i, member in enumerate(data["members"]):
+        sharing = member.get("sharing", {})
+        lists: list[tuple[tuple[str | int, ...], list[str]]] = [
+            (("recipients", key), entries) for key, entries in sharing.get("recipients", {}).items()
+        ]
+        lists += [(("markings", mid), e) for mid, e in sharing.get("markings", {}).items()]
+        for path, entries in lists:
+            for j, entry in enumerate(entries):
+                where = (*federation_path, i, "sharing", *path, j)
+                kind, _, value = entry.partition(":")
+                if kind == "region" and value not in regions:
+                    yield where, f"{value!r} is not a region declared in regions"
+                elif kind == "member" and value not in members:
+                    yield where, f"{value!r} is not a member declared in members"
+                elif kind == "account" and value not in readers:
+                    yield where, f"{value!r} is not a member account with the read role"
+        for j, region in enumerate(sharing.get("receive", {}).get("regions", [])):
+            if region not in regions:
+                where = (*federation_path, i, "sharing", "receive", "regions", j)
+                yield where, f"{region!r} is not a region declared in regions"
 
 
 def _accounts(items: list[dict[str, Any]], member: str | None) -> tuple[Account, ...]:

@@ -16,17 +16,18 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hub.bus import Record, TopicPartition
-from hub.pipeline.submission import Stage, Submission
+from hub.model import RefusalCode, Stage, Submission
+from hub.records import RECEIVED
 from hub.stix import timestamps
 
 # Seconds: from a millisecond stage to a minute behind a slow link.
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # Signature refusals that mean a check failed (not a signature that was missing).
 _SIGNATURE_FAILURES = (
-    "member-signature-malformed",
-    "member-signature-wrong-member",
-    "member-signature-unknown-key",
-    "member-signature-invalid",
+    RefusalCode.MEMBER_SIGNATURE_MALFORMED,
+    RefusalCode.MEMBER_SIGNATURE_WRONG_MEMBER,
+    RefusalCode.MEMBER_SIGNATURE_UNKNOWN_KEY,
+    RefusalCode.MEMBER_SIGNATURE_INVALID,
 )
 
 
@@ -218,7 +219,7 @@ class HubMetrics:
         for record in records:
             if record.topic not in feeds:
                 continue
-            stamp = record.header("received")
+            stamp = record.header(RECEIVED)
             try:
                 received = timestamps.parse(stamp.decode()).timestamp() if stamp else None
             except ValueError:

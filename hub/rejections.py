@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-
 from hub.bus import Bus
+from hub.records import RejectedEntry
 from hub.topics import Topics
 
 
@@ -20,28 +19,21 @@ async def rejections(
     try:
         while records := await reader.fetch(max_records=1000, timeout=quiet_seconds):
             for record in records:
-                entry = orjson.loads(record.value)
-                if member is None or _member_of(entry) == member:
-                    yield entry
+                entry = RejectedEntry.from_record(record)
+                if member is None or entry.member == member:
+                    yield dict(entry.doc)
     finally:
         await reader.stop()
 
 
-def _member_of(entry: dict[str, Any]) -> str | None:
-    member = entry.get("member")
-    record = entry.get("record")
-    if member is None and isinstance(record, dict):
-        member = record.get("member")
-    return member if isinstance(member, str) else None
-
-
 def describe(entry: dict[str, Any]) -> str:
     """One line for people: when, who, what, why."""
-    if "intake" in entry:  # a whole intake record was refused
+    read = RejectedEntry(entry)
+    if read.whole_record:
         where = entry["intake"]
         topic = where.get("topic", "intake")  # records refused before topics were named
         return (
-            f"-  {_member_of(entry) or '?':<10} {topic} partition {where['partition']} offset "
+            f"-  {read.member or '?':<10} {topic} partition {where['partition']} offset "
             f"{where['offset']}  {entry['reason']}: {entry['message']}"
         )
     return (

@@ -32,12 +32,11 @@ from connectors.client.hubkeys import HubKeys
 from connectors.client.keys import KEY_PASSPHRASE_ENV, MemberKey, MemberKeyError, is_signed
 from connectors.kafka.connection import KafkaConnection, add_arguments, from_arguments
 from hub.bus.kafka_stop import stop_consumer
-from hub.pipeline.decode import ACCOUNT_HEADER, SIGNATURE_HEADER, member_status_id
+from hub.records import SUBMITTER, MemberIntakeRecord, member_status_id
 from hub.signing.sources import SourceError
 from hub.signing.verify import Verdict
 from hub.topics import Topics
 
-CONTENT_TYPE = b"application/stix+json;version=2.1"
 # The hub's topics take records up to 32 MiB (hub.bus.kafka); its own limit on a submission
 # (hub.limits.max_content_length, 10 MiB by default) is checked when the record is read.
 MAX_RECORD_BYTES = 32 * 1024 * 1024
@@ -82,7 +81,8 @@ class IntakeProducer(Lifecycle):
         topic_prefix: str = "cirt-hub.",
         account: str | None = None,
     ) -> None:
-        self.topic = Topics(topic_prefix).member_intake(member)
+        self._topics = Topics(topic_prefix)
+        self.topic = self._topics.member_intake(member)
         self._member, self._key, self._account = member, key, account
         self._connection = connection
         self._producer: aiokafka.AIOKafkaProducer | None = None
@@ -118,15 +118,14 @@ class IntakeProducer(Lifecycle):
         if sign_objects:
             bundle = self._signed_objects(bundle)
         value = bundle if isinstance(bundle, bytes) else orjson.dumps(bundle)
-        headers = [
-            (SIGNATURE_HEADER, self._key.sign_bytes(value).encode("ascii")),
-            ("content-type", CONTENT_TYPE),
-        ]
-        if self._account is not None:
-            headers.append((ACCOUNT_HEADER, self._account.encode()))
-        # Keyed by the member: its bundles stay in one partition, so in the order sent.
+        record = MemberIntakeRecord(
+            self._member,
+            value,
+            signature=self._key.sign_bytes(value).encode("ascii"),
+            account=self._account,
+        ).to_message(self._topics)
         meta = await self._producer.send_and_wait(
-            self.topic, value, key=self._member.encode(), headers=headers
+            record.topic, record.value, key=record.key, headers=list(record.headers)
         )
         status_id = member_status_id(meta.topic, meta.partition, meta.offset)
         return Produced(meta.topic, meta.partition, meta.offset, status_id)
@@ -206,7 +205,7 @@ class FeedConsumer(Lifecycle):
                 continue
             for record in (r for part in batches.values() for r in part):
                 obj = orjson.loads(record.value)
-                submitter = dict(record.headers).get("submitter")
+                submitter = dict(record.headers).get(SUBMITTER)
                 yield FeedObject(
                     obj,
                     await self._keys.verify(obj),

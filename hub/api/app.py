@@ -48,6 +48,7 @@ from hub.metrics import HubMetrics
 from hub.ops.disk import DiskWatch
 from hub.ops.retention import Pruned, RetentionRunner, prune_data_dir
 from hub.pipeline.authenticate import Authenticate
+from hub.pipeline.compose import compose
 from hub.pipeline.decode import Decode
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.mark import Mark
@@ -57,7 +58,6 @@ from hub.pipeline.provenance import Provenance
 from hub.pipeline.release import releaser
 from hub.pipeline.route import Route
 from hub.pipeline.sign import Sign
-from hub.pipeline.submission import compose
 from hub.pipeline.validate import Validate
 from hub.pipeline.worker import PipelineWorker
 from hub.policy.entitlement import Policy

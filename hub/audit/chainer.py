@@ -14,13 +14,12 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-import orjson
-
 from hub.audit.chain import Link, chained
-from hub.bus import Bus, GroupConsumer, Message, read_to
+from hub.bus import Bus, GroupConsumer, read_to
 from hub.bus.interrupt import fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.config import Settings
+from hub.records import AuditRecord, DecisionRecord
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -40,8 +39,8 @@ async def chain_end(bus: Bus, topic: str) -> Link:
         finally:
             await reader.stop()
         if records:
-            last = orjson.loads(records[-1].value)
-            return Link(last["seq"], last["hash"])
+            last = AuditRecord.from_record(records[-1])
+            return Link(last.seq, last.hash)
         if start == 0:
             break
         window *= 4  # only transaction markers or aborted records at the end: look further
@@ -83,16 +82,9 @@ class AuditChainer:
             )
             messages = []
             for record in batch:
-                entry = chained(orjson.loads(record.value), link)
-                link = Link(entry["seq"], entry["hash"])
-                messages.append(
-                    Message(
-                        self.topics.audit,
-                        orjson.dumps(entry),
-                        key=record.key,
-                        headers=record.headers,
-                    )
-                )
+                entry = AuditRecord(chained(DecisionRecord.from_record(record).doc, link))
+                link = Link(entry.seq, entry.hash)
+                messages.append(entry.to_message(self.topics))
             if not await commit_unit(consumer, batch, messages, "audit batch"):
                 continue
             self._written = link

@@ -23,13 +23,15 @@ import orjson
 from hub.bus import Bus, GroupConsumer, Message, Record, read_to
 from hub.bus.interrupt import fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
+from hub.collections import ALERTS
 from hub.config import Settings
 from hub.correlate.alerts import ClusterState, alert
 from hub.correlate.rules import CorrelationRule, parse_rules
 from hub.federation import Federation
-from hub.pipeline.emit import STIX_MEDIA_TYPE, rfc3339_now
+from hub.records import FeedRecord, ObservationRecord
 from hub.signing.provenance import HubSigner, Provenance
 from hub.stix import timestamps
+from hub.stix.timestamps import rfc3339_now
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -93,22 +95,22 @@ class Correlation:
     sighted: dict[str, tuple[str, ...]] = field(default_factory=dict)  # object id → keys
     shown_refs: dict[tuple[int, str, str], frozenset[str]] = field(default_factory=dict)
 
-    def observe(self, doc: Mapping[str, Any]) -> list[tuple[ClusterState, str, list[str]]]:
+    def observe(self, seen: ObservationRecord) -> list[tuple[ClusterState, str, list[str]]]:
         """Take one observation; the (state, recipient, refs) of every alert version due."""
-        keys = tuple(doc.get("keys") or self.sighted.get(str(doc.get("sighting_of")), ()))
-        if doc.get("keys"):
-            self.sighted[str(doc["object_id"])] = tuple(doc["keys"])
+        keys = seen.keys or self.sighted.get(str(seen.sighting_of), ())
+        if seen.keys:
+            self.sighted[seen.object_id] = seen.keys
         if not keys:
             return []
-        at = timestamps.parse(str(doc["received"]))
-        report = Report(str(doc["sender"]), str(doc["country"]), at, dict(doc["visible"]))
+        at = timestamps.parse(seen.received)
+        report = Report(seen.sender, seen.country, at, dict(seen.visible))
         due = []
         for index, rule in enumerate(self.rules):
-            if not rule.covers(doc.get("regions", [])):
+            if not rule.covers(seen.regions):
                 continue
             for key in keys:
                 cluster = self.clusters.setdefault((index, key), Cluster(rule, key))
-                cluster.reports[str(doc["object_id"])] = report
+                cluster.reports[seen.object_id] = report
                 state = cluster.state(at)
                 if state is None:
                     continue
@@ -162,7 +164,7 @@ class Correlator:
             try:
                 for record in await read_to(reader, ends, timeout=120):
                     if record.offset < ends.get(record.tp, 0):
-                        correlation.observe(orjson.loads(record.value))
+                        correlation.observe(ObservationRecord.from_record(record))
             finally:
                 await reader.stop()
         return correlation
@@ -182,25 +184,21 @@ class Correlator:
                 body,
                 Provenance(
                     received=body["modified"],
-                    submitter="hub",
+                    submitter=self.federation.hub.id,
                     policy_version=self.federation.policy_version,
                 ),
             )
             signed_alerts.append((signed, member))
-            messages.append(
-                Message(
-                    self.topics.feed("alerts"),
-                    orjson.dumps(signed),
-                    key=body["id"].encode(),
-                    headers=(
-                        ("content-type", STIX_MEDIA_TYPE),
-                        ("submitter", b"hub"),
-                        ("date-added", added.encode()),
-                        ("received", body["modified"].encode()),
-                        ("accounts", ",".join(readers).encode()),
-                    ),
-                )
+            record = FeedRecord(
+                collection=ALERTS,
+                object_id=body["id"],
+                value=orjson.dumps(signed),
+                submitter=self.federation.hub.id,  # the hub's own object, as predefined ones
+                date_added=added,
+                received=body["modified"],
+                accounts=tuple(readers),
             )
+            messages.append(record.to_message(self.topics))
         return messages, signed_alerts
 
     async def _consume(self, consumer: GroupConsumer) -> None:
@@ -211,7 +209,7 @@ class Correlator:
             )
             if not batch:
                 continue
-            due = [d for r in batch for d in correlation.observe(orjson.loads(r.value))]
+            due = [d for r in batch for d in correlation.observe(ObservationRecord.from_record(r))]
             messages, signed = await asyncio.to_thread(self._messages, due) if due else ([], [])
             if not await commit_unit(consumer, batch, messages, "alerts"):
                 return  # the state moved past what was committed: rebuild it from the bus

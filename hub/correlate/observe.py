@@ -19,7 +19,7 @@ from typing import Any
 from hub.collections import PUBLIC, member_alias, region_alias
 from hub.correlate.observables import keyed, observables
 from hub.federation import Federation
-from hub.pipeline.submission import Item, Observation, Submission
+from hub.model import Item, Observation, Submission
 from hub.policy.redaction import top_property
 from hub.policy.tlp import granular_markings, object_tlp
 from hub.stix.markings import Tlp, tlp_by_marking_id

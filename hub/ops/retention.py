@@ -34,6 +34,7 @@ import orjson
 
 from hub.federation import Retention
 from hub.ops.usage import uncount
+from hub.records import ACCOUNTS
 from hub.store.view import timestamp_key
 from hub.topics import Topics
 
@@ -145,7 +146,7 @@ def _accounts(headers: bytes | None) -> bytes | None:
     if not headers:
         return None
     for name, value in orjson.loads(headers):
-        if name == "accounts":
+        if name == ACCOUNTS:
             return str(value).encode("latin-1")
     return None
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from hub.federation import Federation
-from hub.pipeline.submission import Item, Submission
+from hub.model import Item, RefusalCode, Submission
 from hub.signing.jws import MalformedJws, parse_detached
 from hub.signing.members import MemberKeys, MemberSignatureError
 from hub.signing.provenance import (
@@ -57,24 +57,24 @@ class Authenticate:
             body = without_extension(item.obj) if ext is not None else item.obj
             if ext is not None and not isinstance(ext, Mapping):
                 return item.refuse(
-                    "member-signature-malformed",
+                    RefusalCode.MEMBER_SIGNATURE_MALFORMED,
                     f"{where}: the provenance extension must be a JSON object",
                 )
             jws = ext.get("member_signature") if ext is not None else None
             chain = ext.get("chain", []) if ext is not None else []
             if chain and jws is None:
                 return item.refuse(
-                    "member-signature-malformed",
+                    RefusalCode.MEMBER_SIGNATURE_MALFORMED,
                     f"{where}: a chain of earlier signatures comes only with the relaying "
                     "peer's own member_signature",
                 )
             problem = chain_problem(chain)
             if problem:
-                return item.refuse("member-signature-malformed", f"{where}: {problem}")
+                return item.refuse(RefusalCode.MEMBER_SIGNATURE_MALFORMED, f"{where}: {problem}")
             if jws is None:
                 if required:
                     return item.refuse(
-                        "member-signature-missing",
+                        RefusalCode.MEMBER_SIGNATURE_MISSING,
                         f"{where}: {member!r} requires a signature on every object it sends "
                         "(sharing.require_signature) and this one is not signed",
                     )
@@ -82,7 +82,9 @@ class Authenticate:
             try:
                 payload = canonical(body)
             except CanonicalizationError as exc:
-                return item.refuse("invalid-stix", f"{where}: has no canonical JSON form: {exc}")
+                return item.refuse(
+                    RefusalCode.INVALID_STIX, f"{where}: has no canonical JSON form: {exc}"
+                )
             try:
                 signature = self.keys.check(jws, payload, member)
             except MemberSignatureError as exc:

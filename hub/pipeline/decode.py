@@ -20,7 +20,6 @@ than `hub.limits.max_object_bytes` arrives refused: the others go on.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,17 +30,22 @@ import orjson
 from hub.bus import Record
 from hub.errors import HubError, InvalidStix
 from hub.federation import Account, Federation, Limits, Member
-from hub.pipeline.submission import Item, Submission
-from hub.signing.intake import MAC_HEADER, IntakeKeyError, IntakeKeys, IntakeMacError
+from hub.model import Item, RefusalCode, Submission
+from hub.records import (
+    ACCOUNT,
+    INTAKE_MAC,
+    SIGNATURE,
+    IntakeRecord,
+    MemberIntakeRecord,
+    RecordError,
+    member_status_id,
+)
+from hub.signing.intake import IntakeKeyError, IntakeKeys, IntakeMacError
 from hub.signing.members import MemberKeys, MemberSignatureError
 from hub.stix import timestamps
 from hub.stix.envelope import TooDeep, check_depth, envelope_objects, parse_body
 from hub.topics import Topics
 
-INTAKE_VERSION = 1
-SIGNATURE_HEADER = "cirt-hub-signature"
-ACCOUNT_HEADER = "cirt-hub-account"
-_RECORD_NAMESPACE = uuid.UUID("3b0e6d0c-6a55-4d7e-9d7c-51f0a3e9a8b2")
 # How long after its `received` an API record may land on intake. The API publishes within
 # its publish timeout (seconds); the rest allows for clocks apart between API nodes and the
 # bus. A copy written again later (a replay) lands later than this, and is refused.
@@ -52,55 +56,26 @@ _NOT_PARSED = object()
 class UndecodableRecord(ValueError):
     """An intake record refused whole: `reason` is a stable short code, the message says why."""
 
-    def __init__(self, message: str, *, is_json: bool = True, reason: str = "undecodable") -> None:
+    def __init__(
+        self, message: str, *, is_json: bool = True, reason: RefusalCode = RefusalCode.UNDECODABLE
+    ) -> None:
         super().__init__(message)
         self.is_json = is_json
         self.reason = reason
 
 
-def member_status_id(topic: str, partition: int, offset: int) -> str:
-    """The TAXII status id of a member's Kafka record, from where the record landed: the same
-    on a redelivery, and computable by the producer from what the broker acknowledged."""
-    return str(uuid.uuid5(_RECORD_NAMESPACE, f"{topic}/{partition}/{offset}"))
-
-
-def encode_intake(
-    *,
-    status_id: str,
-    member: str,
-    account: str,
-    received: str,
-    request_id: str,
-    objects: list[Any],
-) -> bytes:
-    """The intake record for an accepted request: what decode() reads back."""
-    return orjson.dumps(
-        {
-            "v": INTAKE_VERSION,
-            "status_id": status_id,
-            "member": member,
-            "account": account,
-            "received": received,
-            "request_id": request_id,
-            "objects": objects,
-        }
-    )
-
-
 def _from_hub(data: dict[str, Any], limits: Limits) -> Submission:
-    if data["v"] != INTAKE_VERSION:
-        raise UndecodableRecord(f"intake record version {data['v']!r} is unknown")
-    fields = ("status_id", "member", "account", "received", "request_id")
-    missing = [f for f in fields if not isinstance(data.get(f), str)]
-    if missing or not isinstance(data.get("objects"), list):
-        raise UndecodableRecord(f"intake record lacks {missing or ['objects']}")
+    try:
+        intake = IntakeRecord.from_doc(data)
+    except RecordError as exc:
+        raise UndecodableRecord(str(exc)) from exc
     return Submission(
-        status_id=data["status_id"],
-        member=data["member"],
-        account=data["account"],
-        received=data["received"],
-        request_id=data["request_id"],
-        items=_items(data["objects"], limits),
+        status_id=intake.status_id,
+        member=intake.member,
+        account=intake.account,
+        received=intake.received,
+        request_id=intake.request_id,
+        items=_items(intake.objects, limits),
     )
 
 
@@ -113,7 +88,7 @@ def _items(objects: Sequence[Any], limits: Limits) -> tuple[Item, ...]:
         size = len(orjson.dumps(obj))
         if size > limits.max_object_bytes:
             item = item.refuse(
-                "too-large",
+                RefusalCode.TOO_LARGE,
                 f"objects[{i}] ({item.id or 'no id'}): {size:,} bytes as JSON; this hub accepts "
                 f"{limits.max_object_bytes:,} bytes per object (hub.limits.max_object_bytes)",
             )
@@ -139,7 +114,7 @@ def _body_refused(exc: HubError) -> UndecodableRecord:
     """A record refused for what a POST of its value would be refused for."""
     if isinstance(exc, TooDeep):
         return UndecodableRecord(
-            f"intake record refused: {exc.description}", is_json=False, reason="too-deep"
+            f"intake record refused: {exc.description}", is_json=False, reason=RefusalCode.TOO_DEEP
         )
     return UndecodableRecord(f"intake record refused: {exc.description}")
 
@@ -182,7 +157,7 @@ class Decode:
         member = self.topics.intake_member(record.topic)
         if member is None:
             return self._from_api(record)
-        if record.header(MAC_HEADER) is not None:
+        if record.header(INTAKE_MAC) is not None:
             return self._from_api(record, member)
         return self._from_member(record, member)
 
@@ -198,7 +173,7 @@ class Decode:
         backlog = keys.predates(record.topic, record.partition, record.offset)
         if not backlog:
             try:
-                keys.check(record.header(MAC_HEADER), record.value)
+                keys.check(record.header(INTAKE_MAC), record.value)
             except IntakeMacError as exc:
                 if member is not None:
                     # Written by whoever can write the member's topic, claiming to be the
@@ -224,7 +199,7 @@ class Decode:
             raise UndecodableRecord(
                 f"intake record refused: a submission of {submission.member!r} on "
                 f"{record.topic!r}, the intake topic of {member!r}",
-                reason="wrong-topic",
+                reason=RefusalCode.WRONG_TOPIC,
             )
         if not backlog:
             self._check_fresh(record, submission)
@@ -232,7 +207,11 @@ class Decode:
 
     def _unauthenticated(self, record: Record, exc: IntakeMacError) -> UndecodableRecord:
         data, refusal = _parsed(record.value, self.limits)
-        if exc.reason == "intake-mac-missing" and isinstance(data, dict) and "v" not in data:
+        if (
+            exc.reason is RefusalCode.INTAKE_MAC_MISSING
+            and isinstance(data, dict)
+            and "v" not in data
+        ):
             return self._wrong_topic(record)  # a member's own record: say where it belongs
         return UndecodableRecord(
             f"intake record refused: {exc.message}",
@@ -244,9 +223,9 @@ class Decode:
         return UndecodableRecord(
             f"a member's own records do not belong on {record.topic!r} (the hub's API "
             f"writes there): produce them to {self.topics.member_intake('<member-id>')!r}, "
-            f"signed in the {SIGNATURE_HEADER!r} header",
+            f"signed in the {SIGNATURE!r} header",
             is_json=_spliceable(_parsed(record.value, self.limits)[1]),
-            reason="wrong-topic",
+            reason=RefusalCode.WRONG_TOPIC,
         )
 
     @staticmethod
@@ -259,7 +238,7 @@ class Decode:
                 f"intake record refused: written to {record.topic!r} {late} after the hub's "
                 f"API received it ({submission.received}), which writes it at once: a copy "
                 f"written again (a replay), not processed twice (status {submission.status_id})",
-                reason="intake-replayed",
+                reason=RefusalCode.INTAKE_REPLAYED,
             )
 
     def _from_member(self, record: Record, member: str) -> Submission:
@@ -270,21 +249,22 @@ class Decode:
                 f"intake record refused: it is {len(record.value):,} bytes; max_content_length "
                 f"is {limit:,} (hub.limits.max_content_length)",
                 is_json=False,
-                reason="too-large",
+                reason=RefusalCode.TOO_LARGE,
             )
         data, refusal = _parsed(record.value, self.limits)
+        sent = MemberIntakeRecord.from_record(record, member)
         # Nothing on a member's topic is believed before its signature is checked.
-        self._authenticate(record, member, is_json=_spliceable(refusal))
+        self._authenticate(record, sent, is_json=_spliceable(refusal))
         if refusal is not None:
             raise _unparsable(refusal) from refusal
         if isinstance(data, dict) and "v" in data:
             raise UndecodableRecord(
                 f"{record.topic!r} is the intake topic of {member!r}: it takes STIX bundles "
                 'and TAXII envelopes; the hub\'s own intake records (with a "v") are refused '
-                f"without the {MAC_HEADER!r} the hub's API puts on them",
-                reason="wrong-topic",
+                f"without the {INTAKE_MAC!r} the hub's API puts on them",
+                reason=RefusalCode.WRONG_TOPIC,
             )
-        account = self._account(record, member)
+        account = self._account(sent)
         try:
             # The same checks, in the same words, as a POST to the inbox gets.
             objects = envelope_objects(data, self.limits.max_objects)
@@ -298,38 +278,37 @@ class Decode:
             member=member,
             account=account.username,
             received=received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            request_id=(record.header("request-id") or status_id.encode()).decode(
-                "utf-8", "replace"
-            ),
+            request_id=sent.request_id if sent.request_id is not None else status_id,
             items=_items(objects, self.limits),
         )
 
-    def _authenticate(self, record: Record, member: str, *, is_json: bool) -> None:
+    def _authenticate(self, record: Record, sent: MemberIntakeRecord, *, is_json: bool) -> None:
         """The record value is signed by one of `member`'s keys, or UndecodableRecord says how
         it is not (the reasons are those of object signatures, README "Member signatures")."""
+        member = sent.member
         if member not in self.members:
             raise UndecodableRecord(
                 f"{record.topic!r} is the intake topic of {member!r}, which the federation "
                 "file does not list",
                 is_json=is_json,
-                reason="unknown-member",
+                reason=RefusalCode.UNKNOWN_MEMBER,
             )
-        raw = record.header(SIGNATURE_HEADER)
+        raw = sent.signature
         if raw is None:
             raise UndecodableRecord(
-                f"unsigned: a record on {record.topic!r} needs the {SIGNATURE_HEADER!r} header, "
+                f"unsigned: a record on {record.topic!r} needs the {SIGNATURE!r} header, "
                 f"a detached JWS (EdDSA) over the record value made with one of {member!r}'s "
                 "public_keys",
                 is_json=is_json,
-                reason="member-signature-missing",
+                reason=RefusalCode.MEMBER_SIGNATURE_MISSING,
             )
         try:
             self.keys.check(raw.decode("ascii"), record.value, member)
         except UnicodeDecodeError as exc:
             raise UndecodableRecord(
-                f"the record signature is not usable: the {SIGNATURE_HEADER!r} header is not ASCII",
+                f"the record signature is not usable: the {SIGNATURE!r} header is not ASCII",
                 is_json=is_json,
-                reason="member-signature-malformed",
+                reason=RefusalCode.MEMBER_SIGNATURE_MALFORMED,
             ) from exc
         except MemberSignatureError as exc:
             # check() speaks of objects; what it checked here is the whole record value.
@@ -338,11 +317,11 @@ class Decode:
                 f"record signature refused: {message}", is_json=is_json, reason=exc.reason
             ) from exc
 
-    def _account(self, record: Record, member: str) -> Account:
+    def _account(self, sent: MemberIntakeRecord) -> Account:
         """The account the status and the audit name: the header's, else the member's first
-        account with the submit role. Either way one of `member`'s own."""
-        raw = record.header(ACCOUNT_HEADER)
-        if raw is None:
+        account with the submit role. Either way one of the member's own."""
+        member, username = sent.member, sent.account
+        if username is None:
             found = next(
                 (a for a in self.members[member].accounts if a.can("submit") and not a.disabled),
                 None,
@@ -350,10 +329,9 @@ class Decode:
             if found is None:
                 raise UndecodableRecord(
                     f"member {member!r} has no enabled account with the submit role",
-                    reason="not-authorized",
+                    reason=RefusalCode.NOT_AUTHORIZED,
                 )
             return found
-        username = raw.decode("utf-8", "replace")
         account = self.federation.account(username)
         if (
             account is None
@@ -362,8 +340,8 @@ class Decode:
             or not account.can("submit")
         ):
             raise UndecodableRecord(
-                f"account {username!r} may not submit for {member!r} (the {ACCOUNT_HEADER!r} "
+                f"account {username!r} may not submit for {member!r} (the {ACCOUNT!r} "
                 "header must name one of the member's own accounts with the submit role)",
-                reason="not-authorized",
+                reason=RefusalCode.NOT_AUTHORIZED,
             )
         return account

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
-
-import orjson
+from collections.abc import Iterable, Sequence
 
 from hub.bus import Bus, Reader, read_to
 from hub.collections import member_alias
-from hub.pipeline.submission import Submission
+from hub.model import Submission
+from hub.records import DecisionRecord
 
 MEMBER_PREFIX = member_alias("")
 HUB = "(the hub)"  # the owner of what the hub publishes itself; never a member id (a slug)
@@ -64,7 +62,10 @@ class DeliveryHistory:
         return self._owners.get(object_id) or self._pending.get(object_id)
 
     def _add(
-        self, object_id: str, members: Iterable[str], limited: Iterable[tuple[str, list[str]]]
+        self,
+        object_id: str,
+        members: Iterable[str],
+        limited: Iterable[tuple[str, Sequence[str]]],
     ) -> None:
         found = self._received.get(object_id, frozenset())
         self._received[object_id] = found | frozenset(members)
@@ -75,14 +76,12 @@ class DeliveryHistory:
                 key = (object_id, collection[len(MEMBER_PREFIX) :])
                 self._accounts[key] = tuple(dict.fromkeys((*self.accounts(*key), *accounts)))
 
-    def record_decision(self, decision: Mapping[str, Any]) -> None:
-        allowed = (v["member"] for v in decision.get("verdicts", []) if v.get("allowed"))
-        limited = ((d["collection"], d["accounts"]) for d in decision.get("deliveries", []))
-        object_id = str(decision.get("object_id"))
-        sender = decision.get("sender")
+    def record_decision(self, decision: DecisionRecord) -> None:
+        limited = ((p.collection, p.accounts) for p in decision.placements)
+        object_id, sender = decision.object_id, decision.sender
         with self._lock:
-            self._add(object_id, allowed, limited)
-            if isinstance(sender, str) and object_id not in self._owners:
+            self._add(object_id, decision.allowed, limited)
+            if sender is not None and object_id not in self._owners:
                 self._owners[object_id] = sys.intern(sender)  # a few senders, millions of ids
 
     def record(self, submission: Submission) -> None:
@@ -91,7 +90,7 @@ class DeliveryHistory:
             for item in submission.items:
                 if item.accepted:
                     allowed = (v.member for v in item.verdicts if v.allowed)
-                    limited = ((d.collection, list(d.accounts)) for d in item.deliveries)
+                    limited = ((d.collection, d.accounts) for d in item.deliveries)
                     self._add(item.id, allowed, limited)
                     if item.id not in self._owners:
                         self._pending.setdefault(item.id, submission.member)
@@ -122,7 +121,7 @@ class DeliveryHistory:
                     with self._lock:
                         self._owners[record.key.decode(errors="replace")] = HUB
             else:
-                self.record_decision(orjson.loads(record.value))
+                self.record_decision(DecisionRecord.from_record(record))
         # What this node's units that are over routed is on the topic now, in its place in
         # the one order, or was never committed (a rebalance): either way the topic says.
         # Units still in the works keep their first publications pending.

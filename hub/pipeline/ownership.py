@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hub.federation import Federation
+from hub.model import Item, RefusalCode, Submission
 from hub.pipeline.history import HUB
 from hub.pipeline.provenance import defines_new_sco, hub_identities
-from hub.pipeline.submission import Item, Submission
-from hub.pipeline.validate import SCO_TYPES
 from hub.signing.provenance import EXTENSION_ID
 from hub.stix.markings import tlp_by_marking_id
-
-NOT_OWNER = "not-owner"
+from hub.stix.validation import SCO_TYPES
 
 
 class Owners(Protocol):
@@ -68,13 +66,13 @@ class Ownership:
             where = f"objects[{item.index}] ({item.id})"
             if owner == HUB:
                 return item.refuse(
-                    NOT_OWNER,
+                    RefusalCode.NOT_OWNER,
                     f"{where}: the hub publishes this object itself (its identity, its "
                     "provenance extension-definition, a major-incident alert), and no member "
                     "may publish new versions of it or revoke it",
                 )
             return item.refuse(
-                NOT_OWNER,
+                RefusalCode.NOT_OWNER,
                 f"{where}: this id was first published through the hub by another member, "
                 "and only that member may publish new versions of it or revoke it (in STIX, "
                 "only an object's creator may). If you are relaying third-party content "

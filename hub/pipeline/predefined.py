@@ -15,8 +15,9 @@ import orjson
 from hub.bus import Bus, Message
 from hub.collections import PUBLIC
 from hub.federation import Federation
-from hub.pipeline.emit import STIX_MEDIA_TYPE, rfc3339_now
+from hub.records import FeedRecord
 from hub.stix.predefined import predefined
+from hub.stix.timestamps import rfc3339_now
 from hub.topics import Topics
 
 MARKER_FILE = "published-definitions.json"
@@ -24,12 +25,14 @@ MARKER_FILE = "published-definitions.json"
 
 def predefined_message(obj: dict[str, Any], federation: Federation, topics: Topics) -> Message:
     """One predefined object for the public feed, with the hub as submitter."""
-    headers = (
-        ("content-type", STIX_MEDIA_TYPE),
-        ("submitter", federation.hub.id.encode()),
-        ("date-added", rfc3339_now().encode()),
+    record = FeedRecord(
+        collection=PUBLIC,
+        object_id=obj["id"],
+        value=orjson.dumps(obj),
+        submitter=federation.hub.id,
+        date_added=rfc3339_now(),
     )
-    return Message(topics.feed(PUBLIC), orjson.dumps(obj), obj["id"].encode(), headers)
+    return record.to_message(topics)
 
 
 def _entry(bus_url: str, topics: Topics, obj: dict[str, Any]) -> str:

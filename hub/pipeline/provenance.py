@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from hub.federation import Federation, Member
-from hub.pipeline.submission import Item, Submission
-from hub.pipeline.validate import SCO_TYPES
+from hub.model import Item, RefusalCode, Submission
 from hub.stix.markings import tlp_by_marking_id, tlp_definition_problem
 from hub.stix.predefined import extension_definition
+from hub.stix.validation import SCO_TYPES
 
 
 def hub_identities(federation: Federation) -> frozenset[str]:
@@ -50,13 +50,13 @@ class Provenance:
             owner = self._owner(item.id)
             if owner:
                 return item.refuse(
-                    "forged-provenance",
+                    RefusalCode.FORGED_PROVENANCE,
                     f"{where}: only {owner} may publish its identity object",
                 )
         if kind == "marking-definition" and item.id in tlp_by_marking_id():
             problem = tlp_definition_problem(obj)
             if problem:
-                return item.refuse("forged-marking", f"{where}: {problem}")
+                return item.refuse(RefusalCode.FORGED_MARKING, f"{where}: {problem}")
             return item  # a standard TLP definition: nobody's claim, leave it as it is
         creator = obj.get("created_by_ref")
         if creator is None:
@@ -69,7 +69,7 @@ class Provenance:
             owner = self._owner(str(creator))
             if owner:
                 return item.refuse(
-                    "forged-provenance",
+                    RefusalCode.FORGED_PROVENANCE,
                     f"{where}: property 'created_by_ref' names {owner} ({creator}); "
                     f"{sender.id} may name itself ({sender.identity}) or a third party "
                     "outside the hub",
@@ -80,7 +80,9 @@ class Provenance:
         sender = next((m for m in self.federation.members if m.id == submission.member), None)
         if sender is None:
             return submission.map_accepted(
-                lambda i: i.refuse("unknown-member", f"{submission.member!r} is not a member")
+                lambda i: i.refuse(
+                    RefusalCode.UNKNOWN_MEMBER, f"{submission.member!r} is not a member"
+                )
             )
         return submission.map_accepted(lambda item: self._check(item, sender))
 

@@ -8,24 +8,17 @@ entry holds its size, SHA-256 and first 64 KiB, and says so.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
-import orjson
-
 from hub.bus import Message, Record
-from hub.pipeline.submission import Submission
+from hub.model import RefusalCode, Submission
+from hub.records import Copy, RefusedRecord, StatusRecord
 from hub.status import complete_status
 from hub.topics import Topics
-
-HEAD_BYTES = 64 * 1024  # of a record too large to copy whole: enough to see what it is
-OUTPUT_TOO_LARGE = "output-too-large"
 
 
 def rejected_record(
     topics: Topics,
     record: Record,
-    reason: str,
+    reason: RefusalCode,
     message: str,
     *,
     is_json: bool,
@@ -33,31 +26,21 @@ def rejected_record(
 ) -> Message:
     """A whole intake record refused; its raw value travels along (or, when too large to,
     what identifies it) so it can be inspected and replayed."""
-    entry: dict[str, object] = {
-        "reason": reason,
-        "message": message,
-        "intake": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-    }
-    # A member's topic names who wrote there (its ACL), so `rejected list --member` finds it.
-    if (member := topics.intake_member(record.topic)) is not None:
-        entry["member"] = member
     # JSON is spliced in as is (no escaping, no growth); anything else goes as base64.
     copy_bytes = len(record.value) if is_json else -(-len(record.value) // 3) * 4
-    if copy_bytes > record_limit // 2:
-        entry |= {
-            "record_bytes": len(record.value),
-            "record_sha256": hashlib.sha256(record.value).hexdigest(),
-            "record_head_base64": base64.b64encode(record.value[:HEAD_BYTES]).decode(),
-            "record_truncated": True,
-        }
-        return Message(topics.rejected, orjson.dumps(entry), key=record.key)
-    head = orjson.dumps(entry)[:-1]
-    raw = (
-        b',"record":' + record.value
-        if is_json
-        else b',"record_base64":"' + base64.b64encode(record.value) + b'"'
-    )
-    return Message(topics.rejected, head + raw + b"}", key=record.key)
+    copy = Copy.HEAD if copy_bytes > record_limit // 2 else Copy.JSON if is_json else Copy.BASE64
+    return RefusedRecord(
+        reason=reason,
+        message=message,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        # A member's topic names who wrote there (its ACL), so `rejected list --member` finds it.
+        member=topics.intake_member(record.topic),
+        key=record.key,
+        value=record.value,
+        copy=copy,
+    ).to_message(topics)
 
 
 def output_too_large(
@@ -71,19 +54,14 @@ def output_too_large(
         f"({record_limit:,} bytes a record): nothing of it was delivered"
     )
     entry = rejected_record(
-        topics, record, OUTPUT_TOO_LARGE, why, is_json=False, record_limit=record_limit
+        topics, record, RefusalCode.OUTPUT_TOO_LARGE, why, is_json=False, record_limit=record_limit
     )
     if submission is None:
         return entry, None
-    failed = f"not processed: {OUTPUT_TOO_LARGE} (see the record's entry in rejected)"
+    failed = f"not processed: {RefusalCode.OUTPUT_TOO_LARGE} (see the record's entry in rejected)"
     status = complete_status(
         submission.status_id,
         submission.received,
         ((i.id, i.version, failed) for i in submission.items),
     )
-    return entry, Message(
-        topics.status,
-        orjson.dumps(status),
-        key=submission.status_id.encode(),
-        headers=(("member", submission.member.encode()), ("delivered", b"[]")),
-    )
+    return entry, StatusRecord(submission.member, status, delivered=()).to_message(topics)

@@ -14,38 +14,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from hub.bus import Bus, GroupConsumer, Message, Record
 from hub.bus.interrupt import fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.config import Settings
+from hub.records import HeldRecord, ReleasedMarker
 from hub.stix import timestamps
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
-_HELD_ONLY = ("collection", "release-at", "date-added")
 
 
 def _due(record: Record, now: datetime) -> bool:
-    stamp = (record.header("release-at") or b"").decode()
     try:
-        return timestamps.parse(stamp) <= now
+        return timestamps.parse(HeldRecord.release_at_of(record)) <= now
     except ValueError:
         return True  # unreadable time: release rather than hold forever; the sender chose to share
 
 
 def released_message(record: Record, topics: Topics, now: str) -> Message:
     """The feed record for a held delivery, dated when it was released."""
-    collection = (record.header("collection") or b"").decode()
-    headers = tuple(h for h in record.headers if h[0] not in _HELD_ONLY)
-    return Message(
-        topics.feed(collection),
-        record.value,
-        key=record.key,
-        headers=(*headers, ("date-added", now.encode())),
-    )
+    held = HeldRecord.from_record(record)
+    return replace(held.feed, date_added=now).to_message(topics)
 
 
 @dataclass
@@ -57,13 +50,13 @@ class _Backlog:
 
     def add(self, batch: list[Record]) -> None:
         for record in batch:
-            marker = record.header("released")
+            marker = ReleasedMarker.from_record(record)
             if marker is not None:
-                self.released.add(int(marker))
+                self.released.add(marker.offset)
             self.records.append(record)
 
     def done(self, record: Record) -> bool:
-        return record.header("released") is not None or record.offset in self.released
+        return record.offset in self.released or ReleasedMarker.from_record(record) is not None
 
 
 @dataclass
@@ -109,13 +102,8 @@ class EmbargoReleaser:
             for record in due:
                 messages.append(released_message(record, self.topics, stamp))
                 if record not in prefix:
-                    marker = Message(
-                        self.topics.held,
-                        b"{}",
-                        key=record.key,
-                        headers=(("released", str(record.offset).encode()),),
-                    )
-                    messages.append(marker)
+                    marker = ReleasedMarker(record.offset, record.key)
+                    messages.append(marker.to_message(self.topics))
             if not await commit_unit(consumer, prefix, messages, "embargo release"):
                 # Another owner took `held`: a fresh consumer starts from the committed
                 # offset, markers and all.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from hub.pipeline.submission import Item, Submission
+from hub.model import Item, RefusalCode, Submission
 from hub.policy.entitlement import Policy
 from hub.policy.routing import History, NoHistory, Router
 from hub.policy.tlp import object_tlp
@@ -22,7 +22,9 @@ class Route:
             sender = self.policy.federation.member(submission.member)
         except StopIteration:
             return submission.map_accepted(
-                lambda i: i.refuse("unknown-member", f"{submission.member!r} is not a member")
+                lambda i: i.refuse(
+                    RefusalCode.UNKNOWN_MEMBER, f"{submission.member!r} is not a member"
+                )
             )
         if not self.policy.rules[sender.id].levels[Tlp.RED].recipients:
             submission = submission.map_accepted(_red_needs_recipients)
@@ -49,7 +51,7 @@ def _red_needs_recipients(item: Item) -> Item:
     if object_tlp(item.obj) != Tlp.RED or item.obj.get("revoked") is True:
         return item
     return item.refuse(
-        "red-without-recipients",
+        RefusalCode.RED_WITHOUT_RECIPIENTS,
         f"objects[{item.index}] ({item.id}): is TLP:RED, and the sender's "
         "sharing.recipients.red names no account, so it could reach no one; name the "
         "reader accounts (account:<username>) in the federation file, or mark it "

@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hub.federation import Federation
-from hub.pipeline.submission import Item, Submission
+from hub.model import Item, RefusalCode, Submission
+from hub.records import ANONYMOUS
 from hub.signing.provenance import (
-    ANONYMOUS,
     CanonicalizationError,
     HubSigner,
     Provenance,
@@ -64,7 +64,9 @@ class Sign:
                     deliveries.append(replace(delivery, obj=sealed[key]))
             except CanonicalizationError as exc:
                 where = f"objects[{item.index}] ({item.id or 'no id'})"
-                return item.refuse("invalid-stix", f"{where}: has no canonical JSON form: {exc}")
+                return item.refuse(
+                    RefusalCode.INVALID_STIX, f"{where}: has no canonical JSON form: {exc}"
+                )
             return replace(item, deliveries=tuple(deliveries))
 
         return submission.map_accepted(seal)

@@ -38,12 +38,13 @@ from hub.bus import (
 )
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.logs import REQUEST_ID
+from hub.model import Item, RefusalCode, Stage, Submission
 from hub.pipeline.decode import UndecodableRecord
-from hub.pipeline.emit import emit, fit, rfc3339_now
+from hub.pipeline.emit import emit, fit
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.lanes import Lanes
 from hub.pipeline.rejected import output_too_large, rejected_record
-from hub.pipeline.submission import Item, Stage, Submission
+from hub.stix.timestamps import rfc3339_now
 from hub.topics import Topics
 
 if TYPE_CHECKING:
@@ -106,7 +107,9 @@ class PipelineWorker:
         date_added = rfc3339_now()
         return [self._process_one(record, date_added) for record in records]
 
-    def _refused(self, record: Record, reason: str, message: str, *, is_json: bool) -> Message:
+    def _refused(
+        self, record: Record, reason: RefusalCode, message: str, *, is_json: bool
+    ) -> Message:
         return rejected_record(
             self.topics,
             record,
@@ -148,9 +151,9 @@ class PipelineWorker:
             log.exception("pipeline failed on intake record (error_id=%s)", error_id)
             reason = f"internal error while processing (error_id {error_id})"
             refused = submission.map_accepted(
-                partial(Item.refuse, reason="internal-error", message=reason)
+                partial(Item.refuse, reason=RefusalCode.INTERNAL_ERROR, message=reason)
             )
-            entry = self._refused(record, "internal-error", reason, is_json=True)
+            entry = self._refused(record, RefusalCode.INTERNAL_ERROR, reason, is_json=True)
             return Outcome(record, [entry, *emit(refused, self.topics, date_added)], refused)
         finally:
             REQUEST_ID.reset(token)

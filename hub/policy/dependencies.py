@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hub.pipeline.validate import problem_with
 from hub.policy.redaction import without
 from hub.policy.tlp import object_tlp
 from hub.stix.markings import Tlp
+from hub.stix.validation import problem_with
 
 # Work beyond this many times the submission's size only a crafted submission needs.
 WORK_FACTOR = 2

@@ -13,43 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.federation import Federation, Member
+from hub.model import Verdict
 from hub.policy.rules import Audience, SharingRules, parse_rules
 from hub.policy.tlp import LABELS, object_markings, object_tlp
 from hub.stix.markings import Tlp, tlp_by_marking_id
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The decision for one recipient: allowed or denied, the rule that decided, and why."""
-
-    member: str
-    allowed: bool
-    rule: str  # the deciding rule, as named in the federation file ("sharing.recipients.amber")
-    reason: str  # in words a CIRT analyst understands
-    withheld: tuple[str, ...] = ()  # properties this recipient gets the object without
-    # What the sender's rules alone decided, where a revocation overrode it: the sender's
-    # explanation shows this when the earlier version came from someone else.
-    overridden: Verdict | None = None
-    # What the sender's rules and its own objects alone decided, where the object refers
-    # (itself or through the submission) to another member's objects: what a recipient
-    # then got depends on whether that member gave it those, which is not the sender's to
-    # learn, so the sender's explanation shows this instead.
-    own_rules: Verdict | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "member": self.member,
-            "allowed": self.allowed,
-            "rule": self.rule,
-            "reason": self.reason,
-        }
-        if self.withheld:
-            out["withheld"] = list(self.withheld)
-        if self.overridden is not None:
-            out["overridden"] = self.overridden.as_dict()
-        if self.own_rules is not None:
-            out["own_rules"] = self.own_rules.as_dict()
-        return out
 
 
 def _allow(member: Member, rule: str, reason: str) -> Verdict:

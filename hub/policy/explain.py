@@ -10,13 +10,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from hub.federation import Federation, Member
-from hub.pipeline.emit import rfc3339_now
-from hub.pipeline.mark import Mark
-from hub.pipeline.submission import Item, Submission
+from hub.model import Item
 from hub.policy.entitlement import Policy
+from hub.policy.marking import marked
 from hub.policy.routing import NoHistory, Router
 from hub.policy.tlp import LABELS, object_tlp
 from hub.stix.markings import Tlp
+from hub.stix.timestamps import rfc3339_now
 
 RULED_LEVELS = (Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT, Tlp.RED)
 
@@ -34,12 +34,12 @@ def explain_objects(
     deliveries and a throwaway pseudonymisation key (values are not shown).
     """
     received = rfc3339_now()
-    items = tuple(Item(i, obj) for i, obj in enumerate(objects))
-    marked = Mark(federation)(Submission("explain", sender.id, "", received, "", items))
-    for item in marked.items:
+    default = sender.sharing.get("default_tlp")
+    items = [marked(Item(i, obj), sender.id, default) for i, obj in enumerate(objects)]
+    for item in items:
         if item.refusal is not None:
             yield f"{item.id or 'an object'}: refused: {item.refusal.message}"
-    accepted = [item.obj for item in marked.items if item.refusal is None]
+    accepted = [item.obj for item in items if item.refusal is None]
     routed = Router(Policy(federation), b"explain").route(sender, accepted, received, NoHistory())
     width = max(len(m.id) for m in federation.members)
     for obj, result in zip(accepted, routed, strict=True):

@@ -23,10 +23,10 @@ import orjson
 
 from hub.collections import PUBLIC, member_alias, region_alias
 from hub.federation import Member
-from hub.pipeline.submission import Delivery
+from hub.model import Delivery, Verdict
 from hub.policy.anonymity import anonymised
 from hub.policy.dependencies import TOO_ENTANGLED, Settled, Shaped, Variants, settle
-from hub.policy.entitlement import Policy, Verdict
+from hub.policy.entitlement import Policy
 from hub.policy.pseudonyms import Pseudonymiser
 from hub.policy.redaction import references
 from hub.policy.rules import Recipient, SharingRules

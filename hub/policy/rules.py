@@ -12,12 +12,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hub.federation import Member
 from hub.stix.markings import Tlp
-
-if TYPE_CHECKING:
-    from hub.federation import Member
 
 _DURATION = re.compile(
     r"P(?:(?P<weeks>\d+)W|(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
@@ -131,40 +129,3 @@ def parse_rules(sharing: Mapping[str, Any], regions: Iterable[str]) -> SharingRu
             min_confidence=receive.get("min_confidence"),
         ),
     )
-
-
-def sharing_problems(
-    data: Mapping[str, Any], federation_path: tuple[str | int, ...]
-) -> Iterable[tuple[tuple[str | int, ...], str]]:
-    """(path, message) for each sharing rule that names something the file does not declare.
-
-    `data` is the whole (schema-valid) federation file; paths are relative to its root.
-    """
-    regions = {r["id"] for r in data["regions"]}
-    members = {m["id"]: m for m in data["members"]}
-    readers = {
-        a["username"]: m["id"]
-        for m in data["members"]
-        for a in m["accounts"]
-        if "read" in a["roles"]
-    }
-    for i, member in enumerate(data["members"]):
-        sharing = member.get("sharing", {})
-        lists: list[tuple[tuple[str | int, ...], list[str]]] = [
-            (("recipients", key), entries) for key, entries in sharing.get("recipients", {}).items()
-        ]
-        lists += [(("markings", mid), e) for mid, e in sharing.get("markings", {}).items()]
-        for path, entries in lists:
-            for j, entry in enumerate(entries):
-                where = (*federation_path, i, "sharing", *path, j)
-                kind, _, value = entry.partition(":")
-                if kind == "region" and value not in regions:
-                    yield where, f"{value!r} is not a region declared in regions"
-                elif kind == "member" and value not in members:
-                    yield where, f"{value!r} is not a member declared in members"
-                elif kind == "account" and value not in readers:
-                    yield where, f"{value!r} is not a member account with the read role"
-        for j, region in enumerate(sharing.get("receive", {}).get("regions", [])):
-            if region not in regions:
-                where = (*federation_path, i, "sharing", "receive", "regions", j)
-                yield where, f"{region!r} is not a region declared in regions"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from hub.pipeline.submission import Delivery
+from hub.model import Delivery
 from hub.policy.tlp import object_tlp
 from hub.stix.markings import marking_refs, tlp_by_marking_id
 

@@ -32,12 +32,13 @@ from typing import Any
 
 import orjson
 
+from hub.model import RefusalCode
+from hub.records import INTAKE_MAC
 from hub.signing.jws import MalformedJws, b64url, b64url_decode
 from hub.signing.keyring import keys_dir_lock, write_atomically
 
 INTAKE_KEY_FILE = "intake.key"
 INTAKE_KEY_FORMAT = "cirt-hub-intake-key-v1"
-MAC_HEADER = "cirt-hub-intake-mac"
 # Long enough for what an API node wrote just before a rotation to reach the pipeline (intake
 # lag is bounded by backpressure); short enough that a leaked key stops counting soon.
 RETIRED_GRACE = timedelta(hours=1)
@@ -52,7 +53,7 @@ class IntakeKeyError(Exception):
 class IntakeMacError(Exception):
     """Why an intake record's MAC is not accepted; `reason` is a stable short code."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: RefusalCode, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -103,7 +104,7 @@ class IntakeKeys:
     def header(self, value: bytes) -> tuple[str, bytes]:
         """The header that authenticates `value` as written by this hub's API."""
         key = self.current
-        return MAC_HEADER, f"{key.kid}.{key.mac(value)}".encode("ascii")
+        return INTAKE_MAC, f"{key.kid}.{key.mac(value)}".encode("ascii")
 
     def predates(self, topic: str, partition: int, offset: int) -> bool:
         """True for a record written before the first intake key existed (module docstring)."""
@@ -113,8 +114,8 @@ class IntakeKeys:
         """IntakeMacError unless `header` is a MAC over `value` made with a key that counts."""
         if header is None:
             raise IntakeMacError(
-                "intake-mac-missing",
-                f"no {MAC_HEADER!r} header: only the hub's own API nodes write this topic, "
+                RefusalCode.INTAKE_MAC_MISSING,
+                f"no {INTAKE_MAC!r} header: only the hub's own API nodes write this topic, "
                 "and they authenticate every record they write",
             )
         kid, _, mac = header.decode("ascii", "replace").partition(".")
@@ -124,21 +125,21 @@ class IntakeKeys:
             given = b64url_decode(mac)
         except MalformedJws as exc:
             raise IntakeMacError(
-                "intake-mac-malformed",
-                f"the {MAC_HEADER!r} header is not '<kid>.<base64url HMAC-SHA256>' ({exc})",
+                RefusalCode.INTAKE_MAC_MALFORMED,
+                f"the {INTAKE_MAC!r} header is not '<kid>.<base64url HMAC-SHA256>' ({exc})",
             ) from exc
         now = now or _now()
         key = next((k for k in self.keys if k.kid == kid and k.counts_at(now)), None)
         if key is None:
             raise IntakeMacError(
-                "intake-mac-unknown-key",
+                RefusalCode.INTAKE_MAC_UNKNOWN_KEY,
                 f"made with key {kid[:40]!r}, which is not one of this hub's intake keys (or was "
                 f"retired more than {RETIRED_GRACE} ago)",
             )
         expected = hmac.new(key.secret, value, hashlib.sha256).digest()
         if not hmac.compare_digest(expected, given):
             raise IntakeMacError(
-                "intake-mac-invalid",
+                RefusalCode.INTAKE_MAC_INVALID,
                 f"the MAC (key {kid!r}) does not match the record: it was changed after the "
                 "hub's API wrote it, or it is forged",
             )

@@ -13,29 +13,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hub.federation import Federation
+from hub.model import MemberSignature, RefusalCode
 from hub.signing.jws import MalformedJws, load_jwk, parse_detached
-
-
-@dataclass(frozen=True, slots=True)
-class MemberSignature:
-    """A member signature the hub verified: the JWS, its key, and what it covered."""
-
-    jws: str
-    kid: str
-    member: str
-    payload_sha256: bytes
 
 
 class MemberSignatureError(Exception):
     """Why a member signature was not accepted; `reason` is a stable short code."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: RefusalCode, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -64,7 +54,7 @@ class MemberKeys:
             parsed = parse_detached(jws)
         except MalformedJws as exc:
             raise MemberSignatureError(
-                "member-signature-malformed", f"the member signature is not usable: {exc}"
+                RefusalCode.MEMBER_SIGNATURE_MALFORMED, f"the member signature is not usable: {exc}"
             ) from exc
         holders = self._by_kid.get(parsed.kid, [])
         own = [key for owner, key in holders if owner == member]
@@ -72,18 +62,18 @@ class MemberKeys:
             others = sorted({owner for owner, _ in holders})
             if others:
                 raise MemberSignatureError(
-                    "member-signature-wrong-member",
+                    RefusalCode.MEMBER_SIGNATURE_WRONG_MEMBER,
                     f"signed with key {parsed.kid!r} of {', '.join(others)}, not of the "
                     f"submitting member {member!r}",
                 )
             raise MemberSignatureError(
-                "member-signature-unknown-key",
+                RefusalCode.MEMBER_SIGNATURE_UNKNOWN_KEY,
                 f"signed with key {parsed.kid!r}, which is not listed for {member!r} in the "
                 "federation file (public_keys)",
             )
         if not any(parsed.verifies(key, payload) for key in own):
             raise MemberSignatureError(
-                "member-signature-invalid",
+                RefusalCode.MEMBER_SIGNATURE_INVALID,
                 f"the member signature (key {parsed.kid!r}) does not match the object: "
                 "it was changed after signing, or the signature is forged",
             )

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 EXTENSION_ID = "extension-definition--d48c7d39-99e9-432b-b5db-b86b19be051f"
 EXTENSION_TYPE = "property-extension"
 HEADER_CLAIMS = "provenance"
-ANONYMOUS = "anonymous"
 EXTENSION_FIELDS = frozenset(
     {
         "extension_type",

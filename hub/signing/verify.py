@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from hub.model import RefusalCode
 from hub.signing.jws import MalformedJws, load_jwk, parse_detached
 from hub.signing.members import MemberKeys, MemberSignatureError
 from hub.signing.provenance import (
@@ -68,7 +69,9 @@ def chain_note(provenance: Provenance) -> str | MemberSignatureError:
     try:
         relayer = parse_detached(provenance.member_signature)
     except MalformedJws:
-        return MemberSignatureError("chain-broken", "a chain without a relaying signature")
+        return MemberSignatureError(
+            RefusalCode.CHAIN_BROKEN, "a chain without a relaying signature"
+        )
     claims = relayer.header.get(HEADER_CLAIMS)
     if isinstance(claims, Mapping):
         rest = digest(orjson.dumps(list(chain[:-1]))) if len(chain) > 1 else None
@@ -77,7 +80,7 @@ def chain_note(provenance: Provenance) -> str | MemberSignatureError:
             or claims.get("chain_sha256") != rest
         ):
             return MemberSignatureError(
-                "chain-broken",
+                RefusalCode.CHAIN_BROKEN,
                 "the chain of earlier signatures is not the one the relaying hub signed",
             )
     return f"; relayed, {len(chain)} earlier signature(s) in its chain"

@@ -65,3 +65,8 @@ def parse(value: str) -> datetime:
 
 
 ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def rfc3339_now() -> str:
+    """Now, as TAXII timestamps are written (UTC, millisecond precision, `Z`)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

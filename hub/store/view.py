@@ -24,6 +24,7 @@ import orjson
 
 from hub.bus import Record, TopicPartition
 from hub.policy.redaction import references
+from hub.records import AuditRecord, FeedRecord, StatusRecord
 from hub.sqlite import SqliteThread, in_transaction
 from hub.stix import timestamps
 from hub.stix.markings import tlp_by_marking_id
@@ -327,10 +328,9 @@ def _among(collections: Sequence[str], reader: str) -> tuple[list[str], list[obj
     return [clause, _READABLE.format(t="o")], [*args, reader]
 
 
-def _routed_at(record: Record) -> datetime:
-    stamp = (record.header("date-added") or b"").decode()
+def _routed_at(feed: FeedRecord, record: Record) -> datetime:
     try:
-        return timestamps.parse(stamp)
+        return timestamps.parse(feed.date_added)
     except ValueError:
         return datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
 
@@ -342,16 +342,15 @@ def _object_tlp(obj: dict[str, Any]) -> int | None:
     return int(max(levels)) if levels else None
 
 
-def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record, added: str) -> None:
-    obj: dict[str, Any] = orjson.loads(record.value)
+def _apply_feed(conn: sqlite3.Connection, feed: FeedRecord, added: str) -> None:
+    obj: dict[str, Any] = orjson.loads(feed.value)
     version = obj.get("modified") or obj.get("created")
-    accounts = record.header("accounts")
     cursor = conn.execute(
         "INSERT OR IGNORE INTO objects (collection, id, type, spec_version, version,"
         " version_key, date_added, date_added_key, json, accounts, tlp)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            collection,
+            feed.collection,
             obj["id"],
             obj["type"],
             obj.get("spec_version", "2.1"),
@@ -359,8 +358,8 @@ def _apply_feed(conn: sqlite3.Connection, collection: str, record: Record, added
             timestamp_key(version),
             added,
             timestamp_key(added),
-            record.value,
-            f",{accounts.decode()}," if accounts else None,
+            feed.value,
+            f",{','.join(feed.accounts)}," if feed.accounts else None,
             _object_tlp(obj),
         ),
     )
@@ -392,9 +391,9 @@ def _missing(conn: sqlite3.Connection, wanted: list[list[str]]) -> list[list[str
 
 
 def _apply_status(conn: sqlite3.Connection, record: Record) -> None:
-    doc = orjson.loads(record.value)
-    member = (record.header("member") or b"").decode()
-    if doc.get("status") != "complete":
+    status = StatusRecord.from_record(record)
+    doc, member = status.doc, status.member
+    if not status.complete:
         # A pending status never replaces what is there: the final one may have come first.
         conn.execute(
             "INSERT OR IGNORE INTO statuses (id, member, complete, doc) VALUES (?, ?, 0, ?)",
@@ -403,8 +402,7 @@ def _apply_status(conn: sqlite3.Connection, record: Record) -> None:
         return
     # "complete" is shown only once every object it reports delivered is readable here, so
     # a client that saw it complete never reads a collection that lacks what it sent.
-    delivered = orjson.loads(record.header("delivered") or b"[]")
-    wanted = [[c, i, timestamp_key(v)] for c, i, v in delivered]
+    wanted = [[c, i, timestamp_key(v)] for c, i, v in status.delivered or ()]
     missing = _missing(conn, wanted)
     pending = orjson.dumps({**doc, "status": "pending"}) if missing else record.value
     conn.execute(
@@ -471,10 +469,10 @@ def _mark_layout(conn: sqlite3.Connection) -> None:
 
 
 def _apply_audit(conn: sqlite3.Connection, record: Record) -> None:
-    doc = orjson.loads(record.value)
+    audit = AuditRecord.from_record(record)
     conn.execute(
         "INSERT OR IGNORE INTO audit (seq, sender, object_id, record) VALUES (?, ?, ?, ?)",
-        (doc["seq"], doc["sender"], doc["object_id"], record.value),
+        (audit.seq, audit.sender, audit.object_id, record.value),
     )
 
 
@@ -546,12 +544,13 @@ class View:
                 elif record.topic == self._audit_topic:
                     _apply_audit(conn, record)
                 elif record.topic in self._feeds:
-                    added = _routed_at(record)
+                    feed = FeedRecord.from_record(record, self._feeds[record.topic])
+                    added = _routed_at(feed, record)
                     if latest is not None and added <= latest:
                         added = latest + timestamps.ONE_MICROSECOND
                     latest = added
                     stamp = timestamps.format_micros(added)
-                    _apply_feed(conn, self._feeds[record.topic], record, stamp)
+                    _apply_feed(conn, feed, stamp)
                 ends[record.tp] = max(ends.get(record.tp, 0), record.offset + 1)
             conn.executemany(
                 "INSERT INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)"

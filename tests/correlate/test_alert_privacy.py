@@ -14,16 +14,18 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.bus import Record
 from hub.collections import PUBLIC, member_alias, region_alias
 from hub.correlate.alerts import alert
 from hub.correlate.correlator import Correlation
 from hub.correlate.observe import Observe
 from hub.correlate.rules import parse_rules
 from hub.federation import Account, Federation, HubInfo, Member, Region
+from hub.model import Item, Submission
 from hub.pipeline.emit import observation_message
-from hub.pipeline.submission import Item, Submission
 from hub.policy.entitlement import Policy
 from hub.policy.routing import NoHistory, Router
+from hub.records import ObservationRecord
 from hub.topics import Topics
 from tests.policy.test_leak_freedom import TLP
 
@@ -142,7 +144,9 @@ def holds(alerts_checked: list[int], world) -> None:
         message = observation_message(observed.items[0], observed, topics)
         if message is None:
             continue
-        for state, member, refs in correlation.observe(orjson.loads(message.value)):
+        read = Record(message.topic, 0, 0, message.key, message.value, message.headers, 0)
+        seen = ObservationRecord.from_record(read)
+        for state, member, refs in correlation.observe(seen):
             latest[member] = alert(state, member, refs, HUB)
     for member in federation.members:
         got = latest.get(member.id)

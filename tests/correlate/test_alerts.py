@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 import stix2
 
-from hub.api.keys import SIGNING_KEYS
+from hub.api.keys import BUS, SIGNING_KEYS
+from hub.bus import read_to
 from hub.correlate.alerts import ALERT_PROPERTY
 from hub.federation import Federation
 from hub.signing.verify import Verifier, hub_keys
@@ -126,6 +127,19 @@ async def test_three_countries_one_domain_one_alert_versioned_and_private(
         assert first["id"] in latest["object_refs"] and far["id"] not in latest["object_refs"]
         verifier = Verifier(hub_keys(hub.app[SIGNING_KEYS].jwks()))
         assert all(verifier.verify(a).valid for a in west)
+        # The hub's own objects name the hub's id as their submitter, as the TLP definitions
+        # do: on the feed record (what Kafka readers see) and in the signed provenance.
+        hub_id = hub.settings.federation.hub.id
+        topic = hub.settings.topics.feed("alerts")
+        ends = await hub.app[BUS].end_offsets([topic])
+        reader = hub.app[BUS].reader([topic], {tp: 0 for tp in ends})
+        await reader.start()
+        try:
+            records = await read_to(reader, ends)
+        finally:
+            await reader.stop()
+        assert records and {r.header("submitter") for r in records} == {hub_id.encode()}
+        assert {verifier.verify(a).submitter for a in west} == {hub_id}
 
         # ke-cirt learns that four members in four countries saw it; not who, not what.
         [east] = await settled(hub, "ke-cirt-read", 1)

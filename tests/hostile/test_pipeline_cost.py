@@ -21,10 +21,10 @@ import pytest
 from taxii2client.v21 import Collection
 
 from hub.federation import Account, Federation, HubInfo, Limits, Member, Region
-from hub.pipeline.validate import Refuse, check_object
 from hub.policy.dependencies import TOO_ENTANGLED, Shaped, settle
 from hub.policy.entitlement import Policy
 from hub.policy.routing import NoHistory, Router
+from hub.stix.validation import Refuse, check_object
 from tests.hubs import RunningHub, collection, member_identity, read_all, running_hub, submit
 from tests.stixdata import TLP2, indicator
 

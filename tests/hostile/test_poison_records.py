@@ -32,7 +32,7 @@ from hub.bus.embedded import EmbeddedBus
 from hub.bus.kafka import KafkaBus
 from hub.bus.url import EMBEDDED_FILE, open_bus, parse_kafka_url
 from hub.federation import Federation, Limits
-from hub.pipeline.decode import SIGNATURE_HEADER
+from hub.records import SIGNATURE
 from tests.hubs import RunningHub, collection, member_identity, read_all, running_hub
 from tests.intake.conftest import credentials, member_key, wait_complete
 from tests.signing.support import detached_sign, public_jwk
@@ -95,7 +95,7 @@ async def hub_of(
 async def produce(hub: RunningHub, member: str, value: bytes) -> None:
     """`value` on `member`'s intake topic, signed with its key, by its own producer (a
     client of the usual limits, not the hub's)."""
-    headers = ((SIGNATURE_HEADER, detached_sign(value, member_key(member)).encode()),)
+    headers = ((SIGNATURE, detached_sign(value, member_key(member)).encode()),)
     topic = hub.settings.topics.member_intake(member)
     writer = open_bus(hub.settings.bus_url, hub.settings.data_dir)
     await writer.start()

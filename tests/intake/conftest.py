@@ -19,7 +19,7 @@ from joserfc.jwk import OKPKey
 
 from hub.bus import Message
 from hub.federation import Federation, Limits
-from hub.pipeline.decode import ACCOUNT_HEADER, SIGNATURE_HEADER
+from hub.records import ACCOUNT, SIGNATURE
 from tests.hubs import RunningHub, running_hub
 from tests.intake.corpus import TAXII
 from tests.signing.support import detached_sign, new_member_key, public_jwk
@@ -105,8 +105,8 @@ def member_record(
     signer = member if signer is None else signer
     if signer != "":
         key = member_key(signer) if isinstance(signer, str) else signer
-        headers.append((SIGNATURE_HEADER, detached_sign(value, key).encode()))
+        headers.append((SIGNATURE, detached_sign(value, key).encode()))
     if account is not None:
-        headers.append((ACCOUNT_HEADER, account.encode()))
+        headers.append((ACCOUNT, account.encode()))
     topic = hub.settings.topics.member_intake(member)
     return Message(topic, value, key=record_key, headers=tuple(headers))

@@ -18,7 +18,7 @@ import orjson
 from hub.api.keys import BUS, COLLECTIONS, INTAKE_KEYS, VIEW
 from hub.bus import Message
 from hub.collections import feed_aliases
-from hub.pipeline.decode import ACCOUNT_HEADER, SIGNATURE_HEADER
+from hub.records import ACCOUNT, SIGNATURE
 from hub.stix.predefined import is_predefined
 from hub.store.view import ObjectQuery
 from tests.hubs import RunningHub
@@ -136,9 +136,7 @@ async def test_the_corpus_through_kafka_intake_ends_in_rejected(corpus_hub: Runn
     )  # fmt: skip
     tampered = member_record(hub, "ng-cert", good)
     tampered = replace(tampered, value=envelope({"id": "x--2"}))
-    unusable = replace(
-        member_record(hub, "ng-cert", good), headers=((SIGNATURE_HEADER, b"not a JWS"),)
-    )
+    unusable = replace(member_record(hub, "ng-cert", good), headers=((SIGNATURE, b"not a JWS"),))
     # name → (the record, its reason, the beginning of its message)
     poison: dict[str, tuple[Message, str, str]] = {
         "not json": (
@@ -189,7 +187,7 @@ async def test_the_corpus_through_kafka_intake_ends_in_rejected(corpus_hub: Runn
             f"'{hub.settings.topics.member_intake('ng-cert')}' is the intake topic of 'ng-cert'",
         ),
         "member record on intake": (
-            Message(intake, good, headers=((ACCOUNT_HEADER, b"ng-cert-submit"),)),
+            Message(intake, good, headers=((ACCOUNT, b"ng-cert-submit"),)),
             "wrong-topic",
             f"a member's own records do not belong on '{intake}'",
         ),

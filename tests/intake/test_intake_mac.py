@@ -24,7 +24,7 @@ from hub.api.keys import BUS, COLLECTIONS, INTAKE_KEYS, VIEW
 from hub.bus import Bus, Message, TopicSpec
 from hub.bus.url import open_bus
 from hub.collections import feed_aliases
-from hub.pipeline.decode import encode_intake
+from hub.records import encode_intake
 from hub.signing.intake import (
     RETIRED_GRACE,
     IntakeKeyFile,

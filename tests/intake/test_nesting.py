@@ -18,7 +18,7 @@ import pytest
 
 from hub.api.keys import BUS
 from hub.federation import Federation, Limits
-from hub.pipeline.decode import member_status_id
+from hub.records import member_status_id
 from tests.hubs import RunningHub, running_hub
 from tests.intake.conftest import credentials, member_key, member_record, wait_complete
 from tests.intake.corpus import TAXII, indicator

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from stix2patterns.validator import run_validator
 
 from hub.federation import Limits, load_federation
-from hub.pipeline.validate import KNOWN_TYPES, Refuse, _vouched, check_object, check_object_stix2
 from hub.stix import patterns, schemas
+from hub.stix.validation import KNOWN_TYPES, Refuse, _vouched, check_object, check_object_stix2
 from tests.conftest import ROOT, TESTDATA
 from tests.intake.corpus import HTTP_CASES, OBJECT_CASES, resolve
 from tests.pipeline.test_shared_corpus import objects_of, stix_files

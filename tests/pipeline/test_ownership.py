@@ -17,10 +17,10 @@ from hub.bus import Message, TopicSpec
 from hub.bus.url import open_bus
 from hub.collections import ALERTS
 from hub.federation import load_federation
+from hub.model import Item, Submission
 from hub.pipeline.emit import emit
 from hub.pipeline.history import HUB, DeliveryHistory
 from hub.pipeline.ownership import Ownership
-from hub.pipeline.submission import Item, Submission
 from hub.signing.provenance import EXTENSION_ID
 from hub.topics import Topics
 from tests.conftest import ROOT

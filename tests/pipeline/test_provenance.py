@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from hub.federation import load_federation
+from hub.model import Item, Submission
 from hub.pipeline.provenance import Provenance
-from hub.pipeline.submission import Item, Submission
 from tests.conftest import ROOT
 from tests.stixdata import TLP1_WHITE
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.federation import Limits
-from hub.pipeline.validate import Refuse, check_object
+from hub.stix.validation import Refuse, check_object
 from tests.conftest import TESTDATA
 from tests.stixdata import oasis_errors_of_all
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from hub.federation import Federation, load_federation
+from hub.model import Delivery, Item, Stage, Submission
 from hub.pipeline.authenticate import Authenticate
+from hub.pipeline.compose import compose
 from hub.pipeline.sign import Sign
-from hub.pipeline.submission import Delivery, Item, Stage, Submission, compose
 from hub.signing.keyring import KeyStore
 from hub.signing.members import MemberKeys
 from hub.signing.provenance import EXTENSION_ID, HubSigner

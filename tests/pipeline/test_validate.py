@@ -9,8 +9,9 @@ import pytest
 from stix2.v21 import OBJ_MAP_OBSERVABLE
 
 from hub.federation import Limits, load_federation
-from hub.pipeline.submission import Item, Submission
-from hub.pipeline.validate import Refuse, Validate, check_object
+from hub.model import Item, Submission
+from hub.pipeline.validate import Validate
+from hub.stix.validation import Refuse, check_object
 from tests.conftest import ROOT, TESTDATA
 from tests.stixdata import shared_objects
 

@@ -15,7 +15,8 @@ from hub.api.console.login import scope, signed_in
 from hub.api.console.render import HEADERS, ROOT, language_of, page
 from hub.api.keys import SETTINGS
 from hub.federation import Account, Federation
-from hub.signing.provenance import ANONYMOUS, EXTENSION_ID
+from hub.records import ANONYMOUS
+from hub.signing.provenance import EXTENSION_ID
 from hub.store.view import Arrival
 
 # What a list shows of each object, read by the view from the stored JSON.

@@ -37,10 +37,10 @@ from hub.errors import (
     PayloadTooLarge,
     Unavailable,
 )
-from hub.pipeline.decode import encode_intake
-from hub.pipeline.emit import rfc3339_now
+from hub.records import encode_intake
 from hub.status import pending_status
 from hub.stix.envelope import envelope_objects, parse_body
+from hub.stix.timestamps import rfc3339_now
 from hub.store.view import Entry, Page
 
 log = logging.getLogger(__name__)

@@ -1,23 +1,103 @@
-"""The values that travel through the pipeline: a submission and its objects' outcomes."""
+"""The values that travel through the hub: a submission, its objects, what the stages
+decided about each (verdicts, deliveries, a refusal and its code), and what signing verified.
+
+Pipeline, policy and signing all speak in these; this module imports none of them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
-from hub.policy.entitlement import Verdict
-from hub.signing.members import MemberSignature
-
 MAX_MESSAGE = 2000  # characters of a refusal's message
+
+
+class RefusalCode(StrEnum):
+    """Why an object or a whole intake record was refused: stable short codes for metrics,
+    `rejected` entries and filters (docs: the refusal codes of intake and signatures)."""
+
+    # An object, refused by a stage; its siblings go on.
+    INVALID_STIX = "invalid-stix"
+    TOO_LARGE = "too-large"
+    UNMARKED = "unmarked"
+    FORGED_PROVENANCE = "forged-provenance"
+    FORGED_MARKING = "forged-marking"
+    NOT_OWNER = "not-owner"
+    UNKNOWN_MEMBER = "unknown-member"
+    RED_WITHOUT_RECIPIENTS = "red-without-recipients"
+    INTERNAL_ERROR = "internal-error"
+    # A member signature, on an object or on a member's own record.
+    MEMBER_SIGNATURE_MISSING = "member-signature-missing"
+    MEMBER_SIGNATURE_MALFORMED = "member-signature-malformed"
+    MEMBER_SIGNATURE_WRONG_MEMBER = "member-signature-wrong-member"
+    MEMBER_SIGNATURE_UNKNOWN_KEY = "member-signature-unknown-key"
+    MEMBER_SIGNATURE_INVALID = "member-signature-invalid"
+    CHAIN_BROKEN = "chain-broken"  # what `cirt-hub verify` finds of a relayed object
+    # A whole intake record.
+    UNDECODABLE = "undecodable"
+    TOO_DEEP = "too-deep"
+    WRONG_TOPIC = "wrong-topic"
+    INTAKE_REPLAYED = "intake-replayed"
+    NOT_AUTHORIZED = "not-authorized"
+    OUTPUT_TOO_LARGE = "output-too-large"
+    INTAKE_MAC_MISSING = "intake-mac-missing"
+    INTAKE_MAC_MALFORMED = "intake-mac-malformed"
+    INTAKE_MAC_UNKNOWN_KEY = "intake-mac-unknown-key"
+    INTAKE_MAC_INVALID = "intake-mac-invalid"
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why one object was not accepted, in words a CIRT analyst understands."""
 
-    reason: str  # short code, stable for metrics and filters: "invalid-stix", ...
+    reason: RefusalCode
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSignature:
+    """A member signature the hub verified: the JWS, its key, and what it covered."""
+
+    jws: str
+    kid: str
+    member: str
+    payload_sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision for one recipient: allowed or denied, the rule that decided, and why."""
+
+    member: str
+    allowed: bool
+    rule: str  # the deciding rule, as named in the federation file ("sharing.recipients.amber")
+    reason: str  # in words a CIRT analyst understands
+    withheld: tuple[str, ...] = ()  # properties this recipient gets the object without
+    # What the sender's rules alone decided, where a revocation overrode it: the sender's
+    # explanation shows this when the earlier version came from someone else.
+    overridden: Verdict | None = None
+    # What the sender's rules and its own objects alone decided, where the object refers
+    # (itself or through the submission) to another member's objects: what a recipient
+    # then got depends on whether that member gave it those, which is not the sender's to
+    # learn, so the sender's explanation shows this instead.
+    own_rules: Verdict | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "member": self.member,
+            "allowed": self.allowed,
+            "rule": self.rule,
+            "reason": self.reason,
+        }
+        if self.withheld:
+            out["withheld"] = list(self.withheld)
+        if self.overridden is not None:
+            out["overridden"] = self.overridden.as_dict()
+        if self.own_rules is not None:
+            out["own_rules"] = self.own_rules.as_dict()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +164,7 @@ class Item:
     def accepted(self) -> bool:
         return self.refusal is None
 
-    def refuse(self, reason: str, message: str) -> Item:
+    def refuse(self, reason: RefusalCode, message: str) -> Item:
         if len(message) > MAX_MESSAGE:
             # A message may quote a value (a timestamp of 8 MB): its reader needs the reason,
             # and the status and `rejected` records must stay within what the bus takes.
@@ -110,14 +190,3 @@ class Submission:
 
 
 Stage = Callable[[Submission], Submission]
-
-
-def compose(*stages: Stage) -> Stage:
-    """The pipeline: `stages` applied in order, read top to bottom in one place."""
-
-    def pipeline(submission: Submission) -> Submission:
-        for stage in stages:
-            submission = stage(submission)
-        return submission
-
-    return pipeline
