@@ -163,8 +163,28 @@ class HubMetrics:
         )
         self.topic_bytes = Gauge(
             "cirt_hub_topic_bytes",
-            "Bytes (keys, values, headers) each topic holds on the embedded log, at scrape time.",
+            "Bytes each topic holds, at scrape time: keys, values and headers on the embedded "
+            "log; its partitions on the brokers' disks on Kafka (every replica).",
             ["topic"],
+            registry=r,
+        )
+        self.kafka_log_dir_bytes = Gauge(
+            "cirt_hub_kafka_log_dir_bytes",
+            "Each Kafka log dir: the hub's topics in it (hub), its size (total) and what is "
+            "left (usable; total and usable from Kafka 3.3 on), at scrape time.",
+            ["broker", "log_dir", "kind"],
+            registry=r,
+        )
+        self.kafka_growth = Gauge(
+            "cirt_hub_kafka_topics_growth_bytes_per_day",
+            "How fast the hub's topics grew on the brokers' disks over the last week (NaN "
+            "before an hour of samples).",
+            registry=r,
+        )
+        self.kafka_full_in_days = Gauge(
+            "cirt_hub_kafka_full_in_days",
+            "Days until the Kafka log dir that fills first is full at that rate (NaN when not "
+            "growing or the brokers do not tell their free space).",
             registry=r,
         )
         self.data_dir_bytes = Gauge(

@@ -61,7 +61,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     submit.add_argument("--key", type=Path, help="sign each object with this member key (PEM)")
     submit.add_argument("--queue", type=Path, help="store-and-forward through this folder")
     submit.add_argument("--max-objects", type=int, default=1000, help="objects per request")
-    submit.add_argument("--no-compress", action="store_true", help="do not gzip request bodies")
+    submit.add_argument(
+        "--no-compress", action="store_true", help="do not compress request bodies (zstd or gzip)"
+    )
     submit.add_argument("--json", action="store_true", help="one JSON line per object outcome")
 
     pulling = sub.add_parser(

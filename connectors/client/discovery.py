@@ -52,6 +52,11 @@ class DiscoveryCache:
         entry = self._entries.get(url)
         return entry["etag"] if entry else None
 
+    def accept_encoding(self, url: str) -> str | None:
+        """The Accept-Encoding of the answer cached for `url`."""
+        entry = self._entries.get(url)
+        return entry.get("accept_encoding") if entry else None
+
     def store(self, url: str, found: Any, headers: Mapping[str, str]) -> dict[str, Any]:
         """Keep what a GET of `url` answered (None for a 304: the cached copy is current)."""
         entry = self._entries.get(url)
@@ -63,6 +68,8 @@ class DiscoveryCache:
             self._entries[url] = {
                 "body": found,
                 "etag": headers.get("ETag"),
+                # what the hub decodes in request bodies, for runs that ask it nothing
+                "accept_encoding": headers.get("Accept-Encoding"),
                 "fetched": time.time(),
                 "max_age": int(max_age.group(1)) if max_age else 0,
             }

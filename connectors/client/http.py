@@ -11,7 +11,6 @@ connection is dropped early. What the link does is counted in `link` (connectors
 from __future__ import annotations
 
 import asyncio
-import gzip
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -23,15 +22,15 @@ import aiohttp
 import orjson
 
 from connectors.client.bundles import chunks, envelope, version
+from connectors.client.codings import ACCEPT_ENCODING, Answer, body_coding, encode, hub_decodes
 from connectors.client.discovery import DiscoveryCache
 from connectors.client.link import Link
 from connectors.client.retry import Backoff, retry_after
+from hub.api.codings import DecodingError
 from hub.signing.sources import Credentials
 
 TAXII = "application/taxii+json;version=2.1"
 RETRIABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-# Compressing a few hundred bytes costs more than it saves.
-_COMPRESS_FROM = 1024
 # Bodies go out and come in by pieces this large: each one shows progress, and --max-rate
 # paces them.
 _PIECE = 8192
@@ -158,8 +157,10 @@ class HubClient:
         self._api_root: str | None = None
         self._root_info: dict[str, Any] = {}
         self._collections: dict[str, dict[str, Any]] = {}
-        # Wire bytes per uncompressed byte of the last request body (gzip's ratio on it).
+        # Wire bytes per uncompressed byte of the last request body (its coding's ratio).
         self.ratio = 0.3
+        # What the hub said it decodes in request bodies (Accept-Encoding in its answers).
+        self.hub_decodes: frozenset[str] = frozenset()
 
     async def __aenter__(self) -> HubClient:
         self._session = aiohttp.ClientSession(
@@ -167,8 +168,10 @@ class HubClient:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.stall),
             headers={
                 "Accept": TAXII,
+                "Accept-Encoding": ACCEPT_ENCODING,
                 "Authorization": Credentials(self.username, self._password).header(),
             },
+            auto_decompress=False,  # decoded in _once (connectors.client.codings)
         )
         return self
 
@@ -193,13 +196,12 @@ class HubClient:
         (`wait`: seconds the hub may take to answer on purpose, a long poll). A 304 answers
         None."""
         sent_headers = dict(headers or {})
-        if body is not None:
+        plain, coding = body, "identity"
+        if plain is not None:
             sent_headers["Content-Type"] = TAXII
-            if self._compress and len(body) >= _COMPRESS_FROM:
-                plain = len(body)
-                body = gzip.compress(body, compresslevel=9)
-                sent_headers["Content-Encoding"] = "gzip"
-                self.ratio = len(body) / plain
+            if self._compress:
+                coding = body_coding(len(plain), self.hub_decodes)
+            body = self._encoded(plain, coding, sent_headers)
         attempts = self.backoff.start()
         patience = 1.0
         while True:
@@ -220,6 +222,12 @@ class HubClient:
                 continue
             if status in (expect, 304):
                 return (orjson.loads(raw) if raw else None), answer_headers
+            if status == 415 and coding == "zstd" and plain is not None:
+                # A hub (or one of its nodes) that does not decode zstd after all: gzip.
+                self.hub_decodes -= {"zstd"}
+                coding = "gzip"
+                body = self._encoded(plain, coding, sent_headers)
+                continue
             error = _error(raw)
             raise Refused(
                 status,
@@ -227,6 +235,19 @@ class HubClient:
                 error.get("title", ""),
                 error.get("description", ""),
             )
+
+    def _encoded(self, plain: bytes, coding: str, headers: dict[str, str]) -> bytes:
+        """`plain` in `coding`, its Content-Encoding set in `headers`."""
+        body = encode(plain, coding)
+        if coding != "identity":
+            headers["Content-Encoding"] = coding
+            self.ratio = len(body) / len(plain)
+        return body
+
+    def learn(self, accept_encoding: str | None) -> None:
+        """Keep what an answer's Accept-Encoding says the hub decodes (absent: no change)."""
+        if accept_encoding is not None:
+            self.hub_decodes = hub_decodes(accept_encoding)
 
     def _told(self, why: str, delay: float) -> None:
         self.link.failed(why, time.time() + delay)
@@ -245,7 +266,7 @@ class HubClient:
         loop = asyncio.get_running_loop()
         doing = "connecting"
         quiet = self.stall  # seconds without a byte allowed at this point
-        received = bytearray()
+        received = b""
         sent = 0
 
         def progress(now_doing: str, allowed: float) -> None:
@@ -281,23 +302,28 @@ class HubClient:
                     progress("receiving the answer", self.stall)
                     first = time.monotonic()
                     wire = 0
+                    answer = Answer(response.headers.get("Content-Encoding"))
                     async for piece in response.content.iter_chunked(_PIECE):
-                        received += piece
+                        answer.feed(piece)
                         now_wire = response.content.total_raw_bytes
                         self.link.moved(received=now_wire - wire)
                         await self.link.pace(now_wire - wire)
                         wire = now_wire
                         progress(f"receiving the answer ({wire:,} bytes received)", self.stall)
+                    received = answer.finish()
                     self.link.measure(wire, time.monotonic() - first)
                     status, answer_headers = response.status, response.headers
+                    self.learn(answer_headers.get("Accept-Encoding"))
         except TimeoutError:
             why = f"{url}: no byte moved for {quiet:g} s while {doing}"
             raise _Failed(why, link=True, waiting=doing.startswith("waiting")) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise _Failed(f"{url}: {_connection_error(exc)} while {doing}", link=True) from exc
+        except DecodingError as exc:
+            raise _Failed(f"{url}: an answer that does not decode: {exc}", link=False) from exc
         self.link.up()
         if status in RETRIABLE_STATUS:
-            error = _error(bytes(received))
+            error = _error(received)
             why = f"{url}: the hub answered HTTP {status} {error.get('description', '')}"
             raise _Failed(why.strip(), retry_after(answer_headers.get("Retry-After")), link=False)
         if 200 <= status < 300 and status != 204:
@@ -305,7 +331,7 @@ class HubClient:
                 orjson.loads(received)
             except orjson.JSONDecodeError as exc:
                 raise _Failed(f"{url}: an answer that is not JSON: {exc}", link=False) from exc
-        return status, bytes(received), answer_headers
+        return status, received, answer_headers
 
     async def _probe(self) -> bool:
         """Is the link up? A HEAD of discovery: a few hundred bytes, any answer will do."""
@@ -315,6 +341,7 @@ class HubClient:
                 self.discovery, timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT)
             ) as response:
                 await response.read()
+                self.learn(response.headers.get("Accept-Encoding"))
         except (aiohttp.ClientError, TimeoutError):
             return False
         self.link.up()
@@ -324,6 +351,7 @@ class HubClient:
         """GET of a discovery resource: the cached copy while fresh, else revalidated."""
         cached = self._cache.fresh(url)
         if cached is not None:
+            self.learn(self._cache.accept_encoding(url))
             return cached
         etag = self._cache.etag(url)
         headers = {"If-None-Match": etag} if etag else {}

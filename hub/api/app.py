@@ -17,6 +17,7 @@ from hub.api.auth import Authenticator
 from hub.api.background import supervised
 from hub.api.backpressure import IntakeGate
 from hub.api.bodies import request_bodies
+from hub.api.codings import advertise_codings
 from hub.api.console.errors import console_errors
 from hub.api.keys import (
     AUTH,
@@ -239,6 +240,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         client_max_size=settings.max_content_length,
     )
     app.on_response_prepare.append(name_server)
+    app.on_response_prepare.append(advertise_codings)
     app[SETTINGS] = settings
     app[COLLECTIONS] = build_collections(settings.federation)
     app[SIGNING_KEYS] = KeyStore(settings.signing_keys_dir)

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import sqlite3
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,8 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hub.api.access import caller
 from hub.api.keys import BUS, DISK, FOLLOWER, METRICS, SETTINGS, VIEW
 from hub.bus import BusError, TopicPartition
+from hub.bus.kafka import KafkaBus
 from hub.errors import Forbidden
-from hub.ops.usage import measure
+from hub.ops.usage import kafka_usage, measure
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,11 @@ async def refresh_usage(app: web.Application) -> dict[str, object]:
     except (OSError, sqlite3.Error) as exc:
         log.warning("data dir usage not measured: %s", exc)
         return {}
-    for topic, size in found.topics.items():
+    topics = found.topics
+    kafka = await _kafka_usage(app)
+    if kafka is not None:
+        topics = kafka["topics"]
+    for topic, size in topics.items():
         metrics.topic_bytes.labels(topic).set(size)
     for name, size in found.files.items():
         metrics.data_dir_bytes.labels(name).set(size)
@@ -87,8 +93,49 @@ async def refresh_usage(app: web.Application) -> dict[str, object]:
     metrics.disk_full_in_days.set(nan if found.days_until_full is None else found.days_until_full)
     return {
         "files": found.files,
-        "topics": found.topics,
+        "topics": topics,
         "bytes": found.total,
+        "growth_per_day": found.growth_per_day,
+        "days_until_full": found.days_until_full,
+        **({"kafka": kafka} if kafka is not None else {}),
+    }
+
+
+async def _kafka_usage(app: web.Application) -> dict[str, Any] | None:
+    """On Kafka: the hub's topics on the brokers' disks, their growth and the log dirs'
+    space, set in their gauges; for the dashboard (None on the embedded log)."""
+    settings, bus, metrics = app[SETTINGS], app[BUS], app[METRICS]
+    if not isinstance(bus, KafkaBus):
+        return None
+    try:
+        async with asyncio.timeout(3):
+            log_dirs = await bus.log_dirs(settings.topic_prefix)
+        found = await asyncio.to_thread(kafka_usage, log_dirs, settings.data_dir)
+    except (BusError, TimeoutError, OSError) as exc:
+        log.warning("Kafka topic sizes not measured: %s", exc or "no answer within 3 s")
+        return None
+    nan = float("nan")
+    for d in found.log_dirs:
+        broker = str(d.broker)
+        metrics.kafka_log_dir_bytes.labels(broker, d.path, "hub").set(sum(d.topics.values()))
+        for kind, value in (("total", d.total_bytes), ("usable", d.usable_bytes)):
+            metrics.kafka_log_dir_bytes.labels(broker, d.path, kind).set(
+                nan if value is None else value
+            )
+    metrics.kafka_growth.set(nan if found.growth_per_day is None else found.growth_per_day)
+    metrics.kafka_full_in_days.set(nan if found.days_until_full is None else found.days_until_full)
+    return {
+        "topics": found.topics,
+        "log_dirs": [
+            {
+                "broker": d.broker,
+                "path": d.path,
+                "bytes": sum(d.topics.values()),
+                "total_bytes": d.total_bytes,
+                "usable_bytes": d.usable_bytes,
+            }
+            for d in found.log_dirs
+        ],
         "growth_per_day": found.growth_per_day,
         "days_until_full": found.days_until_full,
     }

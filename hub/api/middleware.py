@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from hub.api.codings import encode_answer
 from hub.api.keys import METRICS, REQUEST_ID
 from hub.api.media import taxii_response
 from hub.errors import HubError, Unauthorized
@@ -149,9 +150,10 @@ _COMPRESS_ABOVE = 1024
 
 @web.middleware
 async def compression(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """gzip/deflate larger answers for clients that accept it (slow links are common)."""
+    """Larger answers in the coding the client prefers (slow links are common)."""
     response = await handler(request)
     body = response.body if isinstance(response, web.Response) else None
     if isinstance(body, bytes | bytearray) and len(body) > _COMPRESS_ABOVE:
-        response.enable_compression()  # negotiated against the request's Accept-Encoding
+        assert isinstance(response, web.Response)
+        encode_answer(request, response)
     return response

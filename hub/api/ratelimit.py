@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from aiohttp import web
 
+from hub.api.bodies import read_body
 from hub.errors import TooManyRequests
 from hub.federation import Account, Federation, RateLimits
 from hub.metrics import HubMetrics
@@ -151,5 +152,5 @@ def admit(request: web.Request, account: Account) -> None:
 async def charge(request: web.Request, account: Account, objects: int) -> None:
     """Count the submission's objects and body bytes (already read: no second read)."""
     if account.member is not None:
-        size = len(await request.read())
+        size = len(await read_body(request))
         request.app[RATE_LIMITS].charge(account.member, objects, size)

@@ -7,8 +7,10 @@ how many connections one address may hold, and answers to requests the app never
 - A source address (an IPv6 /64) holds at most `max_connections_per_address` connections;
   one more is closed as it opens, before anything is read, so a few hundred slow sockets
   from one place cannot use up the node. Counted in `cirt_hub_connections_refused_total`.
-- A request aiohttp's parser refuses (not HTTP, a Content-Encoding it cannot decode) is
-  answered here, since it reaches no middleware: a TAXII error body, never plain text.
+- aiohttp does not decode request bodies: hub.api.bodies does, within its bounds, when a
+  handler reads one (aiohttp's zstd decoder would allow 128 MB windows before any check).
+- A request aiohttp's parser refuses (not HTTP) is answered here, since it reaches no
+  middleware: a TAXII error body, never plain text.
 - No answer names the server's software or versions.
 """
 
@@ -16,16 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError
 
-from hub.api.bodies import unsupported_encoding
 from hub.api.keys import METRICS, SETTINGS
 from hub.api.media import taxii_response
 from hub.api.middleware import error_body
@@ -105,12 +105,7 @@ class _Connection(web.RequestHandler):
         """A request refused before the app (or a 500 aiohttp caught) as a TAXII error."""
         if request.writer.output_size > 0:
             raise ConnectionError("an answer was already under way; the connection is closed")
-        if isinstance(exc, ContentEncodingError):
-            # The request's headers are not kept; the parser's message names the encoding.
-            named = re.search(r"\((\w+)\)", exc.message)
-            refusal = unsupported_encoding(named[1] if named else "this")
-            status, title, description = refusal.status, refusal.title, refusal.description
-        elif status < 500:
+        if status < 500:
             title = HTTPStatus(status).phrase.capitalize()
             reason = exc.message if isinstance(exc, HttpProcessingError) else message
             description = f"the request is not valid HTTP/1.1: {reason or 'malformed'}"
@@ -157,7 +152,9 @@ class HubRunner(web.AppRunner):
         settings = app[SETTINGS]
         # aiohttp's keep-alive timer also runs from a connection's opening to its first
         # complete request: it is the header timeout as well as the idle timeout.
-        super().__init__(app, keepalive_timeout=settings.header_timeout, **kwargs)
+        super().__init__(
+            app, keepalive_timeout=settings.header_timeout, auto_decompress=False, **kwargs
+        )
         self._limit = ConnectionLimit(settings.max_connections_per_address, app[METRICS])
 
     async def _make_server(self) -> web.Server:

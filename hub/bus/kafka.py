@@ -34,6 +34,7 @@ from hub.bus.errors import BusUnavailable, CommitFailed, MessageTooLarge
 from hub.bus.kafka_publish import BoundedSends, TransactionalPublisher
 from hub.bus.kafka_security import KafkaSecurity
 from hub.bus.kafka_stop import stop_consumer
+from hub.bus.logdirs import LogDir, describe_log_dirs
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,18 @@ class KafkaBus:
             if t["error_code"] == 0
             for p in t["partitions"]
         )
+
+    async def log_dirs(self, prefix: str) -> list[LogDir]:
+        """Every broker's log dirs, with the bytes each holds of the topics named `prefix`*."""
+        _, admin = self._running()
+        try:
+            topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
+            partitions: dict[str, list[int]] = {}
+            for tp in await self.partitions(topics):
+                partitions.setdefault(tp.topic, []).append(tp.partition)
+            return await describe_log_dirs(admin, partitions)
+        except KafkaError as exc:
+            raise BusUnavailable(f"Kafka log dirs: {exc}") from exc
 
     async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
         assert self._meta is not None

@@ -12,6 +12,11 @@ deleted (retention keeps each partition's last one), so no rowid is counted twic
 Growth is measured on the data dir's files (what fills the disk): one sample every
 `SAMPLE_EVERY` seconds is kept in `DATA_DIR/disk-usage.json` for `KEEP_DAYS`, and the rate
 is the change since the oldest sample of the last week (none before an hour of samples).
+
+On Kafka the topics are on the brokers' disks: their bytes come from DescribeLogDirs
+(hub.bus.logdirs), every replica counted; their growth is sampled the same way into
+`kafka-usage.json`, and the days until full are those of the log dir that fills first,
+each dir taking its present share of the growth.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from pathlib import Path
 
 import orjson
 
+from hub.bus.logdirs import LogDir
 from hub.bus.url import EMBEDDED_FILE
 from hub.sqlite import in_transaction
 
 USAGE_FILE = "disk-usage.json"
+KAFKA_USAGE_FILE = "kafka-usage.json"
 SAMPLE_EVERY = 600.0
 KEEP_DAYS = 8
 CHUNK = 50_000
@@ -127,9 +134,8 @@ def file_sizes(data_dir: Path) -> dict[str, int]:
     return sizes
 
 
-def _growth(data_dir: Path, total: int, now: float) -> float | None:
-    """Keep a sample when one is due; bytes per day since the oldest sample of the week."""
-    path = data_dir / USAGE_FILE
+def _growth(path: Path, total: int, now: float) -> float | None:
+    """Keep a sample in `path` when one is due; bytes per day since the week's oldest."""
     try:
         samples = [(float(t), int(b)) for t, b in orjson.loads(path.read_bytes())["samples"]]
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -158,6 +164,37 @@ def measure(data_dir: Path, free: int | None, *, embedded: bool, now: float | No
             conn.execute("PRAGMA busy_timeout=30000")
             topics = count_topics(conn)
     files = file_sizes(data_dir)
-    growth = _growth(data_dir, sum(files.values()), now)
+    growth = _growth(data_dir / USAGE_FILE, sum(files.values()), now)
     days = free / growth if growth and growth > 0 and free is not None else None
     return Usage(files, topics, growth, days)
+
+
+@dataclass(frozen=True)
+class KafkaUsage:
+    topics: dict[str, int]  # bytes per topic on the brokers' disks, every replica
+    log_dirs: list[LogDir]
+    growth_per_day: float | None = None  # bytes, all of the hub's topics; None for an hour
+    days_until_full: float | None = None  # of the log dir that fills first at that rate
+
+
+def kafka_usage(log_dirs: list[LogDir], data_dir: Path, now: float | None = None) -> KafkaUsage:
+    """The hub's topics on Kafka: bytes per topic, their growth (sampled in the data dir)
+    and the days until a log dir holding them is full."""
+    now = time.time() if now is None else now
+    topics: dict[str, int] = {}
+    for log_dir in log_dirs:
+        for topic, size in log_dir.topics.items():
+            topics[topic] = topics.get(topic, 0) + size
+    total = sum(topics.values())
+    growth = _growth(data_dir / KAFKA_USAGE_FILE, total, now)
+    days = None
+    if growth and growth > 0 and total > 0:
+        days = min(
+            (
+                d.usable_bytes / (growth * sum(d.topics.values()) / total)
+                for d in log_dirs
+                if d.usable_bytes is not None and sum(d.topics.values()) > 0
+            ),
+            default=None,
+        )
+    return KafkaUsage(dict(sorted(topics.items())), log_dirs, growth, days)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import aiohttp
 
-from hub.bus import Message
+from hub.bus import Message, TopicSpec
 from hub.bus.embedded import EmbeddedBus
-from hub.ops.usage import CHUNK, count_topics, measure, uncount
+from hub.bus.kafka import KafkaBus
+from hub.bus.url import open_bus
+from hub.ops.usage import CHUNK, count_topics, kafka_usage, measure, uncount
 from tests.hubs import running_hub
 
 
@@ -85,5 +87,72 @@ async def test_the_dashboard_and_metrics_show_what_is_stored_and_its_growth(
         "cirt_hub_data_dir_growth_bytes_per_day NaN",
         "cirt_hub_disk_full_in_days NaN",
         'cirt_hub_disk_bytes{kind="free"}',
+    ):
+        assert family in text, family
+
+
+async def test_on_kafka_topic_bytes_growth_and_free_space_come_from_the_brokers(
+    kafka_bootstrap: str, tmp_path: Path, unique: str
+) -> None:
+    bus = open_bus(f"kafka://{kafka_bootstrap}", tmp_path)
+    assert isinstance(bus, KafkaBus)
+    prefix = f"u{unique}."
+    await bus.start()
+    try:
+        await bus.ensure_topics([TopicSpec(f"{prefix}a", 2), TopicSpec(f"{prefix}b", 1)])
+        await bus.publish(
+            [Message(f"{prefix}a", b"x" * 1000, key=str(n).encode()) for n in range(200)]
+        )
+        await bus.publish([Message(f"{prefix}b", b"y" * 100)])
+        first = await bus.log_dirs(prefix)
+        start = 1_800_000_000.0
+        before = kafka_usage(first, tmp_path, now=start)
+        await bus.publish([Message(f"{prefix}b", b"z" * 1000) for _ in range(300)])
+        later = kafka_usage(await bus.log_dirs(prefix), tmp_path, now=start + 6 * 3600)
+    finally:
+        await bus.stop()
+    # 200 KB of values in record batches: the bytes on disk, a little more than what was sent.
+    assert 200_000 < before.topics[f"{prefix}a"] < 300_000, before.topics
+    assert 100 < before.topics[f"{prefix}b"] < 1_000
+    assert set(before.topics) == {f"{prefix}a", f"{prefix}b"}  # nobody else's topics
+    assert before.growth_per_day is None
+    assert (
+        later.topics[f"{prefix}b"] > 300_000
+        and later.topics[f"{prefix}a"] == before.topics[f"{prefix}a"]
+    )
+    grown = sum(later.topics.values()) - sum(before.topics.values())
+    assert later.growth_per_day == grown * 4  # in a quarter of a day
+    # The broker's log dir tells its space (DescribeLogDirs v4, Kafka 3.3 and later).
+    (log_dir,) = later.log_dirs  # the test broker has one
+    assert (
+        log_dir.total_bytes and log_dir.usable_bytes and log_dir.usable_bytes <= log_dir.total_bytes
+    )
+    assert later.days_until_full == log_dir.usable_bytes / later.growth_per_day
+
+
+async def test_on_kafka_the_dashboard_and_metrics_show_the_topics_on_the_brokers(
+    kafka_bootstrap: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    prefix = f"t{unique}."
+    async with running_hub(
+        f"kafka://{kafka_bootstrap}", tmp_path / "data", demo_secrets, topic_prefix=prefix
+    ) as hub:
+        auth = aiohttp.encode_basic_auth("hub-operator", hub.password("hub-operator"))
+        async with aiohttp.ClientSession(headers={"Authorization": auth}) as http:
+            async with http.get(f"{hub.base_url}/api/v1/dashboard") as response:
+                disk = (await response.json())["disk"]
+            async with http.get(f"{hub.base_url}/metrics") as response:
+                text = await response.text()
+    kafka = disk["kafka"]
+    assert kafka["topics"] == disk["topics"] and all(t.startswith(prefix) for t in disk["topics"])
+    assert f"{prefix}audit" in disk["topics"] and f"{prefix}feed.public" in disk["topics"]
+    assert kafka["growth_per_day"] is None
+    (log_dir,) = kafka["log_dirs"]
+    assert log_dir["usable_bytes"] > 0 and log_dir["bytes"] == sum(disk["topics"].values())
+    for family in (
+        f'cirt_hub_topic_bytes{{topic="{prefix}feed.public"}}',
+        f'cirt_hub_kafka_log_dir_bytes{{broker="{log_dir["broker"]}",kind="usable",log_dir="{log_dir["path"]}"}}',
+        "cirt_hub_kafka_topics_growth_bytes_per_day NaN",
+        "cirt_hub_kafka_full_in_days NaN",
     ):
         assert family in text, family

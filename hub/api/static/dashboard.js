@@ -104,6 +104,15 @@ function show(s) {
   $("growth").textContent = `data dir ${bytes(d.bytes)}; growing ` +
     (d.growth_per_day == null ? "(measured after an hour)" : `${bytes(d.growth_per_day)} a day`) +
     (d.days_until_full == null ? "" : `; full in ${fmt(d.days_until_full)} days at this rate`);
+  const k = d.kafka;
+  if (k) {
+    const usable = k.log_dirs.map((l) => l.usable_bytes).filter((u) => u != null);
+    $("growth").textContent += `. Kafka: the hub's topics ${bytes(Object.values(k.topics).reduce((a, b) => a + b, 0))}` +
+      ` in ${k.log_dirs.length} log dirs` +
+      (usable.length ? ` (${bytes(Math.min(...usable))} usable in the fullest)` : "") + "; growing " +
+      (k.growth_per_day == null ? "(measured after an hour)" : `${bytes(k.growth_per_day)} a day`) +
+      (k.days_until_full == null ? "" : `; full in ${fmt(k.days_until_full)} days at this rate`);
+  }
   const stored = [...Object.entries(d.topics || {}).map(([k, v]) => [bare(k), v]),
     ...Object.entries(d.files || {})].sort((a, b) => b[1] - a[1]).slice(0, 12);
   rows("stored", stored, ([k, v]) => [cell(k), cell(bytes(v), 1)], "nothing stored yet");

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from hub.api import ratelimit
 from hub.api.access import permitted_collection, permitted_reading
+from hub.api.bodies import read_body
 from hub.api.keys import (
     ACCOUNT,
     BUS,
@@ -163,7 +164,7 @@ async def _add_objects(request: web.Request) -> web.Response:
             retry_after=5,
         )
     limits = settings.federation.hub.limits
-    body = parse_body(await request.read(), limits.max_depth)
+    body = parse_body(await read_body(request), limits.max_depth)
     objects = envelope_objects(body, limits.max_objects)
     await ratelimit.charge(request, account, len(objects))
 
