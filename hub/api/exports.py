@@ -30,7 +30,7 @@ from hub.export.values import EXPORT_KINDS
 from hub.federation import Account
 from hub.stix import timestamps
 from hub.stix.markings import Tlp
-from hub.store.view import ObjectQuery
+from hub.store.view import ObjectQuery, Page
 
 # Objects per read of the view (the settings' page_bytes bounds its bytes too): big enough
 # that 100,000 objects take few reads, small enough that other requests wait little.
@@ -158,22 +158,29 @@ async def _stream(
     response.enable_compression()  # when the client accepts it: blocklists compress well
     await response.prepare(request)
     timeout = settings.stream_write_timeout
+
+    def read(after: int) -> asyncio.Future[Page]:
+        query = ObjectQuery(
+            collection=alias,
+            reader=account.username,
+            after_seq=after,
+            added_after=options.since,
+            types=options.types,
+            versions=("last",),
+            limit=PAGE,
+            max_bytes=settings.page_bytes,
+        )
+        return asyncio.ensure_future(view.objects(query))
+
+    # The view reads the next page (on its own thread) while this one is written: two pages
+    # in memory at most.
+    reading = read(0)
     try:
         await _write(response, writer.head(), timeout)
-        after = 0
         while True:
-            page = await view.objects(
-                ObjectQuery(
-                    collection=alias,
-                    reader=account.username,
-                    after_seq=after,
-                    added_after=options.since,
-                    types=options.types,
-                    versions=("last",),
-                    limit=PAGE,
-                    max_bytes=settings.page_bytes,
-                )
-            )
+            page = await reading
+            if page.more:
+                reading = read(page.last_seq)
             chosen = [
                 found
                 for entry in page.entries
@@ -187,7 +194,6 @@ async def _stream(
             await _write(response, writer.page(chosen), timeout)
             if not page.more:
                 break
-            after = page.last_seq
         await _write(response, writer.tail(), timeout)
         await response.write_eof()
     except (TimeoutError, ConnectionResetError):
@@ -195,6 +201,8 @@ async def _stream(
         # knows the export was cut off.
         if request.transport is not None:
             request.transport.close()
+    finally:
+        reading.cancel()
     return response
 
 

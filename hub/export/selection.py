@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hub.export.values import Values, values_of
+from hub.export.values import NO_VALUES, Values, values_of
 from hub.signing.provenance import extension_of
 from hub.stix import timestamps
 from hub.stix.markings import Tlp, strictest_tlp
@@ -77,9 +77,11 @@ def current(obj: Mapping[str, Any], now_key: str) -> bool:
 
 
 def _timestamp(obj: Mapping[str, Any], names: tuple[str, ...], otherwise: str) -> str:
+    # Validation let only RFC 3339 timestamps into the view: no need to parse them again.
     for name in names:
-        if _key(obj.get(name)) is not None:
-            return str(obj[name])
+        value = obj.get(name)
+        if isinstance(value, str) and value.isprintable():
+            return value
     return otherwise
 
 
@@ -114,6 +116,7 @@ def select(
         # Cyber-observables carry no time of their own: when the hub made them readable.
         first_seen=_timestamp(obj, ("first_observed", "valid_from", "created"), added),
         last_seen=_timestamp(obj, ("last_observed", "modified", "created"), added),
-        values=values_of(obj),
+        # A whole-object bundle of every kind looks at no value: it skips the extraction.
+        values=values_of(obj) if options.format != "stix" or options.kinds else NO_VALUES,
         json=raw,
     )

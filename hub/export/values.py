@@ -72,6 +72,9 @@ class Values:
     skipped: str
 
 
+NO_VALUES = Values((), 0, "")
+
+
 def values_of(obj: Mapping[str, Any]) -> Values:
     """The export values of `obj`, as the correlator reads it."""
     found, malformed = [], 0
