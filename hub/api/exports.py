@@ -22,7 +22,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from hub.api.access import permitted_collection
-from hub.api.keys import SETTINGS, VIEW
+from hub.api.keys import REQUEST_ID, SETTINGS, VIEW
 from hub.errors import BadRequest, TooManyRequests
 from hub.export.formats import WRITERS
 from hub.export.selection import DEFAULT_TYPES, FORMATS, ExportOptions, select
@@ -153,6 +153,8 @@ async def _stream(
             "Content-Type": writer.media_type,
             "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store",
+            # The middleware's copy would come after the headers went out with the stream.
+            "X-Request-ID": request[REQUEST_ID],
         }
     )
     response.enable_compression()  # when the client accepts it: blocklists compress well
