@@ -14,6 +14,7 @@ string or a rule.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -34,8 +35,14 @@ _TLP_NAMES = {
 }
 
 
+_ALL_PLAIN = re.compile(r"[A-Za-z0-9\-._~/?=&%+,@!*()\[\]:#$']*")
+_PLAIN_MSG = re.compile(r"[ -~]*")  # printable ASCII
+
+
 def content(text: str) -> str:
     """`text` as a Suricata content string: plain characters as they are, others as hex."""
+    if _ALL_PLAIN.fullmatch(text):
+        return text  # most values: nothing to escape
     out: list[str] = []
     hexed: list[str] = []
     for byte in text.encode():
@@ -53,7 +60,8 @@ def content(text: str) -> str:
 
 def _msg(kind: str, value: str) -> str:
     shown = value if len(value) <= 100 else value[:99] + "~"
-    shown = "".join(c if c.isascii() and c.isprintable() else "?" for c in shown)
+    if not _PLAIN_MSG.fullmatch(shown):
+        shown = "".join(c if c.isascii() and c.isprintable() else "?" for c in shown)
     shown = shown.replace("\\", "\\\\").replace('"', '\\"').replace(";", "\\;")
     return f"cirt-hub {kind} {shown}"
 

@@ -44,6 +44,8 @@ async def test_pull_writes_exports_whole_or_not_at_all(tmp_path: Path, demo_secr
                 indicator(ng, "[ipv4-addr:value = '203.0.113.45']", TLP2["green"]),
                 indicator(ng, "[domain-name:value = 'c2.example.net']", TLP2["green"]),
                 indicator(ng, "[url:value = 'http://c2.example.net/gate.php?id=1']", TLP2["amber"]),
+                # What a rule must not take for its own syntax goes in as hex.
+                indicator(ng, "[url:value = 'http://c2.example.net/a;b|c\"d(e)']", TLP2["green"]),
             ],
         )
         login = ("--url", hub.base_url, "--user", "gh-cert-read")
@@ -61,7 +63,9 @@ async def test_pull_writes_exports_whole_or_not_at_all(tmp_path: Path, demo_secr
         assert status == 0, err
         written = rules.read_text()
         assert written.splitlines()[-1].startswith(COMPLETE)
-        assert len(lines(written)) == 3  # an IP rule; DNS and TLS SNI for the domain
+        # An IP rule; DNS and TLS SNI for the domain; HTTP for the URL.
+        assert len(lines(written)) == 4
+        assert 'content:"/a|3B|b|7C|c|22|d(e)"' in written
         suricata_check(written, tmp_path)
         status, err = await run_cli(
             "pull",
