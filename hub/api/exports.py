@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -159,6 +160,7 @@ async def _stream(
     )
     response.enable_compression()  # when the client accepts it: blocklists compress well
     await response.prepare(request)
+    _bound_buffers(request, settings.stream_buffer_bytes)
     timeout = settings.stream_write_timeout
 
     def read(after: int) -> asyncio.Future[Page]:
@@ -206,6 +208,18 @@ async def _stream(
     finally:
         reading.cancel()
     return response
+
+
+def _bound_buffers(request: web.Request, size: int) -> None:
+    """Hold about `size` bytes for this reader (as a live stream does): a reader that stops
+    reading makes writes wait, and time out, instead of piling pages up in memory."""
+    transport = request.transport
+    if transport is None:
+        return
+    transport.set_write_buffer_limits(high=size)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 async def _write(response: web.StreamResponse, data: bytes, timeout: float) -> None:

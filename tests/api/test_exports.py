@@ -11,8 +11,10 @@ import csv
 import io
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import aiohttp
 import orjson
 import pytest
 
+from hub.api.exports import EXPORTS
 from hub.export.formats import COMPLETE
 from hub.export.suricata import SID_COUNT, SID_FIRST
 from hub.signing.sources import Credentials
@@ -175,6 +178,11 @@ async def test_the_shared_data_in_every_format(shared: RunningHub, tmp_path: Pat
     assert loaded and int(loaded.group(1)) == len(lines(rules)) and loaded.group(2) == "0", said
     assert re.search(r"\b\d+ values with no Suricata rule", trailer(rules))
 
+    observables = await exported(hub, reader, feed, format="csv", types="domain-name,ipv4-addr")
+    rows = list(csv.DictReader(io.StringIO("\n".join(lines(observables)))))
+    assert "circl.lu" in {row["value"] for row in rows}
+    assert {row["object_id"].split("--")[0] for row in rows} == {"domain-name", "ipv4-addr"}
+
     bundle = orjson.loads(await exported(hub, reader, feed, format="stix"))
     assert bundle["type"] == "bundle"
     ids = [o["id"] for o in bundle["objects"]]
@@ -205,6 +213,7 @@ async def test_a_reader_gets_only_what_it_may_read_and_what_is_current(hub: Runn
     }
     old = indicator(rw, "[ipv4-addr:value = '198.51.100.7']", TLP2["green"])
     await submit(hub, "rw-csirt-submit", [green, amber, red, revoked, expired, future, old])
+    between = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     later = "2026-12-01T08:00:00.000Z"
     await submit(
         hub,
@@ -235,6 +244,13 @@ async def test_a_reader_gets_only_what_it_may_read_and_what_is_current(hub: Runn
     ):
         found = ips(await exported(hub, reader, feed, format="txt", kind="ipv4"))
         assert found & {f"198.51.100.{n}" for n in range(9)} == {"198.51.100.1", "198.51.100.8"}
+    # `since`: what was added after that time (the new version of `old`; `revoked` is not current).
+    found = ips(
+        await exported(
+            hub, "ke-cirt-read", "region-east-africa", format="txt", kind="ipv4", since=between
+        )
+    )
+    assert found == {"198.51.100.8"}
     # AMBER goes to East Africa's member feeds; RED to the one account named.
     member_ke = ips(
         await exported(hub, "ke-cirt-read", "member-ke-cirt", format="txt", kind="ipv4")
@@ -335,3 +351,56 @@ async def test_wrong_options_say_what_is_wrong(
     assert status == 400
     error = orjson.loads(body)
     assert error["http_status"] == "400" and words in error["description"], error
+
+
+async def test_a_member_runs_two_exports_at_once_and_others_are_not_held_up(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    async with running_hub(
+        bus_url,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"t{unique}.",
+        extra_readers={"rw-csirt-analyst": "rw-csirt"},
+        stream_write_timeout=30.0,
+        stream_buffer_bytes=16 * 1024,
+    ) as hub:
+        ke = hub.settings.federation.member("ke-cirt").identity
+        sent = [
+            indicator(ke, f"[ipv4-addr:value = '10.0.{n // 250}.{n % 250}']", TLP2["green"])
+            for n in range(3_000)
+        ]
+        for start in range(0, len(sent), 1_000):
+            assert (await submit(hub, "ke-cirt-submit", sent[start : start + 1_000])).success_count
+        # Two exports by rw-csirt's reader that read nothing: clients with tiny buffers.
+        host, port = "127.0.0.1", int(hub.base_url.rsplit(":", 1)[1])
+        token = Credentials("rw-csirt-read", hub.password("rw-csirt-read")).header()
+        stalled = []
+        for _ in range(2):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect((host, port))
+            sock.sendall(
+                f"GET /api/v1/exports/region-east-africa?format=stix HTTP/1.1\r\nHost: {host}"
+                f"\r\nAuthorization: {token}\r\nConnection: close\r\n\r\n".encode()
+            )
+            stalled.append(sock)
+        slots = hub.app[EXPORTS]
+        async with asyncio.timeout(30):
+            while slots.running["rw-csirt"] < 2:
+                await asyncio.sleep(0.05)
+        # A third for the same member, by another of its accounts, waits its turn ...
+        status, body = await export(hub, "rw-csirt-analyst", "region-east-africa", format="csv")
+        assert status == 429, body
+        assert "retry when one ends" in orjson.loads(body)["description"]
+        # ... while another member's export goes through.
+        assert "10.0.11.249" in await exported(
+            hub, "ke-cirt-read", "region-east-africa", format="txt", kind="ipv4"
+        )
+        for sock in stalled:
+            sock.close()
+        async with asyncio.timeout(30):
+            while slots.running["rw-csirt"]:
+                await asyncio.sleep(0.05)
+        status, _ = await export(hub, "rw-csirt-analyst", "region-east-africa", format="csv")
+        assert status == 200
