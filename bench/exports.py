@@ -8,8 +8,10 @@ and SHA-256 hashes in turn); then KE-CIRT's reader exports `region-east-africa` 
 format, uncompressed and (csv) gzipped, reading the stream as it comes. Per export: seconds
 from the request to the last byte, bytes, and the rise of this process's resident memory
 over what it was before the request (sampled every 5 ms: the hub and the reading client
-share the process; the client keeps no more than one chunk). The same exports at
-`--smaller` objects, first, show whether memory grows with the export's size.
+share the process; the client keeps no more than one chunk), the CPU seconds of the
+process, and, in a second run under tracemalloc, the peak of the Python memory allocated
+during the export. The same exports at `--smaller` objects, first, show whether time and
+memory grow with the export's size.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +109,20 @@ class Measured:
     cpu_seconds: float  # of this process (hub, its view thread and the client)
     bytes: int
     rss_rise: int
+    traced_peak: int = 0  # Python allocations above the start, at their peak (tracemalloc)
+
+
+async def traced(hub: RunningHub, objects: int, fmt: str, encoding: str) -> int:
+    """The peak of the Python memory allocated during the export (a second run: tracing
+    slows it several times), above what was allocated when it began."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        await measure(hub, objects, fmt, encoding)
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
 
 
 async def measure(hub: RunningHub, objects: int, fmt: str, encoding: str) -> Measured:
@@ -163,6 +180,7 @@ async def run(total: int, smaller: int) -> list[Measured]:
                     ("stix", "identity"),
                 ):
                     found = await measure(hub, size, fmt, encoding)
+                    found.traced_peak = await traced(hub, size, fmt, encoding)
                     progress(f"  {found}")
                     results.append(found)
     return results
@@ -175,11 +193,12 @@ def main() -> None:
     args = parser.parse_args()
     results = asyncio.run(run(args.objects, args.smaller))
     head = ("indicators", "format", "encoding", "seconds", "CPU s", "MB", "RSS rise MB")
-    print("{:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12}".format(*head))
+    print("{:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12} {:>15}".format(*head, "traced peak MB"))
     for m in results:
         print(
             f"{m.objects:>10,} {m.format:>9} {m.encoding:>9} {m.seconds:>8.2f} "
-            f"{m.cpu_seconds:>8.2f} {m.bytes / 1e6:>8.1f} {m.rss_rise / 1e6:>12.1f}"
+            f"{m.cpu_seconds:>8.2f} {m.bytes / 1e6:>8.1f} {m.rss_rise / 1e6:>12.1f} "
+            f"{m.traced_peak / 1e6:>15.1f}"
         )
 
 

@@ -75,6 +75,8 @@ def _list(query: MultiMapping[str], name: str) -> list[str]:
 def _tlp(text: str) -> Tlp:
     # `+` in a query string arrives as a space: amber+strict, amber strict, amber-strict.
     name = text.strip().upper().removeprefix("TLP:").replace(" ", "_").replace("-", "_")
+    if name == "WHITE":
+        return Tlp.CLEAR  # TLP 1.0's name for it
     try:
         return Tlp[name.replace("+", "_")]
     except KeyError:

@@ -280,6 +280,14 @@ async def test_a_reader_gets_only_what_it_may_read_and_what_is_current(hub: Runn
             hub, "ke-cirt-read", "member-ke-cirt", format="txt", kind="ipv4", tlp="amber"
         )
     )
+    # TLP 1.0's WHITE is CLEAR; `amber+strict` arrives as `amber strict` when not escaped.
+    for level, wanted in (("white", set()), ("amber strict", {"198.51.100.1", "198.51.100.8"})):
+        found = ips(
+            await exported(
+                hub, "ke-cirt-read", "region-east-africa", format="txt", kind="ipv4", tlp=level
+            )
+        )
+        assert found & {f"198.51.100.{n}" for n in range(9)} == wanted
     assert (
         ips(
             await exported(
