@@ -37,6 +37,7 @@ from hub.store.view import ObjectQuery, Page
 # that 100,000 objects take few reads, small enough that other requests wait little.
 PAGE = 500
 EXPORTS_PER_MEMBER = 2
+MAX_TYPES = 64  # each is a parameter of the view's query
 PARAMETERS = frozenset({"format", "kind", "types", "since", "min_confidence", "tlp"})
 _TYPE = re.compile(r"[a-z0-9][a-z0-9-]{0,249}")
 _CONFIDENCE = re.compile(r"[0-9]{1,3}")
@@ -107,6 +108,8 @@ def export_options(query: MultiMapping[str]) -> ExportOptions:
             "firewall, kind=domain for DNS)"
         )
     types = _list(query, "types")
+    if len(types) > MAX_TYPES:
+        raise BadRequest(f"types names {len(types)} types; at most {MAX_TYPES}")
     for name in types:
         if not _TYPE.fullmatch(name):
             raise BadRequest(f"types: {name!r} is not a STIX object type")

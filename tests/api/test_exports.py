@@ -350,6 +350,7 @@ async def test_pseudonymised_values_export_as_pseudonyms(hub: RunningHub) -> Non
         ({"format": "csv", "min_confidence": "101"}, "min_confidence='101'"),
         ({"format": "csv", "types": "Indicator"}, "'Indicator' is not a STIX object type"),
         ({"format": "csv", "limit": "10"}, "unsupported query parameter(s): limit"),
+        ({"format": "csv", "types": ",".join(f"x-{n}" for n in range(65))}, "at most 64"),
     ],
 )
 async def test_wrong_options_say_what_is_wrong(
