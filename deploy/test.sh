@@ -38,6 +38,26 @@ if ! command -v chromium >/dev/null 2>&1; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         chromium >/dev/null
 fi
+if ! command -v suricata >/dev/null 2>&1; then
+    echo "== installing Debian's suricata for the export test (suricata -T reads the rules)"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    release=()
+    # Debian 12 has Suricata in its backports only: add them from the mirror that serves
+    # bookworm here (backports are never installed unless asked for by name, as below).
+    if ! apt-cache policy suricata | grep -q 'Candidate: [0-9]' \
+        && [ "$(. /etc/os-release && echo "$VERSION_CODENAME")" = bookworm ]; then
+        mirror="$(apt-cache policy | awk '$3 == "bookworm/main" && $5 == "Packages" {print $2; exit}')"
+        printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \
+            "$mirror" /usr/share/keyrings/debian-archive-keyring.gpg \
+            | $sudo tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+        $sudo apt-get update -qq
+        release=(-t bookworm-backports)
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${release[@]}" suricata >/dev/null
+fi
 echo "== fetching the Apache Kafka broker (cached after the first run)"
 bash deploy/kafka/kafka.sh fetch
 echo "== lint"

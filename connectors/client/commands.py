@@ -16,6 +16,8 @@ import orjson
 
 from connectors.client import bundles
 from connectors.client.export import export, sign_all
+from connectors.client.exports import FORMATS as EXPORT_FORMATS
+from connectors.client.exports import ExportRequest, pull_export
 from connectors.client.http import HubClient, Outcome, Refused
 from connectors.client.keys import KEY_PASSPHRASE_ENV, MemberKey, MemberKeyError
 from connectors.client.link import Link, parse_rate
@@ -49,6 +51,19 @@ def _hub_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _export_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "exports", "with --format: the collection's current values as one file, replaced whole"
+    )
+    group.add_argument("--format", choices=EXPORT_FORMATS, help="blocklist, table or rules")
+    group.add_argument("--kind", action="append", help="ipv4, ipv6, domain, url, email, md5, ...")
+    group.add_argument(
+        "--types", action="append", help="STIX object types (default: those with values)"
+    )
+    group.add_argument("--min-confidence", type=int, help="only objects stating at least this")
+    group.add_argument("--tlp", help="at most this TLP level (clear, green, amber, amber+strict)")
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the member commands to the `cirt-hub` parser."""
     submit = sub.add_parser(
@@ -73,11 +88,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     pulling.add_argument("collection", help="alias, id or title, e.g. member-ke-cirt")
     _hub_options(pulling)
-    pulling.add_argument("--out", type=Path, required=True, help="folder for bundles and state")
+    pulling.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for bundles and state; with --format, the file to write",
+    )
     pulling.add_argument("--since", help="a cursor the hub gave (next) or an RFC 3339 time")
     pulling.add_argument(
         "--page-size", type=int, default=1000, help="most objects per page (fewer on a slow link)"
     )
+    _export_options(pulling)
 
     queue = sub.add_parser("queue", help="what a --queue folder holds and what became of it")
     queue_sub = queue.add_subparsers(dest="queue_command", required=True)
@@ -229,7 +250,34 @@ async def _submit(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if refused else 0
 
 
+async def _pull_export(args: argparse.Namespace) -> int:
+    since = args.since
+    request = ExportRequest(
+        collection=args.collection,
+        format=args.format,
+        kinds=tuple(k for given in args.kind or [] for k in given.split(",") if k),
+        types=tuple(t for given in args.types or [] for t in given.split(",") if t),
+        since=since,
+        min_confidence=args.min_confidence,
+        tlp=args.tlp,
+    )
+    deadline = args.retry_for if args.retry_for is not None else 300.0
+    written = await pull_export(
+        args.url,
+        args.user,
+        _password(args.user),
+        request,
+        args.out,
+        backoff=Backoff(deadline=deadline or None),
+        link=Link(max_rate=args.max_rate),
+    )
+    print(f"{written.path}: {written.bytes:,} bytes; {written.summary}", file=sys.stderr)
+    return 0
+
+
 async def _pull(args: argparse.Namespace) -> int:
+    if args.format is not None:
+        return await _pull_export(args)
     args.out.mkdir(parents=True, exist_ok=True)
     client = _client(args, cache=args.out / DISCOVERY_FILE)
     # The total is not known before the end: the line counts pages and objects.

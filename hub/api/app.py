@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from hub.api import console, dashboard, explain, health, jwks, metrics, stream
+from hub.api import console, dashboard, explain, exports, health, jwks, metrics, stream
 from hub.api.auth import Authenticator
 from hub.api.background import supervised
 from hub.api.backpressure import IntakeGate
@@ -288,4 +288,5 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         app.router.add_get("/api/v1/explain/{object_id}", explain.explain)
         app.router.add_get("/api/v1/streams/{collection}", stream.stream)
         console.add_routes(app)
+        exports.add_routes(app)
     return app

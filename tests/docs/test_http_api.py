@@ -169,6 +169,22 @@ async def test_the_stream_answers_as_documented(hub: RunningHub) -> None:
     assert (await _ask(hub, "GET", template, cursor, headers=_auth(hub, READER)))[0].status == 400
 
 
+async def test_exports_answer_as_documented(hub: RunningHub) -> None:
+    template = "/api/v1/exports/{collection}"
+    region = "/api/v1/exports/region-west-africa"
+    for query in ("?format=txt&kind=domain", "?format=csv", "?format=suricata", "?format=stix"):
+        answer, body = await _ask(hub, "GET", template, region + query, headers=_auth(hub, READER))
+        assert answer.status == 200 and b"c2.example.org" in body, body
+        assert "X-Request-ID" in answer.headers
+    assert (await _ask(hub, "GET", template, region + "?format=txt"))[0].status == 401
+    wrong = region + "?format=txt"  # no kind
+    assert (await _ask(hub, "GET", template, wrong, headers=_auth(hub, READER)))[0].status == 400
+    other = "/api/v1/exports/region-east-africa?format=csv"
+    assert (await _ask(hub, "GET", template, other, headers=_auth(hub, READER)))[0].status == 404
+    inbox = "/api/v1/exports/inbox?format=csv"
+    assert (await _ask(hub, "GET", template, inbox, headers=_auth(hub, SENDER)))[0].status == 403
+
+
 async def test_the_dashboard_answers_as_documented(hub: RunningHub) -> None:
     page, _ = await _ask(hub, "GET", "/dashboard")
     assert page.status == 303 and page.headers["Location"] == "/dashboard/login"

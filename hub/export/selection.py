@@ -1,0 +1,122 @@
+"""Which objects an export holds: current ones (not revoked, inside their validity at the
+time of the request; the view gives the latest version the reader may read), that pass the
+reader's options (types, TLP at most, a minimum confidence, kinds of value)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hub.export.values import NO_VALUES, Values, values_of
+from hub.signing.provenance import extension_of
+from hub.stix import timestamps
+from hub.stix.markings import Tlp, strictest_tlp
+
+FORMATS = ("txt", "csv", "suricata", "stix")
+# The types that carry values, exported unless `types` names others.
+DEFAULT_TYPES = (
+    "indicator",
+    "observed-data",
+    "ipv4-addr",
+    "ipv6-addr",
+    "domain-name",
+    "url",
+    "email-addr",
+    "file",
+)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """An export request, already checked."""
+
+    format: str
+    kinds: frozenset[str] = frozenset()  # export kinds (hub.export.values); empty: all
+    types: tuple[str, ...] = DEFAULT_TYPES
+    since: str | None = None  # only objects added to the collection after this time
+    min_confidence: int | None = None
+    tlp: Tlp | None = None  # at most this level
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """One current object as the export shows it."""
+
+    id: str
+    tlp: Tlp | None  # the strictest TLP anywhere on the object
+    confidence: int | None
+    source: str  # the submitting member, "anonymous", or "" (the hub's own objects)
+    first_seen: str
+    last_seen: str
+    values: Values
+    json: bytes  # the object as the reader may read it
+
+    def wanted(self, kinds: frozenset[str]) -> tuple[tuple[str, str], ...]:
+        """Its values of `kinds` (all when empty)."""
+        if not kinds:
+            return self.values.found
+        return tuple(v for v in self.values.found if v[0] in kinds)
+
+
+def _key(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return timestamps.sort_key(value)
+    except ValueError:
+        return None
+
+
+def current(obj: Mapping[str, Any], now_key: str) -> bool:
+    """Not revoked, and inside [valid_from, valid_until) at `now_key` (a sort key)."""
+    if obj.get("revoked") is True:
+        return False
+    start, end = _key(obj.get("valid_from")), _key(obj.get("valid_until"))
+    return (start is None or start <= now_key) and (end is None or now_key < end)
+
+
+def _timestamp(obj: Mapping[str, Any], names: tuple[str, ...], otherwise: str) -> str:
+    # Validation let only RFC 3339 timestamps into the view: no need to parse them again.
+    for name in names:
+        value = obj.get(name)
+        if isinstance(value, str) and value.isprintable():
+            return value
+    return otherwise
+
+
+def _source(obj: Mapping[str, Any]) -> str:
+    ext = extension_of(obj)
+    submitter = ext.get("submitter") if isinstance(ext, Mapping) else None
+    return submitter if isinstance(submitter, str) and submitter.isprintable() else ""
+
+
+def select(
+    obj: Mapping[str, Any], raw: bytes, added: str, options: ExportOptions, now_key: str
+) -> Exported | None:
+    """`obj` (its JSON `raw`, added to the collection at `added`) as the export shows it,
+    or None when it is not current or not wanted."""
+    if not current(obj, now_key):
+        return None
+    tlp = strictest_tlp(obj)
+    if options.tlp is not None and (tlp is None or tlp > options.tlp):
+        return None
+    confidence = obj.get("confidence")
+    if not isinstance(confidence, int) or isinstance(confidence, bool):
+        confidence = None
+    if options.min_confidence is not None and (
+        confidence is None or confidence < options.min_confidence
+    ):
+        return None
+    return Exported(
+        id=str(obj.get("id", "")),
+        tlp=tlp,
+        confidence=confidence,
+        source=_source(obj),
+        # Cyber-observables carry no time of their own: when the hub made them readable.
+        first_seen=_timestamp(obj, ("first_observed", "valid_from", "created"), added),
+        last_seen=_timestamp(obj, ("last_observed", "modified", "created"), added),
+        # A whole-object bundle of every kind looks at no value: it skips the extraction.
+        values=values_of(obj) if options.format != "stix" or options.kinds else NO_VALUES,
+        json=raw,
+    )
