@@ -132,6 +132,7 @@ def cases(object_id: str, status_id: str) -> list[Case]:
             writes = alias == "inbox" and "submit" in caller.roles
             add("POST", base + "objects/", 202 if writes else 403 if known else 404)
             add("GET", f"/api/v1/streams/{alias}", read_status)
+            add("GET", f"/api/v1/exports/{alias}?format=stix", read_status)
     return out
 
 
@@ -333,6 +334,7 @@ def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
         "/taxii2/hub/status/{status}/",
         "/api/v1/explain/{object_id}",
         "/api/v1/streams/{collection}",
+        "/api/v1/exports/{collection}",
         "/taxii2/hub/collections/{collection}/",
         "/taxii2/hub/collections/{collection}/objects/",
         "/taxii2/hub/collections/{collection}/manifest/",
