@@ -301,9 +301,21 @@ def _meaning_problems(data: dict[str, Any], root: yaml.Node | None) -> list[Prob
 
     check_accounts(("hub", "accounts"), data["hub"].get("accounts", []), member=False)
     identities = {data["hub"]["identity"]: "the hub"}
+    # Records name a submitter by member id, and use these for others: a member by one of
+    # them would pass its objects off as unattributed, or as the hub's own.
+    reserved = {
+        "anonymous": "what records name a sender that chose not to be named",
+        "hub": "what alerts of earlier releases name as their submitter",
+        data["hub"]["id"]: "the hub's own id (hub.id)",
+    }
     members: set[str] = set()
     for i, member in enumerate(data["members"]):
         base: Path_ = ("members", i)
+        if member["id"] in reserved:
+            problem(
+                (*base, "id"),
+                f"{member['id']!r} cannot be a member id: it is {reserved[member['id']]}",
+            )
         if member["id"] in members:
             problem((*base, "id"), f"member {member['id']!r} is declared twice")
         members.add(member["id"])

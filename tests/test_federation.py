@@ -161,3 +161,12 @@ def test_an_object_limit_that_leaves_no_room_in_a_bus_record_is_refused() -> Non
         f"fed.yaml:{line}: hub.limits.max_object_bytes: 33554432 is greater than the maximum"
         in (problems(text))
     )
+
+
+@pytest.mark.parametrize("reserved", ["anonymous", "hub", "afr-hub"])
+def test_a_member_cannot_take_an_id_records_use_for_others(reserved: str) -> None:
+    # A member "anonymous" would pass its objects off as unattributed; "hub" or the hub's
+    # id, as the hub's own (the submitter records and provenance name).
+    text = TEXT.replace("  - id: ng-cert", f"  - id: {reserved}", 1)
+    line = line_of(text, f"  - id: {reserved}")
+    assert f"fed.yaml:{line}: members[0].id: {reserved!r} cannot be a member id" in problems(text)

@@ -22,10 +22,10 @@ import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
-from hub.api.access import permitted_collection
-from hub.api.keys import REQUEST_ID, SETTINGS, VIEW
+from hub.api.access import Reading, permitted_reading
+from hub.api.keys import ACCOUNT, REQUEST_ID, SETTINGS, VIEW
 from hub.errors import BadRequest, TooManyRequests
-from hub.export.formats import WRITERS
+from hub.export.formats import WRITERS, Writer
 from hub.export.selection import DEFAULT_TYPES, FORMATS, ExportOptions, select
 from hub.export.values import EXPORT_KINDS
 from hub.federation import Account
@@ -134,35 +134,42 @@ def export_options(query: MultiMapping[str]) -> ExportOptions:
 
 async def export(request: web.Request) -> web.StreamResponse:
     """Stream the export of one collection, as its reader may read it."""
-    account, collection = await permitted_collection(request, "read")
+    scope, collection = await permitted_reading(request)
     options = export_options(request.query)
+    if request.method == "HEAD":
+        # What a GET would answer, without reading (or holding a slot for) the export.
+        kind = WRITERS[options.format]
+        return web.Response(headers=_headers(kind, collection.alias, options, request))
     slots = request.app[EXPORTS]
-    holder = slots.take(account)
+    holder = slots.take(request[ACCOUNT])
     try:
-        return await _stream(request, account, collection.alias, options)
+        return await _stream(request, scope, collection.alias, options)
     finally:
         slots.give_back(holder)
 
 
+def _headers(
+    writer: type[Writer], alias: str, options: ExportOptions, request: web.Request
+) -> dict[str, str]:
+    kinds = "-".join(sorted(options.kinds)) or "all"
+    return {
+        "Content-Type": writer.media_type,
+        "Content-Disposition": f'attachment; filename="{alias}-{kinds}.{writer.extension}"',
+        "Cache-Control": "no-store",
+        # The middleware's copy would come after the headers went out with the stream.
+        "X-Request-ID": request[REQUEST_ID],
+    }
+
+
 async def _stream(
-    request: web.Request, account: Account, alias: str, options: ExportOptions
+    request: web.Request, scope: Reading, alias: str, options: ExportOptions
 ) -> web.StreamResponse:
     settings, view = request.app[SETTINGS], request.app[VIEW]
     moment = datetime.now(UTC)
     now = timestamps.format_micros(moment)
     now_key = timestamps.sort_key(now)
     writer = WRITERS[options.format](options, alias, now)
-    kinds = "-".join(sorted(options.kinds)) or "all"
-    name = f"{alias}-{kinds}.{writer.extension}"
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": writer.media_type,
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
-            # The middleware's copy would come after the headers went out with the stream.
-            "X-Request-ID": request[REQUEST_ID],
-        }
-    )
+    response = web.StreamResponse(headers=_headers(type(writer), alias, options, request))
     response.enable_compression()  # when the client accepts it: blocklists compress well
     await response.prepare(request)
     _bound_buffers(request, settings.stream_buffer_bytes)
@@ -171,7 +178,7 @@ async def _stream(
     def read(after: int) -> asyncio.Future[Page]:
         query = ObjectQuery(
             collection=alias,
-            reader=account.username,
+            reader=scope.reader,
             after_seq=after,
             added_after=options.since,
             types=options.types,

@@ -402,6 +402,18 @@ async def test_a_member_runs_two_exports_at_once_and_others_are_not_held_up(
         status, body = await export(hub, "rw-csirt-analyst", "region-east-africa", format="csv")
         assert status == 429, body
         assert "retry when one ends" in orjson.loads(body)["description"]
+        # HEAD says what a GET would send without running an export (nor taking a slot).
+        analyst = Credentials("rw-csirt-analyst", hub.password("rw-csirt-analyst")).header()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.head(
+                f"{hub.base_url}/api/v1/exports/region-east-africa?format=csv",
+                headers={"Authorization": analyst},
+            ) as head,
+        ):
+            assert head.status == 200 and head.content_type == "text/csv", head.headers
+            assert "region-east-africa-all.csv" in head.headers["Content-Disposition"]
+            assert await head.read() == b""
         # ... while another member's export goes through.
         assert "10.0.11.249" in await exported(
             hub, "ke-cirt-read", "region-east-africa", format="txt", kind="ipv4"
