@@ -84,7 +84,7 @@ class Cluster:
         crossed = crossed and len(countries) >= self.rule.min_countries
         if self.shown is None and not crossed:
             return None
-        everyone = list(self.reports.values()) if self.shown else recent
+        everyone = list(self.reports.values()) if self.shown else window
         counted = self._counted(everyone)
         previous = self.shown.modified if self.shown else now - ONE_MILLISECOND
         created = self.shown.created if self.shown else now
