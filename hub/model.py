@@ -117,6 +117,15 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertResponse:
+    """A recipient's state on one of its alerts (a response note, hub.correlate.responses)."""
+
+    alert: str  # the alert's id, as its recipient received it
+    state: str
+    named: bool  # the responder chose to be named to the alert's other recipients
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """What the correlator learns of one routed object: keyed observables (no raw values),
     what it sights, and each member that received it with the id it received it by."""
@@ -126,6 +135,8 @@ class Observation:
     visible: tuple[tuple[str, str], ...]  # (member, delivered object id)
     country: str  # the sender's
     regions: tuple[str, ...]  # the sender's
+    named: bool = False  # a sighting whose sender chose to be named in alerts
+    response: AlertResponse | None = None
 
 
 @dataclass(frozen=True, slots=True)

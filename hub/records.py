@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from hub.bus import Headers, Message, Record
+from hub.model import AlertResponse
 from hub.topics import Topics
 
 # Feed records (and held deliveries, which carry a feed record's headers).
@@ -425,9 +426,11 @@ class ObservationRecord:
     keys: tuple[str, ...]
     sighting_of: str | None
     visible: tuple[tuple[str, str], ...]  # (member, the id it received the object by)
+    named: bool = False  # a sighting whose sender chose to be named in alerts
+    response: AlertResponse | None = None  # a recipient's state on one of its alerts
 
     def to_message(self, topics: Topics) -> Message:
-        doc = {
+        doc: dict[str, Any] = {
             "object_id": self.object_id,
             "version": self.version,
             "sender": self.sender,
@@ -438,12 +441,21 @@ class ObservationRecord:
             "sighting_of": self.sighting_of,
             "visible": dict(self.visible),
         }
+        if self.named:
+            doc["named"] = True
+        if self.response is not None:
+            doc["response"] = {
+                "alert": self.response.alert,
+                "state": self.response.state,
+                "named": self.response.named,
+            }
         return Message(topics.observations, orjson.dumps(doc), key=self.object_id.encode())
 
     @classmethod
     def from_record(cls, record: Record) -> ObservationRecord:
         doc = orjson.loads(record.value)
         sighting_of = doc.get("sighting_of")
+        response = doc.get("response")
         return cls(
             object_id=str(doc["object_id"]),
             version=doc.get("version"),
@@ -454,6 +466,14 @@ class ObservationRecord:
             keys=tuple(doc.get("keys") or ()),
             sighting_of=str(sighting_of) if sighting_of is not None else None,
             visible=tuple(dict(doc["visible"]).items()),
+            named=doc.get("named") is True,
+            response=(
+                AlertResponse(
+                    str(response["alert"]), str(response["state"]), response.get("named") is True
+                )
+                if isinstance(response, dict)
+                else None
+            ),
         )
 
 

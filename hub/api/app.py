@@ -12,7 +12,17 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from hub.api import console, dashboard, explain, exports, health, jwks, metrics, stream
+from hub.api import (
+    console,
+    dashboard,
+    explain,
+    exports,
+    health,
+    jwks,
+    metrics,
+    responses,
+    stream,
+)
 from hub.api.auth import Authenticator
 from hub.api.background import supervised
 from hub.api.backpressure import IntakeGate
@@ -44,6 +54,7 @@ from hub.collections import ALERTS, build_collections, feed_aliases
 from hub.config import Settings
 from hub.correlate.correlator import correlator
 from hub.correlate.observe import Observe
+from hub.correlate.responses import ConfineResponses
 from hub.correlate.webhooks import Webhooks
 from hub.metrics import HubMetrics
 from hub.ops.disk import DiskWatch
@@ -166,6 +177,7 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         Ownership(federation, history),
         Mark(federation),
         route,
+        ConfineResponses(federation),
         Observe(federation, federation_key),
         Sign(signer, federation),
     )
@@ -289,4 +301,5 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         app.router.add_get("/api/v1/streams/{collection}", stream.stream)
         console.add_routes(app)
         exports.add_routes(app)
+        responses.add_routes(app)
     return app

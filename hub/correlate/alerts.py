@@ -5,7 +5,10 @@ the reports behind it (`object_refs`), which an incident cannot. Each member get
 alert object for a cluster (its id is derived from the cluster and the member), referring
 only to the contributing objects that member received, under the ids it received them by;
 counts of members and countries are given to all, never who they are. Each new report
-that changes the counts gives every recipient a new version of its alert.
+that changes the counts gives every recipient a new version of its alert, as does every
+response that changes the counts per state (hub.correlate.responses): how many recipients
+acknowledged, are investigating, are affected or not, have mitigated; never who, unless
+the responder chose to be named.
 """
 
 from __future__ import annotations
@@ -35,6 +38,16 @@ _KIND_WORDS = {
 }
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class NamedMember:
+    """A member that chose to be named to an alert's recipients, and what it said."""
+
+    identity: str
+    name: str
+    sighted: bool  # it sighted what the alert is about
+    state: str | None  # its latest response, if it gave one named
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterState:
     """What every recipient's alert for one cluster says, at one version."""
@@ -47,6 +60,10 @@ class ClusterState:
     last_seen: datetime
     created: datetime
     modified: datetime
+    sighted: int = 0  # members that sighted it
+    responses: tuple[tuple[str, int], ...] = ()  # (state, how many recipients are in it)
+    named: tuple[NamedMember, ...] = ()
+    first_response: datetime | None = None
 
     @property
     def kind(self) -> str:
@@ -91,5 +108,31 @@ def alert(
             "first_seen": first,
             "last_seen": last,
             "scope": state.rule.scope,
+            **_response_fields(state),
         },
     }
+
+
+def _response_fields(state: ClusterState) -> dict[str, Any]:
+    """Sightings and responses as every recipient sees them: counts, and the names offered."""
+    since = int((state.modified - state.first_seen).total_seconds())
+    fields: dict[str, Any] = {
+        "sighted": state.sighted,
+        "responses": dict(state.responses),
+        "seconds_since_first_report": max(since, 0),
+    }
+    if state.first_response is not None:
+        fields["first_acknowledged"] = timestamps.format_micros(state.first_response)
+        waited = int((state.first_response - state.created).total_seconds())
+        fields["seconds_to_first_acknowledgement"] = max(waited, 0)
+    if state.named:
+        fields["named"] = [
+            {
+                "identity": n.identity,
+                "name": n.name,
+                "sighted": n.sighted,
+                **({"state": n.state} if n.state else {}),
+            }
+            for n in state.named
+        ]
+    return fields

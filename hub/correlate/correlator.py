@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +25,11 @@ from hub.bus.interrupt import fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.collections import ALERTS
 from hub.config import Settings
-from hub.correlate.alerts import ClusterState, alert
+from hub.correlate.alerts import ClusterState, NamedMember, alert, alert_id
+from hub.correlate.responses import STATES
 from hub.correlate.rules import CorrelationRule, parse_rules
 from hub.federation import Federation
+from hub.model import AlertResponse
 from hub.records import FeedRecord, ObservationRecord
 from hub.signing.provenance import HubSigner, Provenance
 from hub.stix import timestamps
@@ -44,6 +46,17 @@ class Report:
     country: str
     at: datetime
     visible: Mapping[str, str]  # member → the object's id as that member received it
+    sighting: bool = False  # "seen here too" of a reported object, not a report of its own
+    named: bool = False  # its sender chose to be named in the alert
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A recipient's latest response to its alert."""
+
+    state: str
+    at: datetime
+    named: bool
 
 
 @dataclass
@@ -51,29 +64,57 @@ class Cluster:
     rule: CorrelationRule
     key: str
     reports: dict[str, Report] = field(default_factory=dict)  # by object id
+    responses: dict[str, Answer] = field(default_factory=dict)  # by member: one state each
+    first_response: datetime | None = None
     shown: ClusterState | None = None  # the last version published
 
-    def state(self, now: datetime) -> ClusterState | None:
-        """The alert this cluster calls for now, or None while below the rule's threshold."""
+    def _counted(self, reports: list[Report]) -> list[Report]:
+        """The reports that count toward members and countries under the rule."""
+        return [r for r in reports if self.rule.sightings_count or not r.sighting]
+
+    def state(self, now: datetime, names: Callable[[str], tuple[str, str]]) -> ClusterState | None:
+        """The alert this cluster calls for now, or None while below the rule's threshold;
+        `names` gives a member's (identity, name) for those that chose to be named."""
         latest = max(r.at for r in self.reports.values())
-        recent = [r for r in self.reports.values() if r.at >= latest - self.rule.window]
+        window = [r for r in self.reports.values() if r.at >= latest - self.rule.window]
+        recent = self._counted(window)
         members = {r.member for r in recent}
         countries = {r.country for r in recent}
         crossed = len(members) >= self.rule.min_members
         crossed = crossed and len(countries) >= self.rule.min_countries
         if self.shown is None and not crossed:
             return None
-        everyone = self.reports.values() if self.shown else recent
+        everyone = list(self.reports.values()) if self.shown else window
+        counted = self._counted(everyone)
         previous = self.shown.modified if self.shown else now - ONE_MILLISECOND
+        created = self.shown.created if self.shown else now
+        sighters = {r.member for r in everyone if r.sighting}
+        named_sighters = {r.member for r in everyone if r.sighting and r.named}
+        named = sorted(
+            NamedMember(
+                *names(m),
+                sighted=m in named_sighters,
+                state=self.responses[m].state
+                if m in self.responses and self.responses[m].named
+                else None,
+            )
+            for m in named_sighters | {m for m, a in self.responses.items() if a.named}
+        )
         return ClusterState(
             rule=self.rule,
             key=self.key,
-            members=len({r.member for r in everyone}),
-            countries=len({r.country for r in everyone}),
+            members=len({r.member for r in counted}),
+            countries=len({r.country for r in counted}),
             first_seen=min(r.at for r in everyone),
             last_seen=latest,
-            created=self.shown.created if self.shown else now,
+            created=created,
             modified=max(now, previous + ONE_MILLISECOND),
+            sighted=len(sighters),
+            responses=tuple(
+                (s, sum(a.state == s for a in self.responses.values())) for s in STATES
+            ),
+            named=tuple(named),
+            first_response=self.first_response,
         )
 
     def recipients(self) -> dict[str, set[str]]:
@@ -94,16 +135,25 @@ class Correlation:
     clusters: dict[tuple[int, str], Cluster] = field(default_factory=dict)
     sighted: dict[str, tuple[str, ...]] = field(default_factory=dict)  # object id → keys
     shown_refs: dict[tuple[int, str, str], frozenset[str]] = field(default_factory=dict)
+    # alert id → (rule index, key, the member it was made for): what a response may answer
+    alerts: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+
+    def _names(self, member: str) -> tuple[str, str]:
+        found = self.federation.member(member)
+        return found.identity, found.name
 
     def observe(self, seen: ObservationRecord) -> list[tuple[ClusterState, str, list[str]]]:
         """Take one observation; the (state, recipient, refs) of every alert version due."""
+        if seen.response is not None:
+            return self._respond(seen, seen.response)
         keys = seen.keys or self.sighted.get(str(seen.sighting_of), ())
         if seen.keys:
             self.sighted[seen.object_id] = seen.keys
         if not keys:
             return []
         at = timestamps.parse(seen.received)
-        report = Report(seen.sender, seen.country, at, dict(seen.visible))
+        sighting = seen.sighting_of is not None and not seen.keys
+        report = Report(seen.sender, seen.country, at, dict(seen.visible), sighting, seen.named)
         due = []
         for index, rule in enumerate(self.rules):
             if not rule.covers(seen.regions):
@@ -111,23 +161,50 @@ class Correlation:
             for key in keys:
                 cluster = self.clusters.setdefault((index, key), Cluster(rule, key))
                 cluster.reports[seen.object_id] = report
-                state = cluster.state(at)
-                if state is None:
-                    continue
-                changed = cluster.shown is None or (
-                    (state.members, state.countries, state.last_seen)
-                    != (cluster.shown.members, cluster.shown.countries, cluster.shown.last_seen)
-                )
-                versions = []
-                for member, refs in sorted(cluster.recipients().items()):
-                    # A recipient that got a new report to refer to gets a new version too.
-                    if changed or self.shown_refs.get((index, key, member)) != frozenset(refs):
-                        versions.append((state, member, sorted(refs)))
-                        self.shown_refs[(index, key, member)] = frozenset(refs)
-                if versions:
-                    cluster.shown = state
-                    due += versions
+                due += self._versions(index, cluster, at)
         return due
+
+    def _respond(
+        self, seen: ObservationRecord, response: AlertResponse
+    ) -> list[tuple[ClusterState, str, list[str]]]:
+        """A recipient's new state on its own alert; anything else (another member's alert,
+        an unknown id, a state unknown) changes nothing."""
+        target = self.alerts.get(response.alert)
+        if target is None or target[2] != seen.sender or response.state not in STATES:
+            return []
+        index, key, member = target
+        cluster = self.clusters[(index, key)]
+        at = timestamps.parse(seen.received)
+        cluster.responses[member] = Answer(response.state, at, response.named)
+        if cluster.first_response is None:
+            cluster.first_response = at
+        return self._versions(index, cluster, at)
+
+    def _versions(
+        self, index: int, cluster: Cluster, at: datetime
+    ) -> list[tuple[ClusterState, str, list[str]]]:
+        """The alert versions `cluster` calls for now: every recipient's when what the alert
+        says changed, and a recipient's alone when it got another report to refer to."""
+        state = cluster.state(at, self._names)
+        if state is None:
+            return []
+        shown = cluster.shown
+        changed = shown is None or replace(
+            state, created=shown.created, modified=shown.modified
+        ) != replace(shown, first_seen=state.first_seen)
+        versions = []
+        for member, refs in sorted(cluster.recipients().items()):
+            if changed or self.shown_refs.get((index, cluster.key, member)) != frozenset(refs):
+                versions.append((state, member, sorted(refs)))
+                self.shown_refs[(index, cluster.key, member)] = frozenset(refs)
+                self.alerts[alert_id(cluster.rule, cluster.key, member)] = (
+                    index,
+                    cluster.key,
+                    member,
+                )
+        if versions:
+            cluster.shown = state
+        return versions
 
 
 @dataclass

@@ -7,7 +7,7 @@ announce what its sender has not released yet. Nor is TLP:RED content (the objec
 property under a granular RED marking): its sender disclosed it to named accounts alone, and
 a count, or a new alert version, would tell every recipient of the alert that it exists.
 TLP:RED deliveries do not make their member a recipient of an alert either (an alert is for
-the member's every reader).
+the member's every reader). A response to an alert is observed as the state it records.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from hub.collections import PUBLIC, member_alias, region_alias
 from hub.correlate.observables import keyed, observables
+from hub.correlate.responses import chose_to_be_named, response_of
 from hub.federation import Federation
 from hub.model import Item, Observation, Submission
 from hub.policy.redaction import top_property
@@ -60,6 +61,10 @@ class Observe:
             return item
         if object_tlp(item.obj) == Tlp.RED:
             return item
+        response = response_of(item.obj)
+        if response is not None:
+            observation = Observation((), None, (), country, regions, response=response)
+            return replace(item, observation=observation)
         obj = _without_red(item.obj)
         keys = tuple(sorted({keyed(o, self.key) for o in observables(obj)}))
         sighted = obj.get("sighting_of_ref") if obj.get("type") == "sighting" else None
@@ -79,6 +84,7 @@ class Observe:
             visible=tuple(sorted(visible.items())),
             country=country,
             regions=regions,
+            named=isinstance(sighted, str) and chose_to_be_named(obj),
         )
         return replace(item, observation=observation)
 

@@ -11,6 +11,7 @@ from typing import Any
 from hub.policy.rules import parse_duration
 
 DEFAULT_RULE = {"scope": "all", "min_members": 3, "min_countries": 2, "window": "PT24H"}
+DEFAULT_SIGHTINGS = "count"  # "count": a sighting reaches the threshold as a report does
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,7 @@ class CorrelationRule:
     min_members: int
     min_countries: int
     window: timedelta
+    sightings_count: bool = True  # False: sightings are counted apart, never toward the threshold
 
     @property
     def region(self) -> str | None:
@@ -45,6 +47,7 @@ def parse_rules(correlation: Mapping[str, Any]) -> tuple[CorrelationRule, ...]:
             min_members=rule.get("min_members", DEFAULT_RULE["min_members"]),
             min_countries=rule.get("min_countries", DEFAULT_RULE["min_countries"]),
             window=parse_duration(rule.get("window", DEFAULT_RULE["window"])),
+            sightings_count=rule.get("sightings", DEFAULT_SIGHTINGS) == "count",
         )
         for rule in rules
     )

@@ -130,6 +130,8 @@ def observation_message(item: Item, submission: Submission, topics: Topics) -> M
         keys=seen.keys,
         sighting_of=seen.sighting_of,
         visible=seen.visible,
+        named=seen.named,
+        response=seen.response,
     ).to_message(topics)
 
 

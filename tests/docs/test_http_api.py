@@ -206,3 +206,16 @@ async def test_the_dashboard_answers_as_documented(hub: RunningHub) -> None:
     logout, _ = await _ask(hub, "POST", "/dashboard/logout", cookies=session)
     assert logout.status == 303 and logout.headers["Location"] == "/dashboard/login"
     assert (await _ask(hub, "GET", "/api/v1/dashboard", cookies=session))[0].status == 401
+
+
+async def test_alert_responses_answer_as_documented(hub: RunningHub) -> None:
+    template = "/api/v1/alerts/{alert_id}/responses"
+    path = "/api/v1/alerts/grouping--365ed7f6-3540-56cf-9abc-20860826586f/responses"
+    body = json.dumps({"state": "acknowledged"})
+    assert (await _ask(hub, "POST", template, path, data=body))[0].status == 401
+    reader = _auth(hub, READER)
+    assert (await _ask(hub, "POST", template, path, data=body, headers=reader))[0].status == 403
+    sender = _auth(hub, SENDER)
+    assert (await _ask(hub, "POST", template, path, data=body, headers=sender))[0].status == 404
+    bad = json.dumps({"state": "panicking"})
+    assert (await _ask(hub, "POST", template, path, data=bad, headers=sender))[0].status == 400

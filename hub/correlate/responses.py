@@ -1,0 +1,124 @@
+"""Responses to alerts: a recipient's state on one of its alerts, as a STIX `note`.
+
+A response is a note whose `object_refs` is the one alert it answers, carrying the hub's
+response extension (a property extension, so it passes validation whatever the member's
+`allow_custom`):
+
+    "extensions": {"extension-definition--d076f4cc-…": {
+        "extension_type": "property-extension",
+        "state": "acknowledged" | "investigating" | "affected" | "not-affected" | "mitigated",
+        "named": false        true: the responder may be named to the alert's other recipients
+    }}
+
+It goes through the pipeline as any object does (authenticated, validated, signed), but is
+delivered to its sender's own collection alone: who responded is the one thing the alert's
+other recipients must not learn, and the note's `created_by_ref` would tell them. The
+correlator counts it (observe carries the state), one state per member, its latest. On a
+`sighting`, the same extension with `named: true` lets the alert name its sender.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hub.collections import member_alias
+from hub.federation import Federation
+from hub.model import AlertResponse, Delivery, Item, RefusalCode, Submission, Verdict
+from hub.stix import timestamps
+from hub.stix.markings import Tlp, tlp2_id
+
+RESPONSE_EXTENSION = "extension-definition--d076f4cc-b6d4-48e3-b3e5-f17353a55f4c"
+STATES = ("acknowledged", "investigating", "affected", "not-affected", "mitigated")
+RESPONSE_RULE = "responses"
+_NOT_SHARED = "a response to an alert is counted in the alert, not shared: its sender keeps it"
+
+
+def _extension(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    extensions = obj.get("extensions")
+    found = extensions.get(RESPONSE_EXTENSION) if isinstance(extensions, Mapping) else None
+    return found if isinstance(found, Mapping) else None
+
+
+def is_response(obj: Mapping[str, Any]) -> bool:
+    """Whether `obj` is meant as a response (a note carrying the response extension)."""
+    return obj.get("type") == "note" and _extension(obj) is not None
+
+
+def chose_to_be_named(obj: Mapping[str, Any]) -> bool:
+    """Whether the sender of a sighting or response chose to be named in alerts."""
+    extension = _extension(obj)
+    return extension is not None and extension.get("named") is True
+
+
+def response_of(obj: Mapping[str, Any]) -> AlertResponse | None:
+    """The alert and state a well-formed response note records; None for anything else."""
+    extension = _extension(obj)
+    refs = obj.get("object_refs")
+    if (
+        obj.get("type") != "note"
+        or extension is None
+        or extension.get("state") not in STATES
+        or not isinstance(refs, list)
+        or len(refs) != 1
+        or not str(refs[0]).startswith("grouping--")
+    ):
+        return None
+    return AlertResponse(str(refs[0]), str(extension["state"]), chose_to_be_named(obj))
+
+
+def response_note(
+    alert_id: str, state: str, note: str | None, named: bool, author: str
+) -> dict[str, Any]:
+    """A response note by the member identity `author` (unsigned, as a member submits it)."""
+    now = timestamps.rfc3339_now()
+    return {
+        "type": "note",
+        "spec_version": "2.1",
+        "id": f"note--{uuid.uuid4()}",
+        "created": now,
+        "modified": now,
+        "created_by_ref": author,
+        "abstract": state,
+        "content": note or state,
+        "object_refs": [alert_id],
+        "object_marking_refs": [tlp2_id(Tlp.AMBER)],
+        "extensions": {
+            RESPONSE_EXTENSION: {
+                "extension_type": "property-extension",
+                "state": state,
+                "named": named,
+            }
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ConfineResponses:
+    """After route: a response goes to its sender's own collection only; a note that carries
+    the extension but is not a well-formed response is refused, saying why."""
+
+    federation: Federation
+
+    def _confine(self, item: Item, sender: str) -> Item:
+        if not is_response(item.obj):
+            return item
+        if response_of(item.obj) is None:
+            return item.refuse(
+                RefusalCode.INVALID_STIX,
+                f"objects[{item.index}] ({item.id}): a response note refers to exactly one "
+                f"alert (object_refs: [grouping--…]) and its extension's state is one of "
+                f"{', '.join(STATES)}",
+            )
+        verdicts = tuple(
+            Verdict(m.id, False, RESPONSE_RULE, _NOT_SHARED)
+            for m in self.federation.members
+            if m.id != sender
+        )
+        own = Delivery(member_alias(sender), item.obj, onward_sharing=False)
+        return replace(item, deliveries=(own,), verdicts=verdicts)
+
+    def __call__(self, submission: Submission) -> Submission:
+        return submission.map_accepted(lambda item: self._confine(item, submission.member))
