@@ -116,6 +116,10 @@ def cases(object_id: str, status_id: str) -> list[Case]:
         owner = caller.member == "ke-cirt"
         add("GET", f"{root}status/{status_id}/", 200 if owner else 404)
         add("GET", f"/api/v1/explain/{object_id}", 200 if owner else 404)
+        # Only a member's submit account may respond; the matrix's TAXII envelope is not a
+        # response (400), and which alerts exist is tests/correlate/test_responses.py's.
+        responds = caller.member is not None and "submit" in caller.roles
+        add("POST", f"/api/v1/alerts/{ALERT}/responses", 400 if responds else 403)
         for alias in COLLECTIONS:
             base = f"{root}collections/{alias}/"
             known = alias in addressable(caller)
@@ -135,6 +139,8 @@ def cases(object_id: str, status_id: str) -> list[Case]:
             add("GET", f"/api/v1/exports/{alias}?format=stix", read_status)
     return out
 
+
+ALERT = "grouping--0b6f1a2e-5d4c-4b3a-9e8f-7a6b5c4d3e2f"
 
 GREEN_ADDRESS = {
     "type": "ipv4-addr",
@@ -335,6 +341,7 @@ def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
         "/api/v1/explain/{object_id}",
         "/api/v1/streams/{collection}",
         "/api/v1/exports/{collection}",
+        "/api/v1/alerts/{alert_id}/responses",
         "/taxii2/hub/collections/{collection}/",
         "/taxii2/hub/collections/{collection}/objects/",
         "/taxii2/hub/collections/{collection}/manifest/",
