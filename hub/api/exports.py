@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from multidict import MultiMapping
 
 from hub.api.access import Reading, permitted_reading
 from hub.api.keys import ACCOUNT, REQUEST_ID, SETTINGS, VIEW
+from hub.api.readers import bound_buffers, write_within
 from hub.errors import BadRequest, TooManyRequests
 from hub.export.formats import WRITERS, Writer
 from hub.export.selection import DEFAULT_TYPES, FORMATS, ExportOptions, select
@@ -172,7 +172,7 @@ async def _stream(
     response = web.StreamResponse(headers=_headers(type(writer), alias, options, request))
     response.enable_compression()  # when the client accepts it: blocklists compress well
     await response.prepare(request)
-    _bound_buffers(request, settings.stream_buffer_bytes)
+    bound_buffers(request, settings.stream_buffer_bytes)
     timeout = settings.stream_write_timeout
 
     def read(after: int) -> asyncio.Future[Page]:
@@ -192,7 +192,7 @@ async def _stream(
     # in memory at most.
     reading = read(0)
     try:
-        await _write(response, writer.head(), timeout)
+        await write_within(response, writer.head(), timeout)
         while True:
             page = await reading
             if page.more:
@@ -207,10 +207,10 @@ async def _stream(
                 )
                 is not None
             ]
-            await _write(response, writer.page(chosen), timeout)
+            await write_within(response, writer.page(chosen), timeout)
             if not page.more:
                 break
-        await _write(response, writer.tail(), timeout)
+        await write_within(response, writer.tail(), timeout)
         await response.write_eof()
     except (TimeoutError, ConnectionResetError):
         # A reader that stopped reading, or went away: its file has no closing line, so it
@@ -220,24 +220,6 @@ async def _stream(
     finally:
         reading.cancel()
     return response
-
-
-def _bound_buffers(request: web.Request, size: int) -> None:
-    """Hold about `size` bytes for this reader (as a live stream does): a reader that stops
-    reading makes writes wait, and time out, instead of piling pages up in memory."""
-    transport = request.transport
-    if transport is None:
-        return
-    transport.set_write_buffer_limits(high=size)
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
-
-
-async def _write(response: web.StreamResponse, data: bytes, timeout: float) -> None:
-    if data:
-        async with asyncio.timeout(timeout):
-            await response.write(data)
 
 
 def add_routes(app: web.Application) -> None:

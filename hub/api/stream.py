@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from aiohttp import web
 
 from hub.api.access import permitted_reading
 from hub.api.keys import FOLLOWER, SETTINGS, VIEW
+from hub.api.readers import bound_buffers, write_within
 from hub.api.taxii.query import decode_cursor, encode_cursor
 from hub.store.view import Entry, ObjectQuery, View
 
@@ -67,24 +67,6 @@ def _event(entry: Entry, epoch: str, piece: int) -> Iterator[bytes | memoryview]
     yield b"\n\n"
 
 
-def _bound_buffers(request: web.Request, size: int) -> None:
-    """Hold at most about `size` bytes for this reader, in the process and in the kernel,
-    so a reader that stops reading makes writes wait (and time out) instead of piling up."""
-    transport = request.transport
-    if transport is None:
-        return
-    transport.set_write_buffer_limits(high=size)
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
-
-
-async def _write(response: web.StreamResponse, data: bytes | memoryview, timeout: float) -> None:
-    """Hand `data` to the connection; TimeoutError when the reader does not keep up."""
-    async with asyncio.timeout(timeout):
-        await response.write(data)
-
-
 async def _send_next(
     response: web.StreamResponse, view: View, query: ObjectQuery, piece: int, timeout: float
 ) -> tuple[int, bool]:
@@ -94,7 +76,7 @@ async def _send_next(
     page = await view.objects(query)
     for entry in page.entries:
         for part in _event(entry, view.epoch, piece):
-            await _write(response, part, timeout)
+            await write_within(response, part, timeout)
     return page.last_seq, page.more
 
 
@@ -112,7 +94,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    _bound_buffers(request, settings.stream_buffer_bytes)
+    bound_buffers(request, settings.stream_buffer_bytes)
     streams.clients += 1
     beat, timeout = settings.stream_heartbeat, settings.stream_write_timeout
     # Every collection a reader may open is routed to, so the view follows its feed topic
@@ -120,7 +102,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     feed = settings.topics.feed(collection.alias)
     looked: int | None = None  # the collection's change count when the view was last read
     try:
-        await _write(response, b"retry: 2000\n\n", timeout)
+        await write_within(response, b"retry: 2000\n\n", timeout)
         last_write = time.monotonic()
         while not streams.closing.is_set():
             # No page query while nothing new reached this collection: with many readers
@@ -151,7 +133,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if time.monotonic() - last_write >= beat:
                 # A comment line: keeps proxies from closing an idle stream, and tells the
                 # client the hub is alive.
-                await _write(response, b": heartbeat\n\n", timeout)
+                await write_within(response, b": heartbeat\n\n", timeout)
                 last_write = time.monotonic()
     except TimeoutError:
         log.info(
