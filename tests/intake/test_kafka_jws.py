@@ -17,10 +17,10 @@ from joserfc.jwk import OKPKey
 
 from hub.api.keys import BUS
 from hub.bus import Message
-from hub.records import ACCOUNT, member_status_id
+from hub.records import MemberJwsRecord, member_status_id
 from tests.hubs import RunningHub, visible_to
-from tests.intake.conftest import member_key, member_record, wait_complete
-from tests.intake.corpus import deep, envelope, indicator
+from tests.intake.conftest import credentials, member_key, member_record, wait_complete
+from tests.intake.corpus import TAXII, deep, envelope, indicator
 from tests.intake.test_corpus import read_rejected
 from tests.signing.support import eddsa_allowed, registry
 
@@ -70,13 +70,16 @@ def bundle(*objects: dict[str, Any]) -> bytes:
 async def test_jws_records_and_single_objects_are_accepted(corpus_hub: RunningHub) -> None:
     hub, key = corpus_hub, member_key(MEMBER)
     in_bundle, in_flattened, alone = [indicator(), indicator()], indicator(), indicator()
+    topics = hub.settings.topics
     records = [
         # A compact JWS of a bundle, naming the account as a header may.
-        jws_record(
-            hub, compact(bundle(*in_bundle), key), "compact", **{ACCOUNT: b"ng-cert-submit"}
-        ),
-        # A flattened JSON JWS of one object, as sent with a trailing newline.
-        jws_record(hub, orjson.dumps(flattened(json.dumps(in_flattened).encode(), key)), "json"),
+        MemberJwsRecord(
+            MEMBER, compact(bundle(*in_bundle), key), account="ng-cert-submit"
+        ).to_message(topics),
+        # A flattened JSON JWS of one object.
+        MemberJwsRecord(
+            MEMBER, orjson.dumps(flattened(json.dumps(in_flattened).encode(), key))
+        ).to_message(topics),
         # Today's detached header, over a single object instead of a bundle.
         member_record(hub, MEMBER, json.dumps(alone, indent=2).encode()),
     ]
@@ -180,3 +183,18 @@ async def test_a_bad_jws_is_refused_whole_saying_what_is_wrong(corpus_hub: Runni
     # The record as sent, to inspect and replay: a compact JWS as base64, JSON as JSON.
     assert base64.b64decode(entries["alg HS256"]["record_base64"]) == cases["alg HS256"][0]
     assert entries["unprotected kid"]["record"]["header"] == {"kid": "gh-cert-kafka"}
+
+
+async def test_taxii_keeps_to_envelopes(corpus_hub: RunningHub) -> None:
+    """TAXII 2.1 Add Objects takes an envelope: a single object POSTed is refused, saying so."""
+    hub = corpus_hub
+    headers = {"Accept": TAXII, "Content-Type": TAXII, **credentials(hub, "ng-cert-submit")}
+    url = hub.collection_url("inbox") + "objects/"
+    body = orjson.dumps(indicator())
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as answer,
+    ):
+        status, doc = answer.status, orjson.loads(await answer.read())
+    assert status == 400 and doc["http_status"] == "400", doc
+    assert "'objects' array" in doc["description"], doc
