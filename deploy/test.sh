@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what the tests need (Python deps, Debian's chromium, the Apache Kafka broker from
-# Maven Central) and run the whole suite. The suite starts and stops its own broker.
+# Install what the tests need (Python deps, Debian's chromium, kcat and openssl, the Apache
+# Kafka broker from Maven Central) and run the whole suite. The suite starts and stops its
+# own broker.
 #
 # Same verdict for the same commit on any day: Python packages come only from the hashed lock
 # files, installed offline from a folder holding exactly the locked files (pip resolves against
@@ -37,6 +38,14 @@ if ! command -v chromium >/dev/null 2>&1; then
     $sudo apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         chromium >/dev/null
+fi
+if ! command -v kcat >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+    echo "== installing Debian's kcat and openssl for the Kafka-native members' recipe test"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        kcat openssl >/dev/null
 fi
 if ! command -v suricata >/dev/null 2>&1; then
     echo "== installing Debian's suricata for the export test (suricata -T reads the rules)"

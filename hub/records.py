@@ -44,6 +44,9 @@ ACCOUNT = "cirt-hub-account"
 REQUEST_ID = "request-id"
 
 STIX_MEDIA_TYPE = b"application/stix+json;version=2.1"
+# A member record whose value is a JWS (RFC 7515 section 9.2): compact, or JSON.
+JOSE_MEDIA_TYPE = b"application/jose"
+JOSE_JSON_MEDIA_TYPE = b"application/jose+json"
 ANONYMOUS = "anonymous"  # the submitter of a sender that asked not to be named
 # What alerts written before this release name as their submitter; the hub's id since.
 EARLIER_HUB_SUBMITTER = "hub"
@@ -168,6 +171,44 @@ class MemberIntakeRecord:
             member,
             record.value,
             record.header(SIGNATURE),
+            _optional(record.header(ACCOUNT)),
+            _optional(record.header(REQUEST_ID)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJwsRecord:
+    """A member's own record whose value is itself a JWS (RFC 7515, compact or flattened
+    JSON, alg EdDSA, one of the member's keys) with a bundle, an envelope or one STIX object
+    as its payload: what any JOSE tool makes of a file. No SIGNATURE header."""
+
+    member: str
+    value: bytes
+    account: str | None = None  # as in MemberIntakeRecord
+    request_id: str | None = None
+
+    def headers(self) -> Headers:
+        json_form = self.value.lstrip()[:1] == b"{"
+        headers = [(CONTENT_TYPE, JOSE_JSON_MEDIA_TYPE if json_form else JOSE_MEDIA_TYPE)]
+        if self.account is not None:
+            headers.append((ACCOUNT, self.account.encode()))
+        if self.request_id is not None:
+            headers.append((REQUEST_ID, self.request_id.encode()))
+        return tuple(headers)
+
+    def to_message(self, topics: Topics) -> Message:
+        return Message(
+            topics.member_intake(self.member),
+            self.value,
+            key=self.member.encode(),
+            headers=self.headers(),
+        )
+
+    @classmethod
+    def from_record(cls, record: Record, member: str) -> MemberJwsRecord:
+        return cls(
+            member,
+            record.value,
             _optional(record.header(ACCOUNT)),
             _optional(record.header(REQUEST_ID)),
         )

@@ -20,6 +20,7 @@ from hub.records import (
     HeldRecord,
     IntakeRecord,
     MemberIntakeRecord,
+    MemberJwsRecord,
     ObservationRecord,
     Placement,
     RecordError,
@@ -75,6 +76,17 @@ def test_an_intake_record_that_lacks_something_says_what(doc: dict, says: str) -
         IntakeRecord.from_doc(doc)
 
 
+def test_a_member_jws_record_is_keyed_by_its_member_and_typed_as_a_jws() -> None:
+    compact = MemberJwsRecord("ng-cert", b"eyJh.eyJi.c2ln", "ng-cert-submit", "req-1")
+    message = compact.to_message(TOPICS)
+    assert message.topic == "t.intake.member-ng-cert" and message.key == b"ng-cert"
+    assert ("content-type", b"application/jose") in message.headers
+    assert "cirt-hub-signature" not in dict(message.headers)
+    assert MemberJwsRecord.from_record(as_read(message), "ng-cert") == compact
+    flattened = MemberJwsRecord("ng-cert", b'{"payload": "eyJi"}').to_message(TOPICS)
+    assert flattened.headers == (("content-type", b"application/jose+json"),)
+
+
 def test_a_member_record_reads_back_and_as_the_previous_connector_wrote_it() -> None:
     record = MemberIntakeRecord("ng-cert", b'{"type":"bundle"}', b"jws", "ng-cert-submit")
     message = record.to_message(TOPICS)
@@ -104,6 +116,10 @@ def test_a_member_record_reads_back_and_as_the_previous_connector_wrote_it() -> 
     # The status id a producer computes from where the broker put its record: unchanged.
     assert member_status_id("t.intake.member-ng-cert", 0, 3) == (
         "f38df35a-3449-52de-ab57-718be07ce58c"
+    )
+    # docs/connectors/kafka-native.md's example.
+    assert member_status_id("cirt-hub.intake.member-ng-cert", 0, 3) == (
+        "07e6c8ba-0bb1-5ac5-a240-b3d8d49c4296"
     )
 
 

@@ -12,7 +12,10 @@ Two kinds of record:
   member's own producer wrote, with a detached JWS over the record value in the
   `cirt-hub-signature` header, made with one of the member's `public_keys`. Kafka ACLs let
   only the member (and the hub) write its topic; the signature proves at the hub who wrote
-  it, whatever the ACLs turn out to be. It may be no larger than a POST's body.
+  it, whatever the ACLs turn out to be. Or, without that header, a record whose value is
+  itself a JWS (compact or flattened JSON serialization, alg EdDSA, one of the member's
+  keys) with the STIX content as its payload, verified before the payload is parsed. It
+  may be no larger than a POST's body; a single STIX object may stand for a bundle.
 
 Either way the body gets the checks a POST gets (hub.stix.envelope), and each object larger
 than `hub.limits.max_object_bytes` arrives refused: the others go on.
@@ -37,13 +40,15 @@ from hub.records import (
     SIGNATURE,
     IntakeRecord,
     MemberIntakeRecord,
+    MemberJwsRecord,
     RecordError,
     member_status_id,
 )
 from hub.signing.intake import IntakeKeyError, IntakeKeys, IntakeMacError
+from hub.signing.jws import MalformedJws, looks_compact, looks_flattened, parse_attached
 from hub.signing.members import MemberKeys, MemberSignatureError
 from hub.stix import timestamps
-from hub.stix.envelope import TooDeep, check_depth, envelope_objects, parse_body
+from hub.stix.envelope import TooDeep, check_depth, parse_body, record_objects
 from hub.topics import Topics
 
 # How long after its `received` an API record may land on intake. The API publishes within
@@ -252,22 +257,62 @@ class Decode:
                 reason=RefusalCode.TOO_LARGE,
             )
         data, refusal = _parsed(record.value, self.limits)
+        if record.header(SIGNATURE) is None and (
+            looks_flattened(data) or (refusal is not None and looks_compact(record.value))
+        ):
+            try:
+                return self._from_jws(record, MemberJwsRecord.from_record(record, member), data)
+            except UndecodableRecord as exc:
+                # Its `rejected` entry copies the record as sent: a compact JWS is no JSON.
+                exc.is_json = exc.is_json and _spliceable(refusal)
+                raise
         sent = MemberIntakeRecord.from_record(record, member)
         # Nothing on a member's topic is believed before its signature is checked.
-        self._authenticate(record, sent, is_json=_spliceable(refusal))
+        self._authenticate(record, sent, sent.signature, record.value, is_json=_spliceable(refusal))
+        return self._submission(record, sent, data, refusal)
+
+    def _from_jws(self, record: Record, sent: MemberJwsRecord, doc: Any) -> Submission:
+        """A record whose value is a JWS: its signature checked before its payload is read."""
+        try:
+            jws = parse_attached(record.value, doc)
+        except MalformedJws as exc:
+            self._check_member(record, sent.member, is_json=True)
+            raise UndecodableRecord(
+                f"record JWS refused: the member signature is not usable: {exc}",
+                reason=RefusalCode.MEMBER_SIGNATURE_MALFORMED,
+            ) from exc
+        self._authenticate(record, sent, jws.detached.encode(), jws.payload, is_json=True)
+        data, refusal = _parsed(jws.payload, self.limits)
+        if refusal is not None:
+            words = "refused" if isinstance(refusal, TooDeep | InvalidStix) else "not JSON"
+            raise UndecodableRecord(
+                f"the record's JWS payload is {words}: {refusal.description}",
+                reason=_unparsable(refusal).reason,
+            ) from refusal
+        return self._submission(record, sent, data, None)
+
+    def _submission(
+        self,
+        record: Record,
+        sent: MemberIntakeRecord | MemberJwsRecord,
+        data: Any,
+        refusal: HubError | None,
+    ) -> Submission:
+        """The authenticated record's body as a Submission, checked as a POST's body is."""
+        member = sent.member
         if refusal is not None:
             raise _unparsable(refusal) from refusal
-        if isinstance(data, dict) and "v" in data:
+        if isinstance(data, dict) and "v" in data and "type" not in data:
             raise UndecodableRecord(
-                f"{record.topic!r} is the intake topic of {member!r}: it takes STIX bundles "
-                'and TAXII envelopes; the hub\'s own intake records (with a "v") are refused '
-                f"without the {INTAKE_MAC!r} the hub's API puts on them",
+                f"{record.topic!r} is the intake topic of {member!r}: it takes STIX bundles, "
+                "TAXII envelopes and single STIX objects; the hub's own intake records (with "
+                f'a "v") are refused without the {INTAKE_MAC!r} the hub\'s API puts on them',
                 reason=RefusalCode.WRONG_TOPIC,
             )
         account = self._account(sent)
         try:
             # The same checks, in the same words, as a POST to the inbox gets.
-            objects = envelope_objects(data, self.limits.max_objects)
+            objects = record_objects(data, self.limits.max_objects)
         except HubError as exc:
             raise _body_refused(exc) from exc
         # The same record read twice (a redelivery) must make the same status, not a second.
@@ -282,10 +327,7 @@ class Decode:
             items=_items(objects, self.limits),
         )
 
-    def _authenticate(self, record: Record, sent: MemberIntakeRecord, *, is_json: bool) -> None:
-        """The record value is signed by one of `member`'s keys, or UndecodableRecord says how
-        it is not (the reasons are those of object signatures, README "Member signatures")."""
-        member = sent.member
+    def _check_member(self, record: Record, member: str, *, is_json: bool) -> None:
         if member not in self.members:
             raise UndecodableRecord(
                 f"{record.topic!r} is the intake topic of {member!r}, which the federation "
@@ -293,17 +335,34 @@ class Decode:
                 is_json=is_json,
                 reason=RefusalCode.UNKNOWN_MEMBER,
             )
-        raw = sent.signature
+
+    def _authenticate(
+        self,
+        record: Record,
+        sent: MemberIntakeRecord | MemberJwsRecord,
+        raw: bytes | None,
+        payload: bytes,
+        *,
+        is_json: bool,
+    ) -> None:
+        """`payload` (the record value, or its JWS's payload) is signed by one of the
+        member's keys in `raw`, or UndecodableRecord says how it is not (the reasons are
+        those of object signatures, README "Member signatures")."""
+        member = sent.member
+        self._check_member(record, member, is_json=is_json)
         if raw is None:
             raise UndecodableRecord(
                 f"unsigned: a record on {record.topic!r} needs the {SIGNATURE!r} header, "
                 f"a detached JWS (EdDSA) over the record value made with one of {member!r}'s "
-                "public_keys",
+                "public_keys, or must itself be such a JWS (compact or flattened JSON) with "
+                "the STIX content as its payload",
                 is_json=is_json,
                 reason=RefusalCode.MEMBER_SIGNATURE_MISSING,
             )
+        signed = "the record value" if isinstance(sent, MemberIntakeRecord) else "the payload"
+        where = "record signature" if isinstance(sent, MemberIntakeRecord) else "record JWS"
         try:
-            self.keys.check(raw.decode("ascii"), record.value, member)
+            self.keys.check(raw.decode("ascii"), payload, member)
         except UnicodeDecodeError as exc:
             raise UndecodableRecord(
                 f"the record signature is not usable: the {SIGNATURE!r} header is not ASCII",
@@ -312,12 +371,12 @@ class Decode:
             ) from exc
         except MemberSignatureError as exc:
             # check() speaks of objects; what it checked here is the whole record value.
-            message = exc.message.replace("the object", "the record value")
+            message = exc.message.replace("the object", signed)
             raise UndecodableRecord(
-                f"record signature refused: {message}", is_json=is_json, reason=exc.reason
+                f"{where} refused: {message}", is_json=is_json, reason=exc.reason
             ) from exc
 
-    def _account(self, sent: MemberIntakeRecord) -> Account:
+    def _account(self, sent: MemberIntakeRecord | MemberJwsRecord) -> Account:
         """The account the status and the audit name: the header's, else the member's first
         account with the submit role. Either way one of the member's own."""
         member, username = sent.member, sent.account

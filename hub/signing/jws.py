@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,9 @@ HUB_ALG = "EdDSA"
 ED25519_ALGS = frozenset({"EdDSA", "Ed25519"})
 _SIGNATURE_LEN = 64
 _MAX_HEADER = 4096
+# Three dot-separated runs of printable ASCII, not opening as JSON does: meant as a compact
+# JWS, so a fault in a part (say, padding) is named rather than called "unsigned".
+_COMPACT = re.compile(rb'(?:[^\s."{\[][^\s.]*)?\.[^\s.]*\.[^\s.]*')
 
 
 class MalformedJws(ValueError):
@@ -131,3 +135,78 @@ def load_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
     if len(raw) != 32:
         raise ValueError("x is not a 32-byte Ed25519 public key")
     return Ed25519PublicKey.from_public_bytes(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedJws:
+    """A JWS that carries its payload (RFC 7515 compact or flattened JSON serialization):
+    the signature as a detached JWS over `payload`, which is not parsed here."""
+
+    detached: str  # `header..signature`: what MemberKeys.check takes
+    payload: bytes
+
+
+def _part(doc: Mapping[str, Any], name: str) -> str:
+    value = doc.get(name)
+    if not isinstance(value, str):
+        raise MalformedJws(f"the JSON serialization's {name!r} must be a string")
+    return value
+
+
+def parse_attached(value: bytes, doc: object = None) -> AttachedJws:
+    """A compact JWS (`value`), or the flattened JSON serialization already parsed (`doc`),
+    taken apart; MalformedJws says what is wrong. The signature is checked by the caller."""
+    if isinstance(doc, dict):
+        if "signatures" in doc:
+            raise MalformedJws(
+                "the general JSON serialization (`signatures`) is not accepted: one "
+                "signature, in the compact or the flattened JSON serialization"
+            )
+        if "header" in doc:
+            # Only what the signature covers is believed: alg and kid must be protected.
+            raise MalformedJws(
+                "unprotected header parameters (`header`) are not accepted: put alg and kid "
+                "in the protected header"
+            )
+        extra = sorted(set(doc) - {"protected", "payload", "signature"})
+        if extra:
+            raise MalformedJws(f"unknown members in the JSON serialization: {extra}")
+        parts = [_part(doc, "protected"), _part(doc, "payload"), _part(doc, "signature")]
+    else:
+        try:
+            text = value.strip().decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise MalformedJws("a compact JWS is ASCII") from exc
+        parts = text.split(".")
+        if len(parts) != 3:  # header.payload.signature
+            raise MalformedJws("a compact JWS has three parts separated by dots")
+    encoded_header, encoded_payload, signature = parts
+    if not encoded_payload:
+        raise MalformedJws(
+            "the payload is empty: a detached JWS goes in the cirt-hub-signature header, "
+            "with the record value as its payload"
+        )
+    detached = f"{encoded_header}..{signature}"
+    parse_detached(detached)  # the header and signature rules of every member signature
+    try:
+        payload = b64url_decode(encoded_payload)
+    except MalformedJws as exc:
+        raise MalformedJws(f"the payload is {exc}") from exc
+    return AttachedJws(detached, payload)
+
+
+def looks_compact(value: bytes) -> bool:
+    """Whether a record value is meant as a compact JWS (three parts) rather than JSON:
+    decides which refusal it gets, never whether it is believed."""
+    return bool(_COMPACT.fullmatch(value.strip()))
+
+
+def looks_flattened(doc: object) -> bool:
+    """Whether parsed JSON is meant as a JWS JSON serialization rather than STIX (which has
+    a `type`)."""
+    return (
+        isinstance(doc, dict)
+        and "type" not in doc
+        and "payload" in doc
+        and ("signature" in doc or "signatures" in doc)
+    )

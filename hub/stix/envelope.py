@@ -164,3 +164,14 @@ def envelope_objects(data: Any, max_objects: int) -> list[dict[str, Any]]:
         if not isinstance(obj.get("id"), str) or not obj["id"]:
             raise InvalidStix(f"objects[{i}] has no 'id' string")
     return objects
+
+
+def record_objects(data: Any, max_objects: int) -> list[dict[str, Any]]:
+    """The objects of a member's Kafka record: a bundle, an envelope, or one STIX object (a
+    JSON object with a `type` other than `bundle`). TAXII keeps to envelopes (Add Objects
+    takes an envelope, TAXII 2.1 section 5.5)."""
+    if isinstance(data, dict) and isinstance(data.get("type"), str) and data["type"] != "bundle":
+        if not isinstance(data.get("id"), str) or not data["id"]:
+            raise InvalidStix(f"the {data['type'][:100]!r} object has no 'id' string")
+        return [data]
+    return envelope_objects(data, max_objects)
