@@ -31,30 +31,32 @@ rm -rf .wheelhouse
 .venv/bin/python -m pip check
 # tests/deploy/test_locks.py resolves the other locks against the same files.
 export CIRT_HUB_WHEELHOUSE="$PWD/.wheelhouse"
+# Debian packages the suite runs (apt, as root or with sudo), each only when missing.
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+apt_updated=""
+debian_install() {  # debian_install [-t RELEASE] PACKAGE...
+    if [ -z "$apt_updated" ]; then
+        $sudo apt-get update -qq
+        apt_updated=1
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "$@" >/dev/null
+}
 if ! command -v chromium >/dev/null 2>&1; then
     echo "== installing Debian's chromium for the dashboard's browser test"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        chromium >/dev/null
+    debian_install chromium
 fi
 if ! command -v kcat >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
     echo "== installing Debian's kcat and openssl for the Kafka-native members' recipe test"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        kcat openssl >/dev/null
+    debian_install kcat openssl
 fi
 if ! command -v suricata >/dev/null 2>&1; then
     echo "== installing Debian's suricata for the export test (suricata -T reads the rules)"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
     release=()
     # Debian 12 has Suricata in its backports only: add them from the mirror that serves
     # bookworm here (backports are never installed unless asked for by name, as below).
+    if [ -z "$apt_updated" ]; then $sudo apt-get update -qq; apt_updated=1; fi
     if ! apt-cache policy suricata | grep -q 'Candidate: [0-9]' \
         && [ "$(. /etc/os-release && echo "$VERSION_CODENAME")" = bookworm ]; then
         mirror="$(apt-cache policy | awk '$3 == "bookworm/main" && $5 == "Packages" {print $2; exit}')"
@@ -64,8 +66,7 @@ if ! command -v suricata >/dev/null 2>&1; then
         $sudo apt-get update -qq
         release=(-t bookworm-backports)
     fi
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${release[@]}" suricata >/dev/null
+    debian_install "${release[@]}" suricata
 fi
 echo "== fetching the Apache Kafka broker (cached after the first run)"
 bash deploy/kafka/kafka.sh fetch
