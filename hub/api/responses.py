@@ -58,26 +58,23 @@ def _parsed(raw: bytes) -> tuple[str, str | None, bool]:
     return state, note or None, named
 
 
-async def _received(request: web.Request, account: Account, alert_id: str) -> bool:
-    """Whether a reader account of `account`'s member has the alert (this node's view)."""
-    settings = request.app[SETTINGS]
-    member = settings.federation.member(str(account.member))
+async def alert_received(request: web.Request, member_id: str, alert_id: str) -> bool:
+    """Whether a reader account of the member has the alert (this node's view)."""
+    if not alert_id.startswith("grouping--"):
+        return False
+    member = request.app[SETTINGS].federation.member(member_id)
     for reader in (a.username for a in member.accounts if a.can("read")):
         if await request.app[VIEW].present([alert_id], [ALERTS], reader):
             return True
     return False
 
 
-async def respond(request: web.Request) -> web.Response:
-    """Record the caller's member's state on one of its alerts (202 with the TAXII status)."""
-    account = await caller(request)
-    if account.member is None or not account.can("submit"):
-        raise Forbidden(f"account {account.username!r} may not respond (it needs 'submit')")
-    ratelimit.admit(request, account)
-    alert_id = request.match_info["alert_id"]
-    state, note, named = _parsed(await read_body(request))
-    if not alert_id.startswith("grouping--") or not await _received(request, account, alert_id):
-        raise NotFound(f"no alert {alert_id!r} was sent to {account.member!r}")
+async def enqueue(
+    request: web.Request, account: Account, objects: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Put objects the hub wrote in `account`'s member's name on its intake, as a TAXII
+    submission of theirs; the pending TAXII status to follow them by."""
+    assert account.member is not None
     request.app[INTAKE_GATE].check(account.member)
     intake_keys = request.app[INTAKE_KEYS].read()
     if intake_keys is None:
@@ -85,8 +82,6 @@ async def respond(request: web.Request) -> web.Response:
             "the hub cannot take submissions yet (no intake key); retry later", retry_after=5
         )
     settings = request.app[SETTINGS]
-    author = settings.federation.member(account.member).identity
-    objects = [response_note(alert_id, state, note, named, author)]
     await ratelimit.charge(request, account, len(objects))
     status_id, received = str(uuid.uuid4()), rfc3339_now()
     intake = encode_intake(
@@ -107,7 +102,7 @@ async def respond(request: web.Request) -> web.Response:
             [Message(topic, intake, key=account.member.encode(), headers=(mac,))]
         )
     except BusError as exc:
-        log.warning("response not durable, answering 503: %s", exc)
+        log.warning("submission not durable, answering 503: %s", exc)
         request.app[INTAKE_GATE].publish_failed(exc)
         raise Unavailable("the hub cannot store submissions right now; retry later") from exc
     try:
@@ -122,6 +117,21 @@ async def respond(request: web.Request) -> web.Response:
             await request.app[FOLLOWER].wait_for(positions, settings.status_visible_timeout)
     except BusError as exc:
         log.warning("pending status for %s not published: %s", status_id, exc)
+    return status
+
+
+async def respond(request: web.Request) -> web.Response:
+    """Record the caller's member's state on one of its alerts (202 with the TAXII status)."""
+    account = await caller(request)
+    if account.member is None or not account.can("submit"):
+        raise Forbidden(f"account {account.username!r} may not respond (it needs 'submit')")
+    ratelimit.admit(request, account)
+    alert_id = request.match_info["alert_id"]
+    state, note, named = _parsed(await read_body(request))
+    if not await alert_received(request, account.member, alert_id):
+        raise NotFound(f"no alert {alert_id!r} was sent to {account.member!r}")
+    author = request.app[SETTINGS].federation.member(account.member).identity
+    status = await enqueue(request, account, [response_note(alert_id, state, note, named, author)])
     return taxii_response(status, status=202)
 
 

@@ -133,7 +133,7 @@ async def collection_page(request: web.Request) -> web.Response:
     return page(request, "collection.html", context, status=400 if error else 200)
 
 
-def _alert_state(alert: dict[str, object], revoked: bool, windows: dict[str, float]) -> str:
+def alert_state(alert: dict[str, object], revoked: bool, windows: dict[str, float]) -> str:
     """revoked; active while reports keep coming within the rule's window; else quiet."""
     if revoked:
         return "revoked"
@@ -166,8 +166,7 @@ async def alerts_page(request: web.Request) -> web.Response:
     rules = parse_rules(request.app[SETTINGS].federation.correlation)
     windows = {rule.scope: rule.window.total_seconds() for rule in rules}
     shown = [
-        (row, row.extra or {}, _alert_state(row.extra or {}, row.revoked, windows))
-        for row in listed
+        (row, row.extra or {}, alert_state(row.extra or {}, row.revoked, windows)) for row in listed
     ]
     context = {
         "reader": reader,
