@@ -16,7 +16,6 @@ import orjson
 from aiohttp import web
 
 from hub.api.console.act import DONE, SIGHTABLE, alert_summary, may_act, state_label
-from hub.api.console.browse import alert_state
 from hub.api.console.common import (
     LIST_PATHS,
     NAME,
@@ -30,9 +29,8 @@ from hub.api.console.render import HEADERS, collection_title, language_of, page
 from hub.api.console.signatures import reason_text, signatures_of
 from hub.api.keys import SETTINGS, VIEW
 from hub.collections import ALERTS
-from hub.correlate.alerts import ALERT_PROPERTY
+from hub.correlate.alerts import ALERT_PROPERTY, alert_state, rule_windows
 from hub.correlate.responses import STATES
-from hub.correlate.rules import parse_rules
 from hub.policy.redaction import references
 from hub.signing.provenance import EXTENSION_ID, extension_of
 from hub.store.view import Arrival
@@ -137,9 +135,8 @@ async def object_page(request: web.Request) -> web.Response:
     fields_of_alert = obj.get(ALERT_PROPERTY)
     alert = None
     if chosen.collection == ALERTS and isinstance(fields_of_alert, Mapping):
-        rules = parse_rules(federation.correlation)
-        windows = {rule.scope: rule.window.total_seconds() for rule in rules}
-        state = alert_state(dict(fields_of_alert), obj.get("revoked") is True, windows)
+        windows = rule_windows(federation.correlation)
+        state = alert_state(fields_of_alert, obj.get("revoked") is True, windows)
         alert = alert_summary(fields_of_alert, state, referred, language)
     done = request.query.get("done")
     context = {
