@@ -7,6 +7,7 @@ endpoint answers from here, so a client's GET right after its 202 still finds it
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,7 +32,9 @@ class AcceptedSubmissions:
 
     def __init__(self, view_has_seen: Callable[[Sequence[Position]], bool]) -> None:
         self._has_seen = view_has_seen
-        self._held: dict[str, Accepted] = {}  # in the order accepted
+        # In the order accepted; OrderedDict: taking from the front stays O(1) (a dict's
+        # iteration would step over every slot already taken from it).
+        self._held: OrderedDict[str, Accepted] = OrderedDict()
         self._bytes = 0
 
     def add(self, status_id: str, accepted: Accepted) -> None:
@@ -42,10 +45,10 @@ class AcceptedSubmissions:
             self._drop(next(iter(self._held)))
 
     def get(self, status_id: str) -> Accepted | None:
-        """The pending status, if this node accepted it lately: ask after the view misses.
+        """The pending status, if this node accepted it and may not hold it in its view yet.
 
-        Kept until the next `add` even once the view holds it, so a view that applies it
-        between the caller's look-up there and here still leaves it found."""
+        Ask before reading the view and use it if the view misses: one is forgotten only
+        once the view holds it, so between the two, one of them has it."""
         return self._held.get(status_id)
 
     def __len__(self) -> int:
@@ -54,8 +57,9 @@ class AcceptedSubmissions:
     def _forget_seen(self) -> None:
         # Oldest first, and statuses are applied in order on their partition: stop at the
         # first the view lacks, so adding costs O(1) amortised.
-        for status_id, accepted in list(self._held.items()):
-            if not self._has_seen((accepted.position,)):
+        while self._held:
+            status_id = next(iter(self._held))
+            if not self._has_seen((self._held[status_id].position,)):
                 break
             self._drop(status_id)
 

@@ -51,8 +51,9 @@ async def get_status(request: web.Request) -> web.Response:
         # The count before the read: a batch applied between the two wakes the wait at once.
         # Any topic: a status held for its objects completes when a feed's batch is applied.
         seen = follower.applied(None)
+        accepted = request.app[ACCEPTED].get(status_id)
         found = await view.status(status_id)
-        if found is None and (accepted := request.app[ACCEPTED].get(status_id)) is not None:
+        if found is None and accepted is not None:
             # Answered 202 here, not in this node's view yet: pending, as the 202 said.
             found = accepted.member, accepted.doc
         # Only the submitting member's accounts see a status; others get the same 404 as a typo.
