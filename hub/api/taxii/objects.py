@@ -15,12 +15,13 @@ import orjson
 from aiohttp import web
 
 from hub.api import ratelimit
+from hub.api.accepted import Accepted
 from hub.api.access import permitted_collection, permitted_reading
 from hub.api.bodies import read_body
 from hub.api.keys import (
+    ACCEPTED,
     ACCOUNT,
     BUS,
-    FOLLOWER,
     INTAKE_GATE,
     INTAKE_KEYS,
     METRICS,
@@ -38,7 +39,7 @@ from hub.errors import (
     PayloadTooLarge,
     Unavailable,
 )
-from hub.records import encode_intake
+from hub.records import StatusRecord, encode_intake
 from hub.status import pending_status
 from hub.stix.envelope import envelope_objects, parse_body
 from hub.stix.timestamps import rfc3339_now
@@ -179,13 +180,16 @@ async def _add_objects(request: web.Request) -> web.Response:
         request_id=request[REQUEST_ID],
         objects=objects,
     )
-    status = pending_status(status_id, received, objects)
+    status = StatusRecord(account.member, pending_status(status_id, received, objects))
+    status_message = status.to_message(topics)
     bus = request.app[BUS]
     try:
         # The member's own intake topic, keyed by member: its submissions keep their order,
         # and wait behind its own alone, not behind other members' (hub.pipeline.worker).
         topic = topics.intake if settings.shared_intake else topics.member_intake(account.member)
-        await bus.publish(
+        # One atomic commit: the intake record and its pending status are durable together
+        # (the status ahead of the pipeline's final one on its partition), or neither is.
+        positions = await bus.publish(
             [
                 Message(
                     topic,
@@ -193,7 +197,8 @@ async def _add_objects(request: web.Request) -> web.Response:
                     key=account.member.encode(),
                     # The pipeline believes nothing on intake that the hub's API did not MAC.
                     headers=(intake_keys.header(intake),),
-                )
+                ),
+                status_message,
             ]
         )
     except MessageTooLarge as exc:
@@ -202,25 +207,12 @@ async def _add_objects(request: web.Request) -> web.Response:
         log.warning("intake not durable, answering 503: %s", exc)
         request.app[INTAKE_GATE].publish_failed(exc)  # issue 22: says so if the disk is full
         raise Unavailable("the hub cannot store submissions right now; retry later") from exc
-    # Durable from here on. The pending status is a courtesy for readers of this node's view;
-    # the pipeline's final status stands on its own if this publish is lost.
-    try:
-        positions = await bus.publish(
-            [
-                Message(
-                    topics.status,
-                    orjson.dumps(status),
-                    key=status_id.encode(),
-                    headers=(("member", account.member.encode()),),
-                )
-            ]
-        )
-        if FOLLOWER in request.app:
-            await request.app[FOLLOWER].wait_for(positions, settings.status_visible_timeout)
-    except BusError as exc:
-        log.warning("pending status for %s not published: %s", status_id, exc)
+    # Durable from here on. The 202 does not wait for this node's view to read the status
+    # back: until it does, the status endpoint answers it from here.
+    pending = status_message.value
+    request.app[ACCEPTED].add(status_id, Accepted(account.member, pending, positions[1]))
     log.info(
         "submission accepted",
         extra={"member": account.member, "status_id": status_id, "objects": len(objects)},
     )
-    return taxii_response(status, status=202)
+    return taxii_response(pending, status=202)
