@@ -111,6 +111,21 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
+def hub_cpu_seconds(pids: dict[str, int]) -> float:
+    """User plus system CPU seconds the hub's processes (API node, pipeline workers) used."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids.values():
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                # Fields after the command name (which may hold spaces): utime, stime at 14, 15.
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a worker that ended: its time is lost with it
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 async def phase(
     hub: Hub,
     readers: StreamReaders,
@@ -137,16 +152,24 @@ async def phase(
     ]
     target = "as fast as answered" if rate is None else f"{rate:,.0f} objects/s"
     progress(f"  {name}: {options.clients} clients, {seconds:.0f} s, {target}")
+    pids = hub.pids()
+    cpu = hub_cpu_seconds(pids)
     start_at, results = await post(plans)
     accepted = {i for result in results for i in result["accepted"]}
     missing = await readers.wait_for(accepted, options.drain)
     if missing:
         progress(f"  {name}: {len(missing)} accepted objects not readable after the drain")
+    cpu = hub_cpu_seconds(pids) - cpu
     figures = summarize(name, start_at, seconds, results, readers)
+    # From the first POST until every accepted object was readable, the live streams'
+    # reads included: what the hub spent per object it took in.
+    figures["hub_cpu_seconds"] = round(cpu, 3)
+    figures["hub_cpu_us_per_object"] = round(cpu * 1e6 / len(accepted)) if accepted else None
     progress(
         f"  {name}: accepted {figures['accepted_per_s']:,.0f}/s, delivered "
         f"{figures['delivered_per_s']:,.0f}/s, readable p50 {figures['readable_p50_ms']} ms "
-        f"p99 {figures['readable_p99_ms']} ms"
+        f"p99 {figures['readable_p99_ms']} ms, POST p50 {figures['post_p50_ms']} ms "
+        f"p99 {figures['post_p99_ms']} ms, hub CPU {figures['hub_cpu_us_per_object']} µs/object"
     )
     return figures
 

@@ -34,8 +34,6 @@ class Settings:
     topic_prefix: str = "cirt-hub."
     partitions: int = 1
     node_id: str = "node-1"
-    # How long a POST waits for its own status to reach this node's view (read-your-writes).
-    status_visible_timeout: float = 2.0
     max_view_lag: int = 10_000
     page_limit: int = 1000
     # The hub's signing keys, shared by its pipeline nodes (read-write) and API nodes (read).

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from hub.i18n.cli import say
+
 
 class InputError(Exception):
     """A file that holds no usable STIX; the message names the file and where."""
@@ -33,10 +35,18 @@ def _objects(doc: Any, name: str) -> list[dict[str, Any]]:
     elif isinstance(doc, Mapping) and "type" in doc and "id" in doc:
         found = [doc]
     else:
-        raise InputError(f"{name}: neither a STIX bundle, a TAXII envelope nor a STIX object")
+        raise InputError(
+            say("%(file)s: neither a STIX bundle, a TAXII envelope nor a STIX object", file=name)
+        )
     for index, obj in enumerate(found):
         if not isinstance(obj, Mapping) or not isinstance(obj.get("id"), str):
-            raise InputError(f"{name}: objects[{index}] is not a STIX object with an id")
+            raise InputError(
+                say(
+                    "%(file)s: objects[%(index)s] is not a STIX object with an id",
+                    file=name,
+                    index=index,
+                )
+            )
     return list(found)
 
 
@@ -46,7 +56,13 @@ def parse(data: bytes, name: str) -> Source:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise InputError(
-            f"{name}: not JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+            say(
+                "%(file)s: not JSON (line %(line)s, column %(column)s): %(error)s",
+                file=name,
+                line=exc.lineno,
+                column=exc.colno,
+                error=exc.msg,
+            )
         ) from exc
     return Source(name, _objects(doc, name))
 
@@ -63,7 +79,7 @@ def paths(inputs: list[str]) -> list[str]:
         elif path.is_file():
             found.append(item)
         else:
-            raise InputError(f"{item}: no such file or folder")
+            raise InputError(say("%(file)s: no such file or folder", file=item))
     return found
 
 
@@ -74,7 +90,7 @@ def read(name: str) -> Source:
     try:
         return parse(Path(name).read_bytes(), name)
     except OSError as exc:
-        raise InputError(f"{name}: cannot read: {exc}") from exc
+        raise InputError(say("%(file)s: cannot read: %(error)s", file=name, error=exc)) from exc
 
 
 def version(obj: Mapping[str, Any]) -> str:

@@ -28,6 +28,8 @@ from connectors.client.queue import DISCOVERY_FILE as QUEUE_DISCOVERY_FILE
 from connectors.client.queue import QueueBusy, SubmitQueue
 from connectors.client.retry import Backoff, GaveUp
 from hub.correlate.responses import STATES, sighting_of
+from hub.i18n import cli as messages
+from hub.i18n.cli import number, say
 from hub.stix.markings import Tlp, tlp2_id
 
 COMMANDS = ("submit", "pull", "queue", "export", "member-key", "sight", "respond")
@@ -53,6 +55,7 @@ def _hub_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="bandwidth cap in bytes per second, k or m for x1024 (e.g. 6k on a 64 kbit link)",
     )
+    messages.add_option(parser)
 
 
 def _export_options(parser: argparse.ArgumentParser) -> None:
@@ -155,11 +158,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     again.add_argument("ids", nargs="*", metavar="ID", help="only these objects (default all)")
     for each in (status, listing, again):
         each.add_argument("folder", type=Path, metavar="DIR", help="the --queue folder")
+        messages.add_option(each)
 
     exporting = sub.add_parser("export", help="sign objects into one bundle file for later")
     exporting.add_argument("inputs", nargs="+", metavar="FILE|DIR|-")
     exporting.add_argument("--key", type=Path, required=True, help="the member key (PEM)")
     exporting.add_argument("--out", type=Path, required=True, help="the bundle file to write")
+    messages.add_option(exporting)
 
     member_key = sub.add_parser("member-key", help="a member's own signing key")
     key_sub = member_key.add_subparsers(dest="key_command", required=True)
@@ -170,11 +175,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     show = key_sub.add_parser("show", help="print the public key entry for the federation file")
     show.add_argument("key", type=Path)
+    for each in (new, show):
+        messages.add_option(each)
 
 
 def _password(user: str) -> str:
     secret = os.environ.get(PASSWORD_ENV)
-    return secret if secret is not None else getpass.getpass(f"secret for {user}: ")
+    return (
+        secret if secret is not None else getpass.getpass(say("secret for %(user)s: ", user=user))
+    )
 
 
 def _client(
@@ -220,9 +229,16 @@ def _print_outcomes(found: list[Outcome], as_json: bool) -> None:
         if as_json:
             print(orjson.dumps(o.__dict__).decode())
         elif o.ok:
-            print(f"accepted  {o.id}  {o.version}")
+            print(say("accepted  %(id)s  %(version)s", id=o.id, version=o.version))
         else:
-            print(f"refused   {o.id}  {o.version}: {o.message}")
+            print(
+                say(
+                    "refused   %(id)s  %(version)s: %(reason)s",
+                    id=o.id,
+                    version=o.version,
+                    reason=o.message,
+                )
+            )
     sys.stdout.flush()
 
 
@@ -234,7 +250,10 @@ async def _submit(args: argparse.Namespace) -> int:
     key = _load_key(args.key)
     files = bundles.paths(args.inputs)
     if args.queue is None and not files:
-        print("cirt-hub submit: name at least one FILE, DIR or - (or --queue DIR)", file=sys.stderr)
+        print(
+            say("cirt-hub submit: name at least one FILE, DIR or - (or --queue DIR)"),
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     accepted = refused = 0
     sending: Progress | None = None
@@ -247,19 +266,26 @@ async def _submit(args: argparse.Namespace) -> int:
         if sending is not None:
             sending.advance(len(found))
 
-    reading = Progress(len(files), "files read")
+    reading = Progress(len(files), say("files read"))
     if args.queue is not None:
         queue = SubmitQueue(args.queue)
         try:
             for name in files:
                 put = queue.put(sign_all(bundles.read(name).objects, key))
-                reading.advance(note=f"{name}: {put.added} new, {put.already_queued_or_sent} known")
+                reading.advance(
+                    note=say(
+                        "%(file)s: %(new)s new, %(known)s known",
+                        file=name,
+                        new=number(put.added),
+                        known=number(put.already_queued_or_sent),
+                    )
+                )
             reading.close()
             before = queue.totals()
             client = _client(args, forever=True, cache=args.queue / QUEUE_DISCOVERY_FILE)
             sending = Progress(
                 before.total,
-                "objects in the queue settled",
+                say("objects in the queue settled"),
                 link=client.link,
                 done=before.accepted + before.refused,
             )
@@ -269,9 +295,17 @@ async def _submit(args: argparse.Namespace) -> int:
         finally:
             queue.close()
         print(
-            f"{accepted} accepted, {refused} refused in this run; the whole queue: "
-            f"{after.accepted} accepted, {after.refused} refused, "
-            f"{after.queued + after.awaiting} waiting ({link_note(client.link.state())})",
+            say(
+                "%(accepted)s accepted, %(refused)s refused in this run; the whole queue: "
+                "%(all_accepted)s accepted, %(all_refused)s refused, %(waiting)s waiting "
+                "(%(link)s)",
+                accepted=number(accepted),
+                refused=number(refused),
+                all_accepted=number(after.accepted),
+                all_refused=number(after.refused),
+                waiting=number(after.queued + after.awaiting),
+                link=link_note(client.link.state()),
+            ),
             file=sys.stderr,
         )
         return EXIT_REFUSED if refused else 0
@@ -281,11 +315,16 @@ async def _submit(args: argparse.Namespace) -> int:
         reading.advance(note=name)
     reading.close()
     client = _client(args)
-    sending = Progress(len(objects), "objects sent", link=client.link)
+    sending = Progress(len(objects), say("objects sent"), link=client.link)
     async with client, _showing(sending):
         await _run(client, client.submit(objects, report))
     print(
-        f"{accepted} accepted, {refused} refused ({link_note(client.link.state())})",
+        say(
+            "%(accepted)s accepted, %(refused)s refused (%(link)s)",
+            accepted=number(accepted),
+            refused=number(refused),
+            link=link_note(client.link.state()),
+        ),
         file=sys.stderr,
     )
     return EXIT_REFUSED if refused else 0
@@ -293,13 +332,15 @@ async def _submit(args: argparse.Namespace) -> int:
 
 async def _sight(args: argparse.Namespace) -> int:
     if not args.identity:
-        raise ValueError(f"give your member's identity id: --identity or ${IDENTITY_ENV}")
+        raise ValueError(
+            say("give your member's identity id: --identity or $%(env)s", env=IDENTITY_ENV)
+        )
     if not 1 <= args.count <= 999_999_999:  # STIX's bounds for a sighting's count
-        raise ValueError("--count: from 1 to 999999999")
+        raise ValueError(say("--count: from 1 to 999999999"))
     try:
         marking = tlp2_id(Tlp.named(args.tlp))
     except KeyError:
-        raise ValueError(f"--tlp: {args.tlp!r} is not a TLP level") from None
+        raise ValueError(say("--tlp: %(level)r is not a TLP level", level=args.tlp)) from None
     sighting = sighting_of(
         args.object_id,
         args.identity,
@@ -325,9 +366,22 @@ async def _respond(args: argparse.Namespace) -> int:
         status = await _run(client, client.wait(pending["id"]))
     if status.get("failure_count"):
         for failure in status.get("failures", []):
-            print(f"refused   {failure.get('id')}: {failure.get('message')}")
+            print(
+                say(
+                    "refused   %(id)s: %(reason)s",
+                    id=failure.get("id"),
+                    reason=failure.get("message"),
+                )
+            )
         return EXIT_REFUSED
-    print(f"recorded  {args.state} on {args.alert_id} (status {pending['id']})")
+    print(
+        say(
+            "recorded  %(state)s on %(alert)s (status %(status)s)",
+            state=args.state,
+            alert=args.alert_id,
+            status=pending["id"],
+        )
+    )
     return 0
 
 
@@ -352,7 +406,15 @@ async def _pull_export(args: argparse.Namespace) -> int:
         backoff=Backoff(deadline=deadline or None),
         link=Link(max_rate=args.max_rate),
     )
-    print(f"{written.path}: {written.bytes:,} bytes; {written.summary}", file=sys.stderr)
+    print(
+        say(
+            "%(file)s: %(bytes)s bytes; %(summary)s",
+            file=written.path,
+            bytes=number(written.bytes),
+            summary=written.summary,
+        ),
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -362,12 +424,17 @@ async def _pull(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     client = _client(args, cache=args.out / DISCOVERY_FILE)
     # The total is not known before the end: the line counts pages and objects.
-    pulling = Progress(0, "objects", link=client.link, every=0.0)
+    pulling = Progress(0, say("objects"), link=client.link, every=0.0)
 
     def progress(report: PullReport) -> None:
         pulling.advance(
             report.objects - pulling.done,
-            note=f"page {report.pages}, {report.written} written, {len(report.invalid)} invalid",
+            note=say(
+                "page %(page)s, %(written)s written, %(invalid)s invalid",
+                page=number(report.pages),
+                written=number(report.written),
+                invalid=number(len(report.invalid)),
+            ),
         )
 
     async with client, _showing(pulling):
@@ -383,11 +450,27 @@ async def _pull(args: argparse.Namespace) -> int:
             ),
         )
     for verdict in report.invalid:
-        print(f"invalid  {verdict.id}: {verdict.reason}: {verdict.message}", file=sys.stderr)
+        print(
+            say(
+                "invalid  %(id)s: %(reason)s: %(message)s",
+                id=verdict.id,
+                reason=verdict.reason,
+                message=verdict.message,
+            ),
+            file=sys.stderr,
+        )
     print(
-        f"{report.objects} new objects, {report.written} written in {len(report.files)} "
-        f"file(s) in {args.out}, {len(report.invalid)} failed the signature check "
-        f"({report.pages} page(s); {link_note(client.link.state())})",
+        say(
+            "%(objects)s new objects, %(written)s written in %(files)s file(s) in %(folder)s, "
+            "%(invalid)s failed the signature check (%(pages)s page(s); %(link)s)",
+            objects=number(report.objects),
+            written=number(report.written),
+            files=number(len(report.files)),
+            folder=args.out,
+            invalid=number(len(report.invalid)),
+            pages=number(report.pages),
+            link=link_note(client.link.state()),
+        ),
         file=sys.stderr,
     )
     return EXIT_REFUSED if report.invalid else 0
@@ -395,18 +478,27 @@ async def _pull(args: argparse.Namespace) -> int:
 
 def _queue(args: argparse.Namespace) -> int:
     if not (args.folder / "queue.sqlite").exists():
-        print(f"cirt-hub queue: {args.folder} holds no queue", file=sys.stderr)
+        print(say("cirt-hub queue: %(folder)s holds no queue", folder=args.folder), file=sys.stderr)
         return EXIT_USAGE
     queue = SubmitQueue(args.folder)
     try:
         if args.queue_command == "status":
             t = queue.totals()
             print(
-                f"{args.folder}: {t.total} object versions: {t.queued} queued, {t.awaiting} sent "
-                f"and awaiting the hub's outcome, {t.accepted} accepted, {t.refused} refused"
+                say(
+                    "%(folder)s: %(total)s object versions: %(queued)s queued, %(awaiting)s sent "
+                    "and awaiting the hub's outcome, %(accepted)s accepted, %(refused)s refused",
+                    folder=args.folder,
+                    total=number(t.total),
+                    queued=number(t.queued),
+                    awaiting=number(t.awaiting),
+                    accepted=number(t.accepted),
+                    refused=number(t.refused),
+                )
             )
             if queue.meta("rate"):
-                print(f"link rate last measured: {int(queue.meta('rate') or 0):,} bytes/s")
+                rate = number(int(queue.meta("rate") or 0))
+                print(say("link rate last measured: %(rate)s bytes/s", rate=rate))
         elif args.queue_command == "list":
             for e in queue.entries(args.state or QUEUE_STATES):
                 line = f"{e.state:<9} {e.id}  {e.version}"
@@ -415,13 +507,20 @@ def _queue(args: argparse.Namespace) -> int:
         else:
             again, lost = queue.retry(args.ids)
             print(
-                f"{again} refused object version(s) queued again; `cirt-hub submit --queue "
-                f"{args.folder}` sends them"
+                say(
+                    "%(count)s refused object version(s) queued again; "
+                    "`cirt-hub submit --queue %(folder)s` sends them",
+                    count=number(again),
+                    folder=args.folder,
+                )
             )
             if lost:
                 print(
-                    f"{lost} refused before this version kept their content: submit them "
-                    "again from their files",
+                    say(
+                        "%(count)s refused before this version kept their content: submit "
+                        "them again from their files",
+                        count=number(lost),
+                    ),
                     file=sys.stderr,
                 )
     finally:
@@ -434,8 +533,14 @@ def _export(args: argparse.Namespace) -> int:
     objects = [obj for name in bundles.paths(args.inputs) for obj in bundles.read(name).objects]
     done = export(objects, key, args.out)
     print(
-        f"{done.path}: {done.objects} objects ({done.signed_now} signed now, key {key.kid}); "
-        f"sha256 {done.sha256}",
+        say(
+            "%(file)s: %(objects)s objects (%(signed)s signed now, key %(kid)s); sha256 %(sha256)s",
+            file=done.path,
+            objects=number(done.objects),
+            signed=number(done.signed_now),
+            kid=key.kid,
+            sha256=done.sha256,
+        ),
         file=sys.stderr,
     )
     return 0
@@ -448,8 +553,11 @@ def _member_key(args: argparse.Namespace) -> int:
         passphrase = os.environ.get(KEY_PASSPHRASE_ENV)
         if not passphrase and not args.unencrypted:
             print(
-                f"cirt-hub member-key new: set {KEY_PASSPHRASE_ENV} (the key is stored "
-                "encrypted), or give --unencrypted",
+                say(
+                    "cirt-hub member-key new: set %(variable)s (the key is stored encrypted), "
+                    "or give --unencrypted",
+                    variable=KEY_PASSPHRASE_ENV,
+                ),
                 file=sys.stderr,
             )
             return EXIT_USAGE
@@ -457,16 +565,20 @@ def _member_key(args: argparse.Namespace) -> int:
         try:
             key.save(args.out, passphrase)
         except FileExistsError:
-            print(f"cirt-hub member-key new: {args.out} exists; not overwritten", file=sys.stderr)
+            print(
+                say("cirt-hub member-key new: %(file)s exists; not overwritten", file=args.out),
+                file=sys.stderr,
+            )
             return EXIT_USAGE
-        print(f"wrote {args.out} (kid {key.kid})", file=sys.stderr)
-    print("add to the member's public_keys in the federation file:")
+        print(say("wrote %(file)s (kid %(kid)s)", file=args.out, kid=key.kid), file=sys.stderr)
+    print(say("add to the member's public_keys in the federation file:"))
     print(f"  - {orjson.dumps(key.public_jwk()).decode()}")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one member command; its exit status."""
+    """Run one member command, its messages in the language asked for; its exit status."""
+    messages.use(getattr(args, "lang", None))
     try:
         if args.command == "submit":
             return asyncio.run(_submit(args))
@@ -482,18 +594,36 @@ def run(args: argparse.Namespace) -> int:
             return asyncio.run(_respond(args))
         return _member_key(args)
     except (bundles.InputError, MemberKeyError, ValueError) as exc:
-        print(f"cirt-hub {args.command}: {exc}", file=sys.stderr)
+        print(
+            say("cirt-hub %(command)s: %(error)s", command=args.command, error=exc), file=sys.stderr
+        )
         return EXIT_USAGE
     except QueueBusy as exc:
-        print(f"cirt-hub {args.command}: {exc}", file=sys.stderr)
+        print(
+            say("cirt-hub %(command)s: %(error)s", command=args.command, error=exc), file=sys.stderr
+        )
         return 0
     except Refused as exc:
-        print(f"cirt-hub {args.command}: the hub refused: {exc}", file=sys.stderr)
+        print(
+            say(
+                "cirt-hub %(command)s: the hub refused: %(error)s", command=args.command, error=exc
+            ),
+            file=sys.stderr,
+        )
         return EXIT_REFUSED
     except GaveUp as exc:
         if exc.hub_answered:
-            what = "the hub answered, but the link failed every try since"
+            line = say(
+                "cirt-hub %(command)s: the hub answered, but the link failed every try since: "
+                "%(error)s",
+                command=args.command,
+                error=exc,
+            )
         else:
-            what = "the hub is unreachable"
-        print(f"cirt-hub {args.command}: {what}: {exc}", file=sys.stderr)
+            line = say(
+                "cirt-hub %(command)s: the hub is unreachable: %(error)s",
+                command=args.command,
+                error=exc,
+            )
+        print(line, file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -24,6 +24,7 @@ from connectors.client.http import RETRIABLE_STATUS, Refused, discovery_url
 from connectors.client.link import Link
 from connectors.client.retry import Backoff, retry_after
 from hub.export.formats import COMPLETE
+from hub.i18n.cli import number, say
 from hub.signing.sources import Credentials
 
 FORMATS = ("txt", "csv", "suricata")
@@ -111,7 +112,13 @@ async def _once(
         async with session.get(url, params=request.params()) as response:
             if response.status in RETRIABLE_STATUS:
                 wait = retry_after(response.headers.get("Retry-After"))
-                raise _Again(f"{url}: the hub answered HTTP {response.status}", wait)
+                why = say(
+                    "%(url)s: the hub answered HTTP %(status)s %(description)s",
+                    url=url,
+                    status=response.status,
+                    description="",
+                )
+                raise _Again(why.strip(), wait)
             if response.status != 200:
                 error = _error(await response.read())
                 raise Refused(
@@ -130,7 +137,13 @@ async def _once(
     closing = last.rstrip(b"\n").rpartition(b"\n")[2].decode("utf-8", "replace")
     if not closing.startswith(COMPLETE):
         partial.unlink(missing_ok=True)
-        raise _Again(f"{url}: the export was cut off after {size:,} bytes")
+        raise _Again(
+            say(
+                "%(url)s: the export was cut off after %(bytes)s bytes",
+                url=url,
+                bytes=number(size),
+            )
+        )
     os.replace(partial, out)
     return ExportWritten(out, size, closing.removeprefix("# ").strip())
 

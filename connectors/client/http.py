@@ -27,6 +27,7 @@ from connectors.client.discovery import DiscoveryCache
 from connectors.client.link import Link
 from connectors.client.retry import Backoff, retry_after
 from hub.api.codings import DecodingError
+from hub.i18n.cli import number, say
 from hub.signing.sources import Credentials
 
 TAXII = "application/taxii+json;version=2.1"
@@ -264,14 +265,15 @@ class HubClient:
         """One attempt: (status, body, headers) of an answer that is not to be retried."""
         assert self._session is not None, "use HubClient as an async context manager"
         loop = asyncio.get_running_loop()
-        doing = "connecting"
+        doing = say("connecting")
+        waiting = False  # the request is sent, the answer has not begun
         quiet = self.stall  # seconds without a byte allowed at this point
         received = b""
         sent = 0
 
-        def progress(now_doing: str, allowed: float) -> None:
-            nonlocal doing, quiet
-            doing, quiet = now_doing, allowed
+        def progress(now_doing: str, allowed: float, *, now_waiting: bool = False) -> None:
+            nonlocal doing, quiet, waiting
+            doing, quiet, waiting = now_doing, allowed, now_waiting
             guard.reschedule(loop.time() + allowed)
 
         async def pieces(data: bytes) -> AsyncIterator[bytes]:
@@ -279,27 +281,35 @@ class HubClient:
             for at in range(0, len(data), _PIECE):
                 piece = data[at : at + _PIECE]
                 await self.link.pace(len(piece))
-                doing = f"sending the request ({sent:,} of {len(data):,} bytes sent)"
+                doing = say(
+                    "sending the request (%(sent)s of %(total)s bytes sent)",
+                    sent=number(sent),
+                    total=number(len(data)),
+                )
                 yield piece
                 sent += len(piece)
                 self.link.moved(sent=len(piece))
                 progress(doing, self.stall)
-            progress(f"waiting for the hub to answer ({len(data):,} bytes sent)", answer_within)
+            progress(
+                say("waiting for the hub to answer (%(sent)s bytes sent)", sent=number(len(data))),
+                answer_within,
+                now_waiting=True,
+            )
 
         try:
             async with asyncio.timeout(None) as guard:
                 kwargs: dict[str, Any] = {"params": params, "headers": headers}
                 if body is None:
-                    progress("waiting for the hub to answer", answer_within)
+                    progress(say("waiting for the hub to answer"), answer_within, now_waiting=True)
                 else:
                     kwargs["data"] = pieces(body)
                     kwargs["headers"] = {**headers, "Content-Length": str(len(body))}
-                    progress("connecting", self.stall)
+                    progress(say("connecting"), self.stall)
                 started = time.monotonic()
                 async with self._session.request(method, url, **kwargs) as response:
                     if body is not None:
                         self.link.measure(len(body), time.monotonic() - started)
-                    progress("receiving the answer", self.stall)
+                    progress(say("receiving the answer"), self.stall)
                     first = time.monotonic()
                     wire = 0
                     answer = Answer(response.headers.get("Content-Encoding"))
@@ -309,28 +319,52 @@ class HubClient:
                         self.link.moved(received=now_wire - wire)
                         await self.link.pace(now_wire - wire)
                         wire = now_wire
-                        progress(f"receiving the answer ({wire:,} bytes received)", self.stall)
+                        progress(
+                            say(
+                                "receiving the answer (%(received)s bytes received)",
+                                received=number(wire),
+                            ),
+                            self.stall,
+                        )
                     received = answer.finish()
                     self.link.measure(wire, time.monotonic() - first)
                     status, answer_headers = response.status, response.headers
                     self.learn(answer_headers.get("Accept-Encoding"))
         except TimeoutError:
-            why = f"{url}: no byte moved for {quiet:g} s while {doing}"
-            raise _Failed(why, link=True, waiting=doing.startswith("waiting")) from None
+            why = say(
+                "%(url)s: no byte moved for %(seconds)s s while %(doing)s",
+                url=url,
+                seconds=f"{quiet:g}",
+                doing=doing,
+            )
+            raise _Failed(why, link=True, waiting=waiting) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise _Failed(f"{url}: {_connection_error(exc)} while {doing}", link=True) from exc
+            why = say(
+                "%(url)s: %(error)s while %(doing)s",
+                url=url,
+                error=_connection_error(exc),
+                doing=doing,
+            )
+            raise _Failed(why, link=True) from exc
         except DecodingError as exc:
-            raise _Failed(f"{url}: an answer that does not decode: {exc}", link=False) from exc
+            why = say("%(url)s: an answer that does not decode: %(error)s", url=url, error=exc)
+            raise _Failed(why, link=False) from exc
         self.link.up()
         if status in RETRIABLE_STATUS:
             error = _error(received)
-            why = f"{url}: the hub answered HTTP {status} {error.get('description', '')}"
+            why = say(
+                "%(url)s: the hub answered HTTP %(status)s %(description)s",
+                url=url,
+                status=status,
+                description=error.get("description", ""),
+            )
             raise _Failed(why.strip(), retry_after(answer_headers.get("Retry-After")), link=False)
         if 200 <= status < 300 and status != 204:
             try:
                 orjson.loads(received)
             except orjson.JSONDecodeError as exc:
-                raise _Failed(f"{url}: an answer that is not JSON: {exc}", link=False) from exc
+                why = say("%(url)s: an answer that is not JSON: %(error)s", url=url, error=exc)
+                raise _Failed(why, link=False) from exc
         return status, received, answer_headers
 
     async def _probe(self) -> bool:
@@ -389,8 +423,12 @@ class HubClient:
                 raise Refused(
                     404,
                     root,
-                    "Unknown collection",
-                    f"{name!r}; this account sees {', '.join(known) or 'none'}",
+                    say("Unknown collection"),
+                    say(
+                        "'%(name)s'; this account sees %(known)s",
+                        name=name,
+                        known=", ".join(known) or say("none"),
+                    ),
                 )
         return self._collections[name]
 
@@ -563,12 +601,17 @@ def complete_for(keys: list[tuple[str, str]], status: Mapping[str, Any]) -> bool
 def _connection_error(exc: Exception) -> str:
     """What a connection failure means, in words (aiohttp's own text names classes)."""
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc})"
+        return say(
+            "cannot connect to %(host)s:%(port)s (%(reason)s)",
+            host=exc.host,
+            port=exc.port,
+            reason=exc.os_error.strerror or exc,
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the hub closed the connection"
+        return say("the hub closed the connection")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"the answer was cut off ({exc})"
-    return f"the connection failed ({type(exc).__name__}: {exc})"
+        return say("the answer was cut off (%(error)s)", error=exc)
+    return say("the connection failed (%(kind)s: %(error)s)", kind=type(exc).__name__, error=exc)
 
 
 def _error(raw: bytes) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from hub.i18n.cli import say
 from hub.signing.jws import HUB_ALG, jwk_thumbprint, public_jwk, sign_detached
 from hub.signing.provenance import EXTENSION_ID, EXTENSION_TYPE, canonical, without_extension
 
@@ -55,14 +56,21 @@ class MemberKey:
                 path.read_bytes(), passphrase.encode() if passphrase else None
             )
         except OSError as exc:
-            raise MemberKeyError(f"{path}: cannot read the key: {exc}") from exc
+            raise MemberKeyError(
+                say("%(file)s: cannot read the key: %(error)s", file=path, error=exc)
+            ) from exc
         except (TypeError, ValueError) as exc:
             raise MemberKeyError(
-                f"{path}: not a usable PEM private key (wrong or missing passphrase in "
-                f"{KEY_PASSPHRASE_ENV}?): {exc}"
+                say(
+                    "%(file)s: not a usable PEM private key (wrong or missing passphrase in "
+                    "%(variable)s?): %(error)s",
+                    file=path,
+                    variable=KEY_PASSPHRASE_ENV,
+                    error=exc,
+                )
             ) from exc
         if not isinstance(key, Ed25519PrivateKey):
-            raise MemberKeyError(f"{path}: not an Ed25519 key")
+            raise MemberKeyError(say("%(file)s: not an Ed25519 key", file=path))
         return cls(key, jwk_thumbprint(public_jwk(key.public_key())))
 
     def save(self, path: Path, passphrase: str | None = None) -> None:

@@ -10,32 +10,35 @@ import time
 from typing import TextIO
 
 from connectors.client.link import Link, LinkState
+from hub.i18n.cli import number, say
 
 # While the link is down and nothing else is printed, a line this often (not on a terminal).
 _QUIET_FOR = 10.0
 
 
 def size(n: float) -> str:
-    """Bytes for people: 812 B, 14.2 KB, 3.1 MB."""
-    for unit in ("B", "KB", "MB"):
-        if n < 1000 or unit == "MB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} GB"
+    """Bytes for people, in the language in use: 812 B, 14.2 KB, 3.1 MB."""
+    if n < 1000:
+        return say("%(count)s B", count=number(n))
+    if n < 1000 * 1000:
+        return say("%(count)s KB", count=number(n / 1000, 1))
+    return say("%(count)s MB", count=number(n / 1000 / 1000, 1))
 
 
 def link_note(state: LinkState, now: float | None = None) -> str:
     """The link's part of a progress line."""
     now = time.time() if now is None else now
-    moved = f"sent {size(state.sent)}, received {size(state.received)}"
+    moved = say(
+        "sent %(sent)s, received %(received)s", sent=size(state.sent), received=size(state.received)
+    )
     if state.rate:
-        moved += f", {size(state.rate)}/s"
+        moved += say(", %(rate)s/s", rate=size(state.rate))
     if state.down_since is None:
         return moved
     since = time.strftime("%H:%M:%S", time.localtime(state.down_since))
-    line = f"link down since {since}"
+    line = say("link down since %(time)s", time=since)
     if state.next_try is not None:
-        line += f", next try in {max(0.0, state.next_try - now):.0f} s"
+        line += say(", next try in %(seconds)s s", seconds=number(max(0.0, state.next_try - now)))
     return f"{line} ({state.why}); {moved}"
 
 
@@ -91,7 +94,7 @@ class Progress:
             bar = f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {self.what}"
         else:
             bar = f"{self.done} {self.what}"
-        parts = [bar, f"{rate:,.1f}/s"]
+        parts = [bar, say("%(rate)s/s", rate=number(rate, 1))]
         if self._link is not None:
             parts.append(link_note(self._link.state()))
         if self._note:

@@ -22,6 +22,7 @@ from connectors.client.feed import FeedState, new_pages
 from connectors.client.files import write_atomically
 from connectors.client.http import HubClient
 from connectors.client.hubkeys import HubKeys
+from hub.i18n.cli import say
 from hub.signing.verify import Verdict
 
 STATE_FILE = ".cirt-hub-pull.json"
@@ -54,7 +55,12 @@ async def pull(
     state = FeedState.load(state_file)
     if state.collection and state.collection != collection:
         raise ValueError(
-            f"{out} holds a pull of {state.collection!r}; pull {collection!r} into another folder"
+            say(
+                "%(folder)s holds a pull of '%(held)s'; pull '%(asked)s' into another folder",
+                folder=out,
+                held=state.collection,
+                asked=collection,
+            )
         )
     state.collection = collection
     verifier = HubKeys(client.jwks)

@@ -28,6 +28,7 @@ import orjson
 
 from connectors.client.bundles import chunks, version
 from connectors.client.http import HubClient, Outcome, Refused, refused
+from hub.i18n.cli import say
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queued (
@@ -216,7 +217,10 @@ class SubmitQueue:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
                 raise QueueBusy(
-                    f"another process is sending {self.folder}; the queued objects go with it"
+                    say(
+                        "another process is sending %(folder)s; the queued objects go with it",
+                        folder=self.folder,
+                    )
                 ) from exc
             yield
         finally:

@@ -9,6 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from hub.i18n.cli import number, say
+
 # Seconds between probes while the link is down: an outage ends at most this long before
 # the next try, whatever the backoff has grown to.
 PROBE_EVERY = 3.0
@@ -65,7 +67,14 @@ class Attempts:
         self._next = min(self._next * self._policy.factor, self._policy.ceiling)
         deadline = self._policy.deadline
         if deadline is not None and time.monotonic() - self._started + delay > deadline:
-            raise GaveUp(f"gave up after {self.count} tries in {deadline:.0f} s: {why}")
+            raise GaveUp(
+                say(
+                    "gave up after %(tries)s tries in %(seconds)s s: %(why)s",
+                    tries=number(self.count),
+                    seconds=number(deadline),
+                    why=why,
+                )
+            )
         tell(why, delay)
         end = time.monotonic() + delay
         if probe is None or await probe():

@@ -23,6 +23,7 @@ from hub.api import (
     responses,
     stream,
 )
+from hub.api.accepted import AcceptedSubmissions
 from hub.api.auth import Authenticator
 from hub.api.background import supervised
 from hub.api.backpressure import IntakeGate
@@ -30,6 +31,7 @@ from hub.api.bodies import request_bodies
 from hub.api.codings import advertise_codings
 from hub.api.console.errors import console_errors
 from hub.api.keys import (
+    ACCEPTED,
     AUTH,
     BUS,
     COLLECTIONS,
@@ -138,6 +140,7 @@ async def _view_context(app: web.Application) -> AsyncIterator[None]:
         app[BUS], view, lambda records: app[METRICS].observe_readable(records, feeds)
     )
     app[FOLLOWER] = follower
+    app[ACCEPTED] = AcceptedSubmissions(follower.has_seen)
     try:
         async with supervised("view-follower", follower, settings.drain_seconds) as state:
             app[RUNNERS].append(state)

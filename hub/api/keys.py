@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hub.api.accepted import AcceptedSubmissions
 from hub.api.auth import Authenticator
 from hub.api.background import Supervised
 from hub.api.backpressure import IntakeGate
@@ -24,6 +25,7 @@ AUTH = web.AppKey("authenticator", Authenticator)
 BUS = web.AppKey("bus", Bus)
 VIEW = web.AppKey("view", View)
 FOLLOWER = web.AppKey("follower", ViewFollower)
+ACCEPTED = web.AppKey("accepted", AcceptedSubmissions)
 METRICS = web.AppKey("metrics", HubMetrics)
 RUNNERS = web.AppKey("runners", list[Supervised])
 SIGNING_KEYS = web.AppKey("signing_keys", KeyStore)

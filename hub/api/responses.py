@@ -10,8 +10,6 @@ other alert id answers 404, as an unknown one does, so no member learns whose al
 
 from __future__ import annotations
 
-import logging
-import uuid
 from typing import Any
 
 import orjson
@@ -20,18 +18,12 @@ from aiohttp import web
 from hub.api import ratelimit
 from hub.api.access import caller
 from hub.api.bodies import read_body
-from hub.api.keys import BUS, FOLLOWER, INTAKE_GATE, INTAKE_KEYS, REQUEST_ID, SETTINGS, VIEW
-from hub.api.media import taxii_response
-from hub.bus import BusError, Message
+from hub.api.intake import accept, intake_keys
+from hub.api.keys import INTAKE_GATE, SETTINGS, VIEW
 from hub.collections import ALERTS
 from hub.correlate.responses import STATES, response_note
-from hub.errors import BadRequest, Forbidden, NotFound, Unavailable
+from hub.errors import BadRequest, Forbidden, NotFound
 from hub.federation import Account
-from hub.records import encode_intake
-from hub.status import pending_status
-from hub.stix.timestamps import rfc3339_now
-
-log = logging.getLogger(__name__)
 
 MAX_NOTE = 4000  # characters: a line for the other analysts, not a report
 _FIELDS = frozenset({"state", "note", "named"})
@@ -69,57 +61,6 @@ async def alert_received(request: web.Request, member_id: str, alert_id: str) ->
     return False
 
 
-async def enqueue(
-    request: web.Request, account: Account, objects: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Put objects the hub wrote in `account`'s member's name on its intake, as a TAXII
-    submission of theirs; the pending TAXII status to follow them by."""
-    assert account.member is not None
-    request.app[INTAKE_GATE].check(account.member)
-    intake_keys = request.app[INTAKE_KEYS].read()
-    if intake_keys is None:
-        raise Unavailable(
-            "the hub cannot take submissions yet (no intake key); retry later", retry_after=5
-        )
-    settings = request.app[SETTINGS]
-    await ratelimit.charge(request, account, len(objects))
-    status_id, received = str(uuid.uuid4()), rfc3339_now()
-    intake = encode_intake(
-        status_id=status_id,
-        member=account.member,
-        account=account.username,
-        received=received,
-        request_id=request[REQUEST_ID],
-        objects=objects,
-    )
-    topics = settings.topics
-    topic = topics.intake if settings.shared_intake else topics.member_intake(account.member)
-    status = pending_status(status_id, received, objects)
-    try:
-        # The pipeline believes nothing on intake that the hub's API did not MAC.
-        mac = intake_keys.header(intake)
-        await request.app[BUS].publish(
-            [Message(topic, intake, key=account.member.encode(), headers=(mac,))]
-        )
-    except BusError as exc:
-        log.warning("submission not durable, answering 503: %s", exc)
-        request.app[INTAKE_GATE].publish_failed(exc)
-        raise Unavailable("the hub cannot store submissions right now; retry later") from exc
-    try:
-        status_message = Message(
-            topics.status,
-            orjson.dumps(status),
-            key=status_id.encode(),
-            headers=(("member", account.member.encode()),),
-        )
-        positions = await request.app[BUS].publish([status_message])
-        if FOLLOWER in request.app:
-            await request.app[FOLLOWER].wait_for(positions, settings.status_visible_timeout)
-    except BusError as exc:
-        log.warning("pending status for %s not published: %s", status_id, exc)
-    return status
-
-
 async def respond(request: web.Request) -> web.Response:
     """Record the caller's member's state on one of its alerts (202 with the TAXII status)."""
     account = await caller(request)
@@ -131,8 +72,19 @@ async def respond(request: web.Request) -> web.Response:
     if not await alert_received(request, account.member, alert_id):
         raise NotFound(f"no alert {alert_id!r} was sent to {account.member!r}")
     author = request.app[SETTINGS].federation.member(account.member).identity
-    status = await enqueue(request, account, [response_note(alert_id, state, note, named, author)])
-    return taxii_response(status, status=202)
+    return await submit_for(request, account, [response_note(alert_id, state, note, named, author)])
+
+
+async def submit_for(
+    request: web.Request, account: Account, objects: list[dict[str, Any]]
+) -> web.Response:
+    """Objects the hub wrote in `account`'s member's name (a response, the console's
+    sighting), taken as that account's submission: gate, charge, intake; the 202."""
+    assert account.member is not None
+    request.app[INTAKE_GATE].check(account.member)
+    keys = intake_keys(request)
+    await ratelimit.charge(request, account, len(objects))
+    return await accept(request, account, objects, keys)
 
 
 def add_routes(app: web.Application) -> None:

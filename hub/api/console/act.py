@@ -21,7 +21,7 @@ from hub.api.console.common import Reader, not_found, reader_of
 from hub.api.console.login import safe_next
 from hub.api.console.render import HEADERS, ROOT, Language, language_of, page
 from hub.api.keys import SETTINGS, VIEW
-from hub.api.responses import MAX_NOTE, enqueue
+from hub.api.responses import MAX_NOTE, submit_for
 from hub.api.sessions import from_own_page
 from hub.collections import ALERTS
 from hub.correlate.responses import STATES, response_note, sighting_of
@@ -166,7 +166,7 @@ async def respond(request: web.Request) -> web.StreamResponse:
         return _refused(request, reader, message, 400)
     author = request.app[SETTINGS].federation.member(str(reader.account.member)).identity
     named = form.get("named") == "yes"
-    await enqueue(request, reader.account, [response_note(alert_id, state, note, named, author)])
+    await submit_for(request, reader.account, [response_note(alert_id, state, note, named, author)])
     raise _back(f"{ROOT}objects/{alert_id}", "responded")
 
 
@@ -183,5 +183,5 @@ async def sight(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     author = request.app[SETTINGS].federation.member(str(reader.account.member)).identity
     sighting = sighting_of(object_id, author, named=form.get("named") == "yes")
-    await enqueue(request, reader.account, [sighting])
+    await submit_for(request, reader.account, [sighting])
     raise _back(str(form.get("next", f"{ROOT}objects/{object_id}")), "sighted")

@@ -8,7 +8,6 @@ then reported on the status resource as a success or a failure with its reason.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import orjson
@@ -17,31 +16,23 @@ from aiohttp import web
 from hub.api import ratelimit
 from hub.api.access import permitted_collection, permitted_reading
 from hub.api.bodies import read_body
+from hub.api.intake import accept, intake_keys
 from hub.api.keys import (
     ACCOUNT,
-    BUS,
-    FOLLOWER,
     INTAKE_GATE,
-    INTAKE_KEYS,
     METRICS,
-    REQUEST_ID,
     SETTINGS,
     VIEW,
 )
 from hub.api.media import require_taxii_accept, require_taxii_content, taxii_response
 from hub.api.taxii.paging import date_added_headers, more_and_next
 from hub.api.taxii.query import ONE_OBJECT, VERSIONS, object_query
-from hub.bus import BusError, Message, MessageTooLarge
 from hub.errors import (
     HubError,
     NotFound,
     PayloadTooLarge,
-    Unavailable,
 )
-from hub.records import encode_intake
-from hub.status import pending_status
 from hub.stix.envelope import envelope_objects, parse_body
-from hub.stix.timestamps import rfc3339_now
 from hub.store.view import Entry, Page
 
 log = logging.getLogger(__name__)
@@ -156,71 +147,9 @@ async def _add_objects(request: web.Request) -> web.Response:
             f"the body is {request.content_length} bytes; max_content_length is "
             f"{settings.max_content_length}"
         )
-    intake_keys = request.app[INTAKE_KEYS].read()
-    if intake_keys is None:
-        raise Unavailable(
-            "the hub cannot authenticate submissions yet (no intake key: a pipeline node "
-            "makes it at its first start); retry later",
-            retry_after=5,
-        )
+    keys = intake_keys(request)
     limits = settings.federation.hub.limits
     body = parse_body(await read_body(request), limits.max_depth)
     objects = envelope_objects(body, limits.max_objects)
     await ratelimit.charge(request, account, len(objects))
-
-    status_id = str(uuid.uuid4())
-    received = rfc3339_now()
-    topics = settings.topics
-    intake = encode_intake(
-        status_id=status_id,
-        member=account.member,
-        account=account.username,
-        received=received,
-        request_id=request[REQUEST_ID],
-        objects=objects,
-    )
-    status = pending_status(status_id, received, objects)
-    bus = request.app[BUS]
-    try:
-        # The member's own intake topic, keyed by member: its submissions keep their order,
-        # and wait behind its own alone, not behind other members' (hub.pipeline.worker).
-        topic = topics.intake if settings.shared_intake else topics.member_intake(account.member)
-        await bus.publish(
-            [
-                Message(
-                    topic,
-                    intake,
-                    key=account.member.encode(),
-                    # The pipeline believes nothing on intake that the hub's API did not MAC.
-                    headers=(intake_keys.header(intake),),
-                )
-            ]
-        )
-    except MessageTooLarge as exc:
-        raise PayloadTooLarge(f"the submission is larger than the bus accepts: {exc}") from exc
-    except BusError as exc:
-        log.warning("intake not durable, answering 503: %s", exc)
-        request.app[INTAKE_GATE].publish_failed(exc)  # issue 22: says so if the disk is full
-        raise Unavailable("the hub cannot store submissions right now; retry later") from exc
-    # Durable from here on. The pending status is a courtesy for readers of this node's view;
-    # the pipeline's final status stands on its own if this publish is lost.
-    try:
-        positions = await bus.publish(
-            [
-                Message(
-                    topics.status,
-                    orjson.dumps(status),
-                    key=status_id.encode(),
-                    headers=(("member", account.member.encode()),),
-                )
-            ]
-        )
-        if FOLLOWER in request.app:
-            await request.app[FOLLOWER].wait_for(positions, settings.status_visible_timeout)
-    except BusError as exc:
-        log.warning("pending status for %s not published: %s", status_id, exc)
-    log.info(
-        "submission accepted",
-        extra={"member": account.member, "status_id": status_id, "objects": len(objects)},
-    )
-    return taxii_response(status, status=202)
+    return await accept(request, account, objects, keys)

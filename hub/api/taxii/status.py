@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from hub.api.access import caller
-from hub.api.keys import FOLLOWER, VIEW
+from hub.api.keys import ACCEPTED, FOLLOWER, VIEW
 from hub.api.media import require_taxii_accept, taxii_response
 from hub.api.stream import STREAMS
 from hub.errors import BadRequest, NotFound
@@ -51,7 +51,11 @@ async def get_status(request: web.Request) -> web.Response:
         # The count before the read: a batch applied between the two wakes the wait at once.
         # Any topic: a status held for its objects completes when a feed's batch is applied.
         seen = follower.applied(None)
+        accepted = request.app[ACCEPTED].get(status_id)
         found = await view.status(status_id)
+        if found is None and accepted is not None:
+            # Answered 202 here, not in this node's view yet: pending, as the 202 said.
+            found = accepted.member, accepted.doc
         # Only the submitting member's accounts see a status; others get the same 404 as a typo.
         if found is None or found[0] != account.member:
             raise NotFound(f"no status {status_id!r} is visible to account {account.username!r}")
