@@ -1,4 +1,5 @@
-"""`cirt-hub submit | pull | queue | export | member-key`: the member side of the hub."""
+"""`cirt-hub submit | pull | queue | export | member-key | sight | respond`: the member side
+of the hub."""
 
 from __future__ import annotations
 
@@ -26,10 +27,13 @@ from connectors.client.pull import DISCOVERY_FILE, PullReport, pull
 from connectors.client.queue import DISCOVERY_FILE as QUEUE_DISCOVERY_FILE
 from connectors.client.queue import QueueBusy, SubmitQueue
 from connectors.client.retry import Backoff, GaveUp
+from hub.correlate.responses import STATES, sighting_of
 from hub.i18n import cli as messages
 from hub.i18n.cli import number, say
+from hub.stix.markings import Tlp, tlp2_id
 
-COMMANDS = ("submit", "pull", "queue", "export", "member-key")
+COMMANDS = ("submit", "pull", "queue", "export", "member-key", "sight", "respond")
+IDENTITY_ENV = "CIRT_HUB_IDENTITY"
 QUEUE_STATES = ("queued", "sent", "accepted", "refused")
 T = TypeVar("T")
 PASSWORD_ENV = "CIRT_HUB_PASSWORD"
@@ -83,6 +87,43 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-compress", action="store_true", help="do not compress request bodies (zstd or gzip)"
     )
     submit.add_argument("--json", action="store_true", help="one JSON line per object outcome")
+
+    sight = sub.add_parser(
+        "sight",
+        help="report 'seen here too': a STIX sighting of an object you received",
+        description="A sighting of ID by your CIRT (created_by_ref and where_sighted_refs: "
+        "your member identity), sent like `submit`; it counts in the alerts about what it "
+        "sights. Exit status: 0 accepted, 1 refused, 2 bad input, 3 hub unreachable.",
+    )
+    sight.add_argument("object_id", metavar="ID", help="the indicator, malware or observed-data")
+    _hub_options(sight)
+    sight.add_argument(
+        "--identity",
+        default=os.environ.get(IDENTITY_ENV),
+        help=f"your member's identity id (default ${IDENTITY_ENV})",
+    )
+    sight.add_argument("--count", type=int, default=1, help="how many times it was seen")
+    sight.add_argument("--where", help="where it was seen, in words (the sighting's description)")
+    sight.add_argument(
+        "--tlp", default="amber", help="the sighting's TLP 2.0 level (default amber)"
+    )
+    sight.add_argument(
+        "--named", action="store_true", help="let the alerts it counts in name your CIRT"
+    )
+    sight.add_argument("--key", type=Path, help="sign it with this member key (PEM)")
+
+    respond = sub.add_parser(
+        "respond",
+        help="record your CIRT's state on an alert it received",
+        description="Exit status: 0 recorded, 1 refused, 2 bad input, 3 hub unreachable.",
+    )
+    respond.add_argument("alert_id", metavar="ALERT_ID")
+    respond.add_argument("state", metavar="STATE", choices=STATES, help=", ".join(STATES))
+    _hub_options(respond)
+    respond.add_argument("--note", help="a line for your own records (stays in your collection)")
+    respond.add_argument(
+        "--named", action="store_true", help="name your CIRT to the alert's other recipients"
+    )
 
     pulling = sub.add_parser(
         "pull",
@@ -289,6 +330,61 @@ async def _submit(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if refused else 0
 
 
+async def _sight(args: argparse.Namespace) -> int:
+    if not args.identity:
+        raise ValueError(
+            say("give your member's identity id: --identity or $%(env)s", env=IDENTITY_ENV)
+        )
+    if not 1 <= args.count <= 999_999_999:  # STIX's bounds for a sighting's count
+        raise ValueError(say("--count: from 1 to 999999999"))
+    try:
+        marking = tlp2_id(Tlp.named(args.tlp))
+    except KeyError:
+        raise ValueError(say("--tlp: %(level)r is not a TLP level", level=args.tlp)) from None
+    sighting = sighting_of(
+        args.object_id,
+        args.identity,
+        count=args.count,
+        where=args.where,
+        named=args.named,
+        marking=marking,
+    )
+    [signed] = sign_all([sighting], _load_key(args.key))
+    client = _client(args)
+    async with client:
+        result = await _run(client, client.submit([signed]))
+    _print_outcomes(result.outcomes, as_json=False)
+    return EXIT_REFUSED if result.refused else 0
+
+
+async def _respond(args: argparse.Namespace) -> int:
+    client = _client(args)
+    async with client:
+        pending = await _run(
+            client, client.respond(args.alert_id, args.state, args.note, args.named)
+        )
+        status = await _run(client, client.wait(pending["id"]))
+    if status.get("failure_count"):
+        for failure in status.get("failures", []):
+            print(
+                say(
+                    "refused   %(id)s: %(reason)s",
+                    id=failure.get("id"),
+                    reason=failure.get("message"),
+                )
+            )
+        return EXIT_REFUSED
+    print(
+        say(
+            "recorded  %(state)s on %(alert)s (status %(status)s)",
+            state=args.state,
+            alert=args.alert_id,
+            status=pending["id"],
+        )
+    )
+    return 0
+
+
 async def _pull_export(args: argparse.Namespace) -> int:
     since = args.since
     request = ExportRequest(
@@ -492,6 +588,10 @@ def run(args: argparse.Namespace) -> int:
             return _export(args)
         if args.command == "queue":
             return _queue(args)
+        if args.command == "sight":
+            return asyncio.run(_sight(args))
+        if args.command == "respond":
+            return asyncio.run(_respond(args))
         return _member_key(args)
     except (bundles.InputError, MemberKeyError, ValueError) as exc:
         print(

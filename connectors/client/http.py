@@ -551,6 +551,17 @@ class HubClient:
             collection, lambda url: self.request("GET", f"{url}objects/", params=params)
         )
 
+    async def respond(
+        self, alert_id: str, state: str, note: str | None, named: bool
+    ) -> dict[str, Any]:
+        """Record the member's state on one of its alerts; the hub's 202 TAXII status. Sent
+        again after a dropped link, it is harmless: a member counts once, with its latest state."""
+        body = orjson.dumps({"state": state, "note": note, "named": named})
+        url = f"{self.origin}/api/v1/alerts/{urllib.parse.quote(alert_id, safe='')}/responses"
+        status: dict[str, Any]
+        status, _ = await self.request("POST", url, body=body, expect=202)
+        return status
+
     async def jwks(self) -> dict[str, Any]:
         """The hub's public signing keys (current and retired)."""
         found: dict[str, Any]

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import re
 import time
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 
@@ -30,9 +31,14 @@ from hub.api.sessions import (
 )
 from hub.api.stream import STREAMS
 from hub.collections import ALERTS, region_alias
+from hub.correlate.alerts import ALERT_PROPERTY, alert_state, rule_windows
 from hub.errors import Forbidden, TooManyRequests, Unauthorized
+from hub.stix import timestamps
 
 COOKIE = "cirt_hub_session"
+# Alert versions read per snapshot (the page polls every two seconds): the open alerts are
+# found among them, so the cost stays the same however many alerts the view holds.
+ALERT_VERSIONS = 500
 SESSIONS = web.AppKey("dashboard_sessions", Sessions)
 
 
@@ -182,6 +188,7 @@ async def snapshot(request: web.Request) -> web.Response:
         "lag": metrics.lag_rows(),
         "streams": app[STREAMS].clients,
         "alerts": await _recent_alerts(app),
+        "open_alerts": await _open_alerts(app),
         "disk": {
             **await refresh_disk(app),
             "refusals": metrics.total("cirt_hub_disk_full_refusals_total"),
@@ -205,6 +212,53 @@ async def _recent_alerts(app: web.Application) -> list[dict[str, object]]:
         }
         for a in latest
     ]
+
+
+async def _open_alerts(app: web.Application) -> list[dict[str, object]]:
+    """Each active alert once (what it counts is the same in every recipient's copy: the
+    newest version has it), with its responses and age, the oldest first."""
+    if VIEW not in app:
+        return []
+    windows = rule_windows(app[SETTINGS].federation.correlation)
+    newest: dict[tuple[str, str], dict[str, object]] = {}
+    revoked: set[tuple[str, str]] = set()
+    for raw in await app[VIEW].latest(ALERTS, ALERT_VERSIONS):
+        alert = orjson.loads(raw)
+        fields = alert.get(ALERT_PROPERTY)
+        if not isinstance(fields, dict):
+            continue
+        key = (str(fields.get("scope")), str(fields.get("observable")))
+        if alert.get("revoked") is True:
+            revoked.add(key)
+        newest.setdefault(key, fields)
+    now = datetime.now(UTC)
+    found: list[tuple[float, dict[str, object]]] = []
+    for key, fields in newest.items():
+        if key in revoked or alert_state(fields, False, windows) != "active":
+            continue
+        try:
+            age = (now - timestamps.parse(str(fields.get("first_seen")))).total_seconds()
+        except ValueError:
+            continue
+        found.append(
+            (
+                age,
+                {
+                    "kind": fields.get("kind"),
+                    "scope": fields.get("scope"),
+                    "members": fields.get("members"),
+                    "countries": fields.get("countries"),
+                    "responses": fields.get("responses", {}),
+                    "sighted": fields.get("sighted", 0),
+                    "first_seen": fields.get("first_seen"),
+                    "age_seconds": int(max(age, 0)),
+                    "seconds_to_first_acknowledgement": fields.get(
+                        "seconds_to_first_acknowledgement"
+                    ),
+                },
+            )
+        )
+    return [alert for _, alert in sorted(found, key=lambda pair: -pair[0])]
 
 
 def add_routes(app: web.Application) -> None:

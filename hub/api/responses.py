@@ -50,10 +50,11 @@ def _parsed(raw: bytes) -> tuple[str, str | None, bool]:
     return state, note or None, named
 
 
-async def _received(request: web.Request, account: Account, alert_id: str) -> bool:
-    """Whether a reader account of `account`'s member has the alert (this node's view)."""
-    settings = request.app[SETTINGS]
-    member = settings.federation.member(str(account.member))
+async def alert_received(request: web.Request, member_id: str, alert_id: str) -> bool:
+    """Whether a reader account of the member has the alert (this node's view)."""
+    if not alert_id.startswith("grouping--"):
+        return False
+    member = request.app[SETTINGS].federation.member(member_id)
     for reader in (a.username for a in member.accounts if a.can("read")):
         if await request.app[VIEW].present([alert_id], [ALERTS], reader):
             return True
@@ -68,13 +69,20 @@ async def respond(request: web.Request) -> web.Response:
     ratelimit.admit(request, account)
     alert_id = request.match_info["alert_id"]
     state, note, named = _parsed(await read_body(request))
-    if not alert_id.startswith("grouping--") or not await _received(request, account, alert_id):
+    if not await alert_received(request, account.member, alert_id):
         raise NotFound(f"no alert {alert_id!r} was sent to {account.member!r}")
+    author = request.app[SETTINGS].federation.member(account.member).identity
+    return await submit_for(request, account, [response_note(alert_id, state, note, named, author)])
+
+
+async def submit_for(
+    request: web.Request, account: Account, objects: list[dict[str, Any]]
+) -> web.Response:
+    """Objects the hub wrote in `account`'s member's name (a response, the console's
+    sighting), taken as that account's submission: gate, charge, intake; the 202."""
+    assert account.member is not None
     request.app[INTAKE_GATE].check(account.member)
     keys = intake_keys(request)
-    settings = request.app[SETTINGS]
-    author = settings.federation.member(account.member).identity
-    objects = [response_note(alert_id, state, note, named, author)]
     await ratelimit.charge(request, account, len(objects))
     return await accept(request, account, objects, keys)
 

@@ -14,12 +14,12 @@ the responder chose to be named.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from hub.correlate.rules import CorrelationRule
+from hub.correlate.rules import CorrelationRule, parse_rules
 from hub.stix import timestamps
 from hub.stix.markings import Tlp, tlp2_id
 
@@ -136,3 +136,21 @@ def _response_fields(state: ClusterState) -> dict[str, Any]:
             for n in state.named
         ]
     return fields
+
+
+def alert_state(alert: Mapping[str, object], revoked: bool, windows: dict[str, float]) -> str:
+    """revoked; active while reports keep coming within the rule's window; else quiet."""
+    if revoked:
+        return "revoked"
+    last = alert.get("last_seen")
+    window = windows.get(str(alert.get("scope")), 24 * 3600.0)
+    try:
+        seen = timestamps.parse(str(last))
+    except ValueError:
+        return "quiet"
+    return "active" if (datetime.now(UTC) - seen).total_seconds() <= window else "quiet"
+
+
+def rule_windows(correlation: Mapping[str, Any]) -> dict[str, float]:
+    """Each rule scope's window in seconds, from the federation file's `correlation`."""
+    return {rule.scope: rule.window.total_seconds() for rule in parse_rules(correlation)}

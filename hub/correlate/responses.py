@@ -95,6 +95,42 @@ def response_note(
     }
 
 
+def sighting_of(
+    object_id: str,
+    author: str,
+    *,
+    count: int = 1,
+    where: str | None = None,
+    named: bool = False,
+    marking: str | None = None,
+) -> dict[str, Any]:
+    """A member's "seen here too": a STIX sighting of `object_id` by the member identity
+    `author`, sighted at its own place; `where` (free text) goes in its description, as a
+    STIX location needs coordinates or a region a CIRT may not want to give."""
+    now = timestamps.rfc3339_now()
+    sighting: dict[str, Any] = {
+        "type": "sighting",
+        "spec_version": "2.1",
+        "id": f"sighting--{uuid.uuid4()}",
+        "created": now,
+        "modified": now,
+        "created_by_ref": author,
+        "first_seen": now,
+        "last_seen": now,
+        "count": count,
+        "sighting_of_ref": object_id,
+        "where_sighted_refs": [author],
+        "object_marking_refs": [marking or tlp2_id(Tlp.AMBER)],
+    }
+    if where:
+        sighting["description"] = where
+    if named:
+        sighting["extensions"] = {
+            RESPONSE_EXTENSION: {"extension_type": "property-extension", "named": True}
+        }
+    return sighting
+
+
 @dataclass(frozen=True)
 class ConfineResponses:
     """After route: a response goes to its sender's own collection only; a note that carries

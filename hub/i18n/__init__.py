@@ -8,12 +8,12 @@ translate and compile them. TLP labels are never translated (FIRST requires them
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from babel.dates import format_datetime
+from babel.dates import format_datetime, format_timedelta
 from babel.support import Translations
 
 from hub.stix import timestamps
@@ -68,3 +68,10 @@ def when(stamp: str | None, language: str) -> str:
     except ValueError:
         return stamp
     return f"{format_datetime(moment, 'medium', tzinfo=UTC, locale=language)} UTC"
+
+
+def duration(seconds: float | None, language: str) -> str:
+    """A length of time as the reader's locale says it, to its largest unit ("3 hours")."""
+    if seconds is None:
+        return ""
+    return format_timedelta(timedelta(seconds=seconds), threshold=1, locale=language)

@@ -5,7 +5,8 @@ cannot tell who that is (a member writes what it likes there, or leaves it out),
 goes by what it has seen: an id belongs to the member whose object with that id was routed
 first, in the one order of the `decisions` topic (DeliveryHistory), third-party content too
 (the member that first relayed it). What the hub publishes itself is the hub's: its identity,
-its provenance extension-definition and the creator that names, and every alert it made.
+its extension-definitions (provenance, responses) and the creator they name, and every alert
+it made.
 Two exceptions, each guarded elsewhere: the standard TLP marking-definitions (immutable, and
 provenance refuses any other content under their ids) and observables (an SCO's id is derived
 from its value, so members reporting the same address send the same id; they have no
@@ -22,8 +23,8 @@ from hub.federation import Federation
 from hub.model import Item, RefusalCode, Submission
 from hub.pipeline.history import HUB
 from hub.pipeline.provenance import defines_new_sco, hub_identities
-from hub.signing.provenance import EXTENSION_ID
 from hub.stix.markings import tlp_by_marking_id
+from hub.stix.predefined import extension_definitions
 from hub.stix.validation import SCO_TYPES
 
 
@@ -40,7 +41,9 @@ class Ownership:
     _fixed: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_hub", hub_identities(self.federation) | {EXTENSION_ID})
+        object.__setattr__(
+            self, "_hub", hub_identities(self.federation) | extension_definitions().keys()
+        )
         object.__setattr__(self, "_fixed", frozenset(tlp_by_marking_id()))
 
     def _owner(self, obj: Mapping[str, Any], object_id: str) -> str | None:
@@ -68,7 +71,7 @@ class Ownership:
                 return item.refuse(
                     RefusalCode.NOT_OWNER,
                     f"{where}: the hub publishes this object itself (its identity, its "
-                    "provenance extension-definition, a major-incident alert), and no member "
+                    "extension-definitions, a major-incident alert), and no member "
                     "may publish new versions of it or revoke it",
                 )
             return item.refuse(

@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.console.test_alert_page import with_speakers
+from tests.correlate.test_alerts import indicator as alert_indicator
+from tests.correlate.test_alerts import settled
+from tests.correlate.test_responses import RECIPIENTS, until
 from tests.e2e.browser import Page, browser_page
-from tests.hubs import RunningHub, member_identity, submit
+from tests.hubs import RunningHub, member_identity, running_hub, submit
 from tests.stixdata import TLP2, incident_report, indicator
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -110,3 +114,57 @@ async def test_an_analyst_uses_the_console_in_english_and_french(
         await page.wait_for("document.readyState === 'complete'")
         assert "Partagé par" in await page.evaluate("document.body.innerText")
     assert (ARTIFACTS / "console-object-fr.png").stat().st_size > 10_000
+
+
+async def test_an_analyst_responds_to_an_alert_in_french(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    """The alert's page in French: the counts, and ngCERT's acknowledgement, named, sent with
+    the page's own form by an account that may also submit."""
+    async with running_hub(
+        bus_url, tmp_path / "data", demo_secrets, topic_prefix=f"t{unique}.", adjust=with_speakers
+    ) as hub:
+        for member in RECIPIENTS:
+            report = alert_indicator(member_identity(hub, member))
+            assert (await submit(hub, f"{member}-submit", [report])).success_count == 1
+        alert = (await settled(hub, "ng-cert-read", 1))[-1]
+
+        async with browser_page(tmp_path / "chromium") as page:
+            await page.send(
+                "Network.setExtraHTTPHeaders", headers={"Accept-Language": "fr-FR,fr;q=0.9"}
+            )
+            await page.send("Network.enable")
+
+            async def submit_form(script: str) -> None:
+                await page.evaluate("window.previousPage = true;" + script)
+                await page.wait_for("!window.previousPage && document.readyState === 'complete'")
+
+            await page.goto(hub.base_url + "/console/login")
+            password = json.dumps(hub.password("ng-cert-read"))
+            await submit_form(
+                "document.getElementById('username').value = 'ng-cert-read';"
+                f"document.getElementById('password').value = {password};"
+                "document.querySelector('form.login').submit()"
+            )
+            await page.goto(hub.base_url + f"/console/objects/{alert['id']}")
+            text = await page.evaluate("document.querySelector('main').innerText")
+            assert "3 membres dans 3 pays" in text and "encore répondu" in text
+            assert "Vu ici aussi" in text and "Envoyer la réponse" in text
+
+            await submit_form(
+                "document.querySelector('input[name=state][value=acknowledged]').checked = true;"
+                "document.getElementById('note').value = 'blocage à la frontière';"
+                "document.querySelector('form.respond input[name=named]').checked = true;"
+                "document.querySelector('form.respond').submit()"
+            )
+            notice = await page.evaluate("document.querySelector('.notice').innerText")
+            assert "Votre réponse est envoyée" in notice
+
+            await until(hub, "ng-cert", lambda f: f["responses"]["acknowledged"] == 1)
+            await page.goto(hub.base_url + f"/console/objects/{alert['id']}")
+            text = await page.evaluate("document.querySelector('.alert-responses').innerText")
+            assert "Pris en compte\t1" in text and "la première prise en compte" in text
+            assert "ngCERT, Nigeria (demo)" in text and "encore répondu" not in text
+            await page.evaluate("document.querySelector('.alert-responses').scrollIntoView()")
+            await shoot(page, "alert-fr")
+    assert (ARTIFACTS / "console-alert-fr.png").stat().st_size > 10_000

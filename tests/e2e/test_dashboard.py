@@ -14,8 +14,11 @@ import pytest
 
 from tests.api.test_metrics import scrape
 from tests.conftest import ROOT
+from tests.correlate.test_alerts import indicator as alert_indicator
+from tests.correlate.test_alerts import settled, with_rule
+from tests.correlate.test_responses import RECIPIENTS, respond, until
 from tests.e2e.browser import browser_page
-from tests.hubs import RunningHub, member_identity, submit
+from tests.hubs import RunningHub, member_identity, running_hub, submit
 from tests.stixdata import TLP2, incident_report
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -97,3 +100,53 @@ async def test_the_dashboard_shows_live_counts_that_agree_with_metrics(
         # On a phone's width nothing needs sideways scrolling.
         assert await page.evaluate("document.documentElement.scrollWidth <= 390")
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+async def test_the_dashboard_shows_open_alerts_with_their_responses_and_age(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    rule = with_rule(min_members=3, min_countries=3, window="PT1H")
+    async with running_hub(
+        bus_url, tmp_path / "data", demo_secrets, topic_prefix=f"t{unique}.", adjust=rule
+    ) as hub:
+        for member in RECIPIENTS:
+            report = alert_indicator(member_identity(hub, member))
+            assert (await submit(hub, f"{member}-submit", [report])).success_count == 1
+        alerts = {m: (await settled(hub, f"{m}-read", 1))[-1] for m in RECIPIENTS}
+        for member in ("ng-cert", "gh-cert"):
+            body = {"state": "acknowledged", "named": member == "gh-cert"}
+            status, _ = await respond(hub, f"{member}-submit", alerts[member]["id"], body)
+            assert status == 202
+        await until(hub, "sn-cert", lambda f: f["responses"]["acknowledged"] == 2)
+
+        # One row for the alert, whatever the number of recipients' copies; counts, no names.
+        auth = aiohttp.encode_basic_auth("hub-operator", hub.password("hub-operator"))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                hub.base_url + "/api/v1/dashboard", headers={"Authorization": auth}
+            ) as response,
+        ):
+            snapshot = await response.json()
+        [row] = snapshot["open_alerts"]
+        assert row["kind"] == "domain-name" and (row["members"], row["countries"]) == (3, 3)
+        assert row["responses"]["acknowledged"] == 2 and row["responses"]["affected"] == 0
+        assert row["sighted"] == 0 and 0 <= row["age_seconds"] < 600
+        named = hub.settings.federation.member("gh-cert")
+        assert named.name not in json.dumps(row) and "identity--" not in json.dumps(row)
+
+        async with browser_page(tmp_path / "chromium") as page:
+            await page.goto(hub.base_url + "/dashboard/login")
+            await page.evaluate(
+                "window.previousPage = true;"
+                "document.getElementById('username').value = 'hub-operator';"
+                f"document.getElementById('password').value = "
+                f"{json.dumps(hub.password('hub-operator'))};"
+                "document.querySelector('form').submit()"
+            )
+            await page.wait_for("location.pathname === '/dashboard'")
+            await page.wait_for("document.querySelector('#open-alerts td:not(.empty)') !== null")
+            text = await page.evaluate("document.getElementById('open-alerts').innerText")
+            assert text.startswith("domain-name: 3 members, 3 countries (all)\t0 min\t2\t0"), text
+            await page.evaluate("document.getElementById('h-open').scrollIntoView()")
+            await page.screenshot(ARTIFACTS / "dashboard-open-alerts.png", 1280, 900)

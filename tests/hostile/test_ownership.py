@@ -23,7 +23,7 @@ from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.member import IntakeProducer
 from hub.federation import Federation
 from hub.signing.provenance import EXTENSION_ID, without_extension
-from hub.stix.predefined import extension_definition
+from hub.stix.predefined import extension_definition, response_definition
 from tests.hubs import RunningHub, member_identity, read_all, running_hub, submit, with_member_key
 from tests.intake.conftest import wait_complete
 from tests.stixdata import TLP2, indicator, shared_objects
@@ -189,13 +189,16 @@ async def test_no_member_can_version_what_the_hub_publishes(hub: RunningHub) -> 
         "schema": "Property extension. Fields: none; trust whatever the submitter says.",
     }
     own = {**forged, "created_by_ref": member_identity(hub, "gh-cert")}
-    for attempt in ([creator], [forged], [own]):
+    responses = {**response_definition(), "modified": "2026-12-08T00:00:00.000Z"}
+    for attempt in ([creator], [forged], [own], [responses]):
         status = await submit(hub, "gh-cert-submit", attempt)
         assert status.failure_count == 1, (attempt, status)
         assert "the hub" in status.failures[0]["message"], status.failures
     for reader in ("ng-cert-read", "gh-cert-read", "ke-cirt-read"):
         [published] = await read_all(hub, "public", reader, id=EXTENSION_ID, version="all")
         assert without_extension(published) == definition, reader
+        [published] = await read_all(hub, "public", reader, id=responses["id"], version="all")
+        assert published == response_definition(), reader
         assert await read_all(hub, "public", reader, id=creator["id"]) == []
 
 

@@ -1,6 +1,6 @@
 """Every object a reader gets through TAXII carries a valid hub signature, on both buses,
 checked by `cirt-hub verify` (collection URL, objects page, saved file) and by joserfc; the
-TLP definitions and the hub's extension-definition are in `public` exactly as published."""
+TLP definitions and the hub's extension-definitions are in `public` exactly as published."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from importlib import resources
 from pathlib import Path
 
 import jsonschema
+import stix2
 from joserfc.jwk import KeySet
 
+from hub.correlate.responses import RESPONSE_EXTENSION
 from hub.signing.jws import jwk_thumbprint
 from hub.stix.predefined import predefined
 from tests.hubs import RunningHub
@@ -75,9 +77,14 @@ async def test_every_object_read_carries_a_valid_hub_signature(
     for obj in green + oasis:
         assert seen[obj["id"]]["extensions"][EXTENSION_ID]["submitter"] == "ng-cert"
 
-    # The nine TLP definitions and the extension-definition, as published: nothing added.
+    # The nine TLP definitions and the two extension-definitions (provenance, responses to
+    # alerts), as published: nothing added, and a strict STIX library resolves both.
     assert as_published == predefined()
-    assert "extensions" not in as_published[EXTENSION_ID]
+    for definition in (EXTENSION_ID, RESPONSE_EXTENSION):
+        assert "extensions" not in as_published[definition]
+        parsed = stix2.parse(as_published[definition], allow_custom=False)
+        assert parsed.type == "extension-definition"
+        assert parsed.extension_types == ["property-extension"]
 
     # cirt-hub verify: a whole collection (paged), one objects page, and a saved file offline.
     env = {**os.environ, "CIRT_HUB_PASSWORD": hub.password("ng-cert-read")}
@@ -120,7 +127,7 @@ async def test_every_object_read_carries_a_valid_hub_signature(
     published.write_text(json.dumps({"objects": list(as_published.values())}))
     plain = await run_verify(str(published), "--jwks", str(jwks_file))
     assert plain.returncode == 0, plain.stderr
-    assert plain.stdout.count("predefined: published as its specification writes it") == 10
+    assert plain.stdout.count("predefined: published as its specification writes it") == 11
     altered = {**as_published[EXTENSION_ID], "schema": "anything else"}
     published.write_text(json.dumps({"objects": [altered]}))
     changed = await run_verify(str(published), "--jwks", str(jwks_file))

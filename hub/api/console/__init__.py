@@ -1,5 +1,6 @@
 """The analysts' console, `/console/`: what a member CIRT's read account may read, as pages
-for people, in English and French.
+for people, in English and French; and, for an account that may also submit, its CIRT's
+responses to alerts and sightings (hub.api.console.act).
 
 Server-rendered HTML (Jinja2, autoescaped) and one stylesheet: no script, nothing from
 elsewhere, a page under 100 KB, usable at 360 px. Every page reads the view through the
@@ -14,7 +15,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from hub.api.console import browse, objects
+from hub.api.console import act, browse, objects
 from hub.api.console.login import SESSIONS, choose_language, login, login_form, logout
 from hub.api.console.render import ROOT
 from hub.api.sessions import PROTECT, Sessions
@@ -52,3 +53,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(ROOT + "alerts/", browse.alerts_page)
     app.router.add_get(ROOT + "objects/{object_id}", objects.object_page)
     app.router.add_get(ROOT + "objects/{object_id}/json", objects.object_json)
+    app.router.add_post(ROOT + "objects/{object_id}/respond", act.respond)
+    app.router.add_post(ROOT + "objects/{object_id}/sight", act.sight)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -13,8 +12,7 @@ from hub.api.console.common import LIST_PATHS, Reader, not_found, reader_of, row
 from hub.api.console.render import language_of, page
 from hub.api.keys import SETTINGS, VIEW
 from hub.collections import ALERTS, Collection
-from hub.correlate.alerts import ALERT_PROPERTY
-from hub.correlate.rules import parse_rules
+from hub.correlate.alerts import ALERT_PROPERTY, alert_state, rule_windows
 from hub.stix import timestamps
 from hub.stix.markings import Tlp
 from hub.store.view import RecentQuery
@@ -133,19 +131,6 @@ async def collection_page(request: web.Request) -> web.Response:
     return page(request, "collection.html", context, status=400 if error else 200)
 
 
-def _alert_state(alert: dict[str, object], revoked: bool, windows: dict[str, float]) -> str:
-    """revoked; active while reports keep coming within the rule's window; else quiet."""
-    if revoked:
-        return "revoked"
-    last = alert.get("last_seen")
-    window = windows.get(str(alert.get("scope")), 24 * 3600.0)
-    try:
-        seen = timestamps.parse(str(last))
-    except ValueError:
-        return "quiet"
-    return "active" if (datetime.now(UTC) - seen).total_seconds() <= window else "quiet"
-
-
 async def alerts_page(request: web.Request) -> web.Response:
     reader = reader_of(request)
     alerts = reader.scope.collections.get(ALERTS)
@@ -163,11 +148,9 @@ async def alerts_page(request: web.Request) -> web.Response:
     )
     more = len(found) > PAGE
     listed = rows(request, found[:PAGE])
-    rules = parse_rules(request.app[SETTINGS].federation.correlation)
-    windows = {rule.scope: rule.window.total_seconds() for rule in rules}
+    windows = rule_windows(request.app[SETTINGS].federation.correlation)
     shown = [
-        (row, row.extra or {}, _alert_state(row.extra or {}, row.revoked, windows))
-        for row in listed
+        (row, row.extra or {}, alert_state(row.extra or {}, row.revoked, windows)) for row in listed
     ]
     context = {
         "reader": reader,

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from hub.api.console.act import DONE, SIGHTABLE, alert_summary, may_act, state_label
 from hub.api.console.common import (
     LIST_PATHS,
     NAME,
@@ -27,6 +28,9 @@ from hub.api.console.common import (
 from hub.api.console.render import HEADERS, collection_title, language_of, page
 from hub.api.console.signatures import reason_text, signatures_of
 from hub.api.keys import SETTINGS, VIEW
+from hub.collections import ALERTS
+from hub.correlate.alerts import ALERT_PROPERTY, alert_state, rule_windows
+from hub.correlate.responses import STATES
 from hub.policy.redaction import references
 from hub.signing.provenance import EXTENSION_ID, extension_of
 from hub.store.view import Arrival
@@ -128,6 +132,13 @@ async def object_page(request: web.Request) -> web.Response:
     federation = request.app[SETTINGS].federation
     submitter = ext.get("submitter") if isinstance(ext, Mapping) else None
     titles = {c.alias: collection_title(c, language) for c in reader.scope.collections.values()}
+    fields_of_alert = obj.get(ALERT_PROPERTY)
+    alert = None
+    if chosen.collection == ALERTS and isinstance(fields_of_alert, Mapping):
+        windows = rule_windows(federation.correlation)
+        state = alert_state(fields_of_alert, obj.get("revoked") is True, windows)
+        alert = alert_summary(fields_of_alert, state, referred, language)
+    done = request.query.get("done")
     context = {
         "reader": reader,
         "type": str(obj.get("type", "")),
@@ -148,6 +159,11 @@ async def object_page(request: web.Request) -> web.Response:
         "titles": titles,
         "refers_to": rows(request, referred),
         "referred_by": rows(request, referrers),
+        "alert": alert,
+        "may_act": may_act(reader),
+        "sightable": chosen.collection != ALERTS and obj.get("type") in SIGHTABLE,
+        "states": [(s, state_label(s, language.say)) for s in STATES],
+        "done": done if done in DONE else None,
     }
     return page(request, "object.html", context)
 

@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from hub.api.sessions import PROTECT
 from hub.collections import ALERTS, INBOX, PUBLIC, Collection
-from hub.i18n import LANGUAGES, NAMES, negotiate, translations, when
+from hub.i18n import LANGUAGES, NAMES, duration, negotiate, translations, when
 from hub.stix.markings import Tlp
 
 LANGUAGE_COOKIE = "cirt_hub_lang"
@@ -95,6 +95,7 @@ def environment(language: str) -> Environment:
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = lambda stamp: when(stamp, language)
+    env.filters["duration"] = lambda seconds: duration(seconds, language)
     env.filters["tlp_label"] = tlp_label
     env.filters["tlp_class"] = tlp_class
     env.filters["collection_title"] = lambda collection: collection_title(
