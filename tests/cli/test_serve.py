@@ -123,7 +123,7 @@ def test_demo_hub_round_trip_and_clean_stop(served) -> None:
     assert logs and all({"time", "level", "logger", "message"} <= set(e) for e in logs)
     trace = [e for e in logs if e.get("request_id") == "trace-report-0001"]
     said = {(e["logger"], e["message"]) for e in trace}
-    assert ("hub.api.taxii.objects", "submission accepted") in said, trace
+    assert ("hub.api.intake", "submission accepted") in said, trace
     assert ("hub.pipeline.worker", "submission routed") in said, trace
     routed = next(e for e in trace if e["message"] == "submission routed")
     assert routed["member"] == "sn-cert" and routed["accepted"] == 4
