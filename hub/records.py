@@ -150,20 +150,10 @@ class MemberIntakeRecord:
         if self.signature is not None:
             headers.append((SIGNATURE, self.signature))
         headers.append((CONTENT_TYPE, STIX_MEDIA_TYPE))
-        if self.account is not None:
-            headers.append((ACCOUNT, self.account.encode()))
-        if self.request_id is not None:
-            headers.append((REQUEST_ID, self.request_id.encode()))
-        return tuple(headers)
+        return _with_sender(headers, self.account, self.request_id)
 
     def to_message(self, topics: Topics) -> Message:
-        # Keyed by the member: its bundles stay in one partition, so in the order sent.
-        return Message(
-            topics.member_intake(self.member),
-            self.value,
-            key=self.member.encode(),
-            headers=self.headers(),
-        )
+        return _member_message(topics, self.member, self.value, self.headers())
 
     @classmethod
     def from_record(cls, record: Record, member: str) -> MemberIntakeRecord:
@@ -174,6 +164,22 @@ class MemberIntakeRecord:
             _optional(record.header(ACCOUNT)),
             _optional(record.header(REQUEST_ID)),
         )
+
+
+def _with_sender(
+    headers: list[tuple[str, bytes]], account: str | None, request_id: str | None
+) -> Headers:
+    """`headers` and, when the member's tool set them, its account and request id."""
+    if account is not None:
+        headers.append((ACCOUNT, account.encode()))
+    if request_id is not None:
+        headers.append((REQUEST_ID, request_id.encode()))
+    return tuple(headers)
+
+
+def _member_message(topics: Topics, member: str, value: bytes, headers: Headers) -> Message:
+    # Keyed by the member: its records stay in one partition, so in the order sent.
+    return Message(topics.member_intake(member), value, key=member.encode(), headers=headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,19 +196,10 @@ class MemberJwsRecord:
     def headers(self) -> Headers:
         json_form = self.value.lstrip()[:1] == b"{"
         headers = [(CONTENT_TYPE, JOSE_JSON_MEDIA_TYPE if json_form else JOSE_MEDIA_TYPE)]
-        if self.account is not None:
-            headers.append((ACCOUNT, self.account.encode()))
-        if self.request_id is not None:
-            headers.append((REQUEST_ID, self.request_id.encode()))
-        return tuple(headers)
+        return _with_sender(headers, self.account, self.request_id)
 
     def to_message(self, topics: Topics) -> Message:
-        return Message(
-            topics.member_intake(self.member),
-            self.value,
-            key=self.member.encode(),
-            headers=self.headers(),
-        )
+        return _member_message(topics, self.member, self.value, self.headers())
 
     @classmethod
     def from_record(cls, record: Record, member: str) -> MemberJwsRecord:

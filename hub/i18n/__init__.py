@@ -33,11 +33,11 @@ def locale_dir() -> Path:
 
 
 @cache
-def translations(language: str) -> Translations:
-    """The compiled catalogue of `language` (one of LANGUAGES)."""
-    loaded = Translations.load(str(locale_dir()), [language], DOMAIN)
+def translations(language: str, domain: str = DOMAIN) -> Translations:
+    """The compiled catalogue `domain` (the console's unless named) of `language`."""
+    loaded = Translations.load(str(locale_dir()), [language], domain)
     if not isinstance(loaded, Translations):
-        raise FileNotFoundError(f"no compiled {DOMAIN} catalogue for {language!r}")
+        raise FileNotFoundError(f"no compiled {domain} catalogue for {language!r}")
     return loaded
 
 

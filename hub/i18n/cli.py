@@ -9,12 +9,12 @@ import argparse
 import gettext
 import os
 from collections.abc import Mapping
-from functools import cache
 
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-from hub.i18n import DEFAULT, LANGUAGES, locale_dir
+from hub.i18n import DEFAULT, LANGUAGES
+from hub.i18n import translations as catalogue
 
 DOMAIN = "cli"
 # Where gettext looks for the language of messages, in its order (LANGUAGE may list several).
@@ -24,13 +24,9 @@ _shown: gettext.NullTranslations = gettext.NullTranslations()
 _language = DEFAULT
 
 
-@cache
 def translations(language: str) -> Translations:
     """The compiled `cli` catalogue of `language` (one of LANGUAGES)."""
-    loaded = Translations.load(str(locale_dir()), [language], DOMAIN)
-    if not isinstance(loaded, Translations):
-        raise FileNotFoundError(f"no compiled {DOMAIN} catalogue for {language!r}")
-    return loaded
+    return catalogue(language, DOMAIN)
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> str:
