@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from hub.bus import Position
 
-# A bound on what a stopped or far-behind view makes this node keep: past it the oldest
-# go first (their GET then waits for the view, as on any other node).
+# A bound on what a stopped or far-behind view makes this node keep: past it the oldest of
+# the member holding the most go first (their GET then waits for the view, as on any other
+# node), so one member posting fast cannot push the others' statuses out.
 MAX_BYTES = 32 * 1024 * 1024
 
 
@@ -30,19 +31,30 @@ class Accepted:
 class AcceptedSubmissions:
     """Pending statuses by status id, forgotten once the view has applied them."""
 
-    def __init__(self, view_has_seen: Callable[[Sequence[Position]], bool]) -> None:
+    def __init__(
+        self, view_has_seen: Callable[[Sequence[Position]], bool], max_bytes: int = MAX_BYTES
+    ) -> None:
         self._has_seen = view_has_seen
+        self._max_bytes = max_bytes
         # In the order accepted; OrderedDict: taking from the front stays O(1) (a dict's
         # iteration would step over every slot already taken from it).
         self._held: OrderedDict[str, Accepted] = OrderedDict()
         self._bytes = 0
+        # Each member's, in the order accepted, and what they weigh.
+        self._by_member: dict[str, OrderedDict[str, None]] = {}
+        self._member_bytes: dict[str, int] = {}
 
     def add(self, status_id: str, accepted: Accepted) -> None:
         self._forget_seen()
         self._held[status_id] = accepted
-        self._bytes += len(accepted.doc)
-        while self._bytes > MAX_BYTES and len(self._held) > 1:
-            self._drop(next(iter(self._held)))
+        self._by_member.setdefault(accepted.member, OrderedDict())[status_id] = None
+        size = len(accepted.doc)
+        self._bytes += size
+        self._member_bytes[accepted.member] = self._member_bytes.get(accepted.member, 0) + size
+        while self._bytes > self._max_bytes and len(self._held) > 1:
+            # The heaviest member's oldest (a look over the members: the federation's size).
+            heaviest = max(self._member_bytes, key=self._member_bytes.__getitem__)
+            self._drop(next(iter(self._by_member[heaviest])))
 
     def get(self, status_id: str) -> Accepted | None:
         """The pending status, if this node accepted it and may not hold it in its view yet.
@@ -64,4 +76,10 @@ class AcceptedSubmissions:
             self._drop(status_id)
 
     def _drop(self, status_id: str) -> None:
-        self._bytes -= len(self._held.pop(status_id).doc)
+        accepted = self._held.pop(status_id)
+        size, member = len(accepted.doc), accepted.member
+        self._bytes -= size
+        self._member_bytes[member] -= size
+        del self._by_member[member][status_id]
+        if not self._by_member[member]:
+            del self._by_member[member], self._member_bytes[member]
