@@ -153,7 +153,9 @@ class PeakRss:
 
 
 async def idle_cpu(hub: Hub, seconds: float) -> dict[str, float]:
-    """The hub's CPU with no load (its readers' streams open): percent of one core."""
+    """The hub's CPU with no load (its readers' streams open): percent of one core, after
+    as long again to settle (workers joining their group, catching up after /readyz)."""
+    await asyncio.sleep(seconds)
     pids = hub.pids()
     before, started = hub_cpu_seconds(pids), time.perf_counter()
     await asyncio.sleep(seconds)
