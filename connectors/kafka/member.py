@@ -3,8 +3,7 @@
     python -m connectors.kafka.member keygen --out ng-cert.pem
     python -m connectors.kafka.member produce report.json --bootstrap HOST:9092 \\
         --member ng-cert --key ng-cert.pem
-    python -m connectors.kafka.member consume --bootstrap HOST:9092 --member ng-cert \\
-        --jwks https://hub.example/.well-known/jwks.json
+    python -m connectors.kafka.member consume --bootstrap HOST:9092 --member ng-cert
 
 A record on `<prefix>intake.member-<id>` is a STIX bundle or TAXII envelope, keyed by the
 member id, with a detached JWS (EdDSA) over the record value in the `cirt-hub-signature`
@@ -31,6 +30,7 @@ from aiokafka.errors import KafkaError
 from connectors.client.hubkeys import HubKeys
 from connectors.client.keys import KEY_PASSPHRASE_ENV, MemberKey, MemberKeyError, is_signed
 from connectors.kafka.connection import KafkaConnection, add_arguments, from_arguments
+from connectors.kafka.keys import KeysTopic, KeysTopicError
 from hub.bus.kafka_stop import stop_consumer
 from hub.records import SUBMITTER, MemberIntakeRecord, member_status_id
 from hub.signing.sources import SourceError
@@ -249,7 +249,9 @@ def _parser() -> argparse.ArgumentParser:
     produce.add_argument("--account", help="submit account named on the status (default: first)")
     produce.add_argument("--sign-objects", action="store_true", help="sign each object too")
     consume = sub.add_parser("consume", help="read and verify a feed topic")
-    consume.add_argument("--jwks", required=True, help="the hub's JWKS: URL or file")
+    consume.add_argument(
+        "--jwks", help="the hub's JWKS: URL or file (default: from the hub's keys topic)"
+    )
     consume.add_argument("--collection", help="default: member-<MEMBER>")
     consume.add_argument("--group", help="consumer group (default: <MEMBER>-feed)")
     consume.add_argument("--idle", type=float, help="stop after this many quiet seconds")
@@ -279,10 +281,12 @@ async def _produce(args: argparse.Namespace) -> int:
 
 async def _consume(args: argparse.Namespace) -> int:
     invalid = 0
+    connection = from_arguments(args)
+    keys = KeysTopic(connection, topic_prefix=args.topic_prefix)
     async with FeedConsumer(
-        from_arguments(args),
+        connection,
         args.member,
-        HubKeys.at(args.jwks),
+        HubKeys.at(args.jwks) if args.jwks else HubKeys(keys.hub_jwks),
         topic_prefix=args.topic_prefix,
         collection=args.collection,
         group=args.group,
@@ -313,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         return asyncio.run(_produce(args) if args.command == "produce" else _consume(args))
-    except (MemberKeyError, SourceError, OSError, ValueError) as exc:
+    except (MemberKeyError, SourceError, OSError, ValueError, KeysTopicError) as exc:
         print(f"connectors.kafka.member: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:

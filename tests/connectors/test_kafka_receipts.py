@@ -1,0 +1,216 @@
+"""Receipts and keys on Kafka, as a Kafka-native member meets them (docs/connectors/
+kafka-native.md, its `# recipe:` blocks run as the page shows them): kcat produces signed
+records, a JWS-wrapped bundle and a single object, and reads back one receipt each from
+the member's receipts topic, the status the TAXII API serves, or for a forged record the
+reason it was refused; kcat reads the hub's JWKS from the keys topic, and the test checks
+feed signatures against it with `cryptography` alone, before and after a key rotation;
+the page's `cirt-hub verify` recipe and the Python example's consumer do the same."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import sys
+import time
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from connectors.client.hubkeys import HubKeys
+from connectors.client.keys import MemberKey
+from connectors.kafka.connection import KafkaConnection
+from connectors.kafka.keys import KeysTopic
+from connectors.kafka.member import FeedConsumer
+from hub.signing.keyring import KeyStore
+from hub.signing.provenance import EXTENSION_ID, without_extension
+from tests.conftest import TESTDATA
+from tests.connectors.test_kcat import KID, MEMBER, bash, ids, listing, recipes
+from tests.hubs import KEY_PASSPHRASE, running_hub, submit, with_member_key
+from tests.intake.conftest import wait_complete
+from tests.intake.corpus import indicator
+
+pytestmark = pytest.mark.kafka
+
+EXAMPLES = TESTDATA / "oasis-cti-documentation-examples"
+READER = "rw-csirt"  # its TLP:AMBER goes to its own feed (and East Africa's)
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+async def kcat_read(bootstrap: str, topic: str, fmt: str) -> list[str]:
+    """Every committed record of `topic`, formatted by kcat's `-f`, one per line."""
+    out = await bash(f"kcat -C -b {bootstrap} -t {topic} -o beginning -e -q -f '{fmt}\\n'")
+    return out.splitlines()
+
+
+async def key_sets(bootstrap: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """The keys topic as kcat reads it: the latest JWK Set of each key."""
+    latest: dict[str, dict[str, Any]] = {}
+    for line in await kcat_read(bootstrap, f"{prefix}keys", "%k\\t%s"):
+        name, value = line.split("\t", 1)
+        latest[name] = json.loads(value)
+    return latest
+
+
+def hub_signer(obj: dict[str, Any], jwks: dict[str, Any]) -> str:
+    """The kid whose key in `jwks` signed `obj` (its provenance signature checked with
+    `cryptography` over the RFC 8785 form of the object without the extension)."""
+    header_part, detached, signature = obj["extensions"][EXTENSION_ID]["signature"].split(".")
+    assert detached == ""
+    kid = json.loads(b64url_decode(header_part))["kid"]
+    [jwk] = [k for k in jwks["keys"] if k["kid"] == kid]
+    signed = f"{header_part}.{b64url(rfc8785.dumps(without_extension(obj)))}".encode()
+    key = Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
+    key.verify(b64url_decode(signature), signed)  # raises InvalidSignature otherwise
+    return str(kid)
+
+
+async def test_kcat_reads_back_one_receipt_per_record_with_its_status_or_reason(
+    kafka_bootstrap: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    steps = recipes()
+    key, forger = tmp_path / "ng-cert.pem", tmp_path / "not-ng-cert.pem"
+    jwk = json.loads(await bash(steps["keys"], KEY=str(key), KID=KID))
+    await bash(steps["keys"], KEY=str(forger), KID=KID)  # the member's kid, another key
+    bundle = EXAMPLES / "malware-indicator-for-file-hash.json"
+    single = tmp_path / "one-indicator.json"
+    single.write_text(json.dumps(indicator(), indent=4) + "\n")
+    async with running_hub(
+        "kafka://" + kafka_bootstrap,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"kr{unique}.",
+        adjust=listing(jwk),
+    ) as hub:
+        prefix = hub.settings.topic_prefix
+        env = {
+            "KEY": str(key),
+            "KID": KID,
+            "MEMBER": MEMBER,
+            "BOOTSTRAP": kafka_bootstrap,
+            "PREFIX": prefix,
+        }
+        printed = {
+            "bundle": await bash(steps["produce-jws"], FILE=str(bundle), **env),
+            "single": await bash(steps["produce-detached"], FILE=str(single), **env),
+            "forged": await bash(
+                steps["produce-jws"], FILE=str(single), **env | {"KEY": str(forger)}
+            ),
+        }
+        landed = {name: out.split() for name, out in printed.items()}
+        receipts = {
+            name: json.loads(await bash(steps["receipt"], WHERE=where, **env))
+            for name, (where, _) in landed.items()
+        }
+        for name, (where, _) in landed.items():
+            topic, partition, offset = where.rsplit("/", 2)
+            assert receipts[name]["intake"] == {
+                "topic": topic,
+                "partition": int(partition),
+                "offset": int(offset),
+            }
+
+        async with aiohttp.ClientSession() as session:
+            for name, path in (("bundle", bundle), ("single", single)):
+                status_id = landed[name][1]
+                receipt = receipts[name]
+                assert receipt["outcome"] == "complete", receipt
+                served = await wait_complete(session, hub, status_id, "ng-cert-submit")
+                assert receipt["status"] == served  # the TAXII status, object by object
+                assert served["id"] == status_id and served["success_count"] == len(ids(path))
+
+        refused = receipts["forged"]
+        assert refused["outcome"] == "refused" and "status" not in refused
+        assert refused["reason"] == "member-signature-invalid"
+        assert refused["message"].startswith(
+            f"record JWS refused: the member signature (key '{KID}') does not match the payload"
+        )
+
+        # Read whole (committed records only): one receipt per record, none twice.
+        keys = await kcat_read(kafka_bootstrap, f"{prefix}receipts.member-{MEMBER}", "%k")
+        assert sorted(keys) == sorted(where for where, _ in landed.values())
+
+
+async def test_signatures_check_out_from_the_keys_topic_alone(
+    kafka_bootstrap: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    member_key = MemberKey.generate()
+    first = json.loads((EXAMPLES / "indicator-for-malicious-url.json").read_text())["objects"]
+    second = json.loads((EXAMPLES / "malware-indicator-for-file-hash.json").read_text())["objects"]
+    async with running_hub(
+        "kafka://" + kafka_bootstrap,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"kk{unique}.",
+        adjust=with_member_key(READER, member_key),
+    ) as hub:
+        prefix, feed = hub.settings.topic_prefix, f"{hub.settings.topic_prefix}feed.member-{READER}"
+        await submit(hub, f"{READER}-submit", first)
+        sets = await key_sets(kafka_bootstrap, prefix)
+        [old] = sets["hub"]["keys"]
+        assert old["status"] == "current"
+        identity = hub.settings.federation.member(READER).identity
+        assert sets[f"member-{READER}"]["keys"] == [
+            {"use": "sig", "alg": "EdDSA", **member_key.public_jwk()}
+            | {"member": READER, "identity": identity}
+        ]
+        assert sets["member-ng-cert"] == {"keys": []}  # the demo lists no key for it
+        delivered = [json.loads(v) for v in await kcat_read(kafka_bootstrap, feed, "%s")]
+        assert {o["id"] for o in delivered} == {o["id"] for o in first}
+        assert {hub_signer(o, sets["hub"]) for o in delivered} == {old["kid"]}
+
+        # A rotation shows on the topic: the new key current, the old one retired.
+        store = KeyStore(hub.settings.signing_keys_dir)
+        new = (await asyncio.to_thread(store.rotate, KEY_PASSPHRASE)).kid
+        await submit(hub, f"{READER}-submit", second)
+        deadline = time.monotonic() + 20
+        while {k["kid"]: k["status"] for k in sets["hub"]["keys"]} != {
+            new: "current",
+            old["kid"]: "retired",
+        }:
+            assert time.monotonic() < deadline, sets["hub"]
+            await asyncio.sleep(0.5)
+            sets = await key_sets(kafka_bootstrap, prefix)
+        delivered = [json.loads(v) for v in await kcat_read(kafka_bootstrap, feed, "%s")]
+        signers = {o["id"]: hub_signer(o, sets["hub"]) for o in delivered}
+        assert signers == {o["id"]: old["kid"] for o in first} | {o["id"]: new for o in second}
+
+        # The page's recipe: kcat and `cirt-hub verify`, nothing over HTTP.
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        verified = await bash(
+            recipes()["verify"],
+            COLLECTION=f"member-{READER}",
+            BOOTSTRAP=kafka_bootstrap,
+            PREFIX=prefix,
+            PATH=path,
+        )
+        lines = verified.splitlines()
+        assert len(lines) == len(signers) and all(line.startswith("valid") for line in lines)
+
+        # The Python example's consumer, its keys from the topic.
+        connection = KafkaConnection(kafka_bootstrap)
+        keys = HubKeys(KeysTopic(connection, topic_prefix=prefix).hub_jwks)
+        consumer = FeedConsumer(
+            connection, READER, keys, topic_prefix=prefix, group=f"{READER}-keys-{unique}"
+        )
+        found = []
+        async with consumer, asyncio.timeout(30), aclosing(consumer.objects()) as objects:
+            async for item in objects:
+                found.append(item)
+                if len(found) == len(signers):
+                    break
+        assert {f.obj["id"] for f in found} == set(signers)
+        assert all(f.verdict.valid for f in found), [f.verdict for f in found]
