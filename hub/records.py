@@ -716,7 +716,12 @@ class ReceiptRecord:
 
     @classmethod
     def from_record(cls, record: Record, member: str) -> ReceiptRecord:
-        doc = orjson.loads(record.value)
+        return cls.from_value(record.value, member)
+
+    @classmethod
+    def from_value(cls, value: bytes, member: str) -> ReceiptRecord:
+        """The receipt a record value holds (what a member's own consumer reads)."""
+        doc = orjson.loads(value)
         intake = doc["intake"]
         return cls(
             member,

@@ -27,10 +27,12 @@ from connectors.client.hubkeys import HubKeys
 from connectors.client.keys import MemberKey
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.keys import KeysTopic
-from connectors.kafka.member import FeedConsumer
+from connectors.kafka.member import FeedConsumer, IntakeProducer
+from connectors.kafka.receipts import Receipts
 from hub.signing.keyring import KeyStore
 from hub.signing.provenance import EXTENSION_ID, without_extension
 from tests.conftest import TESTDATA
+from tests.connectors.test_kafka_member import member_cli
 from tests.connectors.test_kcat import KID, MEMBER, bash, ids, listing, recipes
 from tests.hubs import KEY_PASSPHRASE, running_hub, submit, with_member_key
 from tests.intake.conftest import wait_complete
@@ -214,3 +216,63 @@ async def test_signatures_check_out_from_the_keys_topic_alone(
                     break
         assert {f.obj["id"] for f in found} == set(signers)
         assert all(f.verdict.valid for f in found), [f.verdict for f in found]
+
+
+async def test_the_python_member_produces_jws_records_and_waits_for_their_receipts(
+    kafka_bootstrap: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    pem, stranger = tmp_path / "ng-cert.pem", tmp_path / "stranger.pem"
+    code, out, err = await member_cli("keygen", "--out", str(pem))
+    assert code == 0, err
+    jwk = json.loads(out)
+    assert (await member_cli("keygen", "--out", str(stranger)))[0] == 0  # a key not listed
+    bundle = EXAMPLES / "malware-indicator-for-file-hash.json"
+    broken = tmp_path / "broken.json"  # one object the hub refuses, one it takes
+    bad, good = indicator(pattern="not a pattern"), indicator()
+    broken.write_text(json.dumps({"objects": [bad, good]}))
+    async with running_hub(
+        "kafka://" + kafka_bootstrap,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"kw{unique}.",
+        adjust=listing(jwk),
+    ) as hub:
+        prefix = hub.settings.topic_prefix
+        common = ("--bootstrap", kafka_bootstrap, "--member", MEMBER, "--topic-prefix", prefix)
+        code, out, err = await member_cli(
+            "produce", str(bundle), "--key", str(pem), "--jws", "--wait", "60", *common
+        )
+        assert code == 0, err
+        assert f"{bundle}: complete, {len(ids(bundle))} accepted, 0 refused" in out, out
+
+        # A refusal of one object, and a record refused whole: exit 1, each says why.
+        code, out, err = await member_cli(
+            "produce", str(broken), "--key", str(pem), "--jws", "--wait", "60", *common
+        )
+        assert code == 1, err
+        assert f"{broken}: complete, 1 accepted, 1 refused; {bad['id']}: " in out, out
+        code, out, err = await member_cli(
+            "produce", str(bundle), "--key", str(stranger), "--jws", "--wait", "60", *common
+        )
+        assert code == 1, err
+        assert f"{bundle}: refused (member-signature-unknown-key): record JWS refused" in out
+
+        # From code: a single object as a compact JWS; its receipt is the TAXII status.
+        connection = KafkaConnection(kafka_bootstrap)
+        key = MemberKey.load(pem)
+        async with (
+            Receipts(connection, MEMBER, topic_prefix=prefix) as receipts,
+            IntakeProducer(connection, MEMBER, key, topic_prefix=prefix, jws=True) as producer,
+        ):
+            done = await producer.send(indicator())
+            [receipt] = (await receipts.wait([done.where])).values()
+        topic = hub.settings.topics.member_intake(MEMBER)
+        values = dict(
+            line.split(" ", 1) for line in await kcat_read(kafka_bootstrap, topic, "%o %s")
+        )
+        assert values[str(done.offset)].count(".") == 2  # the value is a compact JWS
+        assert receipt.status is not None and receipt.status["id"] == done.status_id
+        async with aiohttp.ClientSession() as session:
+            assert receipt.status == await wait_complete(
+                session, hub, done.status_id, "ng-cert-submit"
+            )
