@@ -133,7 +133,7 @@ def encode_intake(
 def member_status_id(topic: str, partition: int, offset: int) -> str:
     """The TAXII status id of a member's Kafka record, from where the record landed: the same
     on a redelivery, and computable by the producer from what the broker acknowledged."""
-    return str(uuid.uuid5(_MEMBER_RECORD_NAMESPACE, f"{topic}/{partition}/{offset}"))
+    return str(uuid.uuid5(_MEMBER_RECORD_NAMESPACE, intake_position_key(topic, partition, offset)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -329,7 +329,7 @@ class PipelineWorker:
                         return
                     break
                 except MessageTooLarge:
-                    continue  # the status is too large: the entry goes without it
+                    continue  # still too large: the next, smaller way to refuse it
             else:
                 # Not even the entry (64 KiB of the record at most) fit: the record is passed
                 # over with the next one's offsets, as the log says.
