@@ -13,9 +13,8 @@ from typing import Any
 
 import aiokafka
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient
 
-from connectors.kafka.connection import KafkaConnection
+from connectors.kafka.connection import KafkaConnection, topic_partitions
 from hub.bus.kafka_stop import stop_consumer
 from hub.records import HUB_KEYS, member_keys_key
 from hub.topics import Topics
@@ -36,20 +35,9 @@ class KeysTopic:
         self.topic = Topics(topic_prefix).keys
         self._connection, self._timeout = connection, timeout
 
-    async def _partitions(self) -> list[int]:
-        admin = AIOKafkaAdminClient(**self._connection.options())
-        await admin.start()
-        try:
-            described = await admin.describe_topics([self.topic])
-        finally:
-            await admin.close()
-        return sorted(
-            p["partition"] for t in described if t["error_code"] == 0 for p in t["partitions"]
-        )
-
     async def sets(self) -> dict[str, JwkSet]:
         """Every JWK Set on the topic by name (`hub`, `member-<id>`), the latest of each."""
-        partitions = await self._partitions()
+        partitions = await topic_partitions(self._connection, self.topic)
         if not partitions:
             raise KeysTopicError(
                 f"no topic {self.topic!r} (or no Describe on it): is the prefix right?"

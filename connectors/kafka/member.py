@@ -33,7 +33,7 @@ from connectors.client.hubkeys import HubKeys
 from connectors.client.keys import KEY_PASSPHRASE_ENV, MemberKey, MemberKeyError, is_signed
 from connectors.kafka.connection import KafkaConnection, add_arguments, from_arguments
 from connectors.kafka.keys import KeysTopic, KeysTopicError
-from connectors.kafka.receipts import Receipts, ReceiptsTimeout
+from connectors.kafka.receipts import Receipts, ReceiptsError
 from hub.bus.kafka_stop import stop_consumer
 from hub.records import (
     SUBMITTER,
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     except KafkaError as exc:
         print(f"connectors.kafka.member: Kafka: {exc}", file=sys.stderr)
         return 1
-    except ReceiptsTimeout as exc:
+    except ReceiptsError as exc:
         print(f"connectors.kafka.member: {exc}", file=sys.stderr)
         return 1
 

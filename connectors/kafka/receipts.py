@@ -15,13 +15,17 @@ from typing import Self
 
 import aiokafka
 
-from connectors.kafka.connection import KafkaConnection
+from connectors.kafka.connection import KafkaConnection, topic_partitions
 from hub.bus.kafka_stop import stop_consumer
 from hub.records import ReceiptRecord
 from hub.topics import Topics
 
 
-class ReceiptsTimeout(Exception):
+class ReceiptsError(Exception):
+    """Receipts cannot be read; the message says why."""
+
+
+class ReceiptsTimeout(ReceiptsError):
     """Some receipts did not come in time; the message names the records."""
 
 
@@ -41,6 +45,9 @@ class Receipts:
     async def start(self) -> None:
         if self._consumer is not None:
             return
+        partitions = await topic_partitions(self._connection, self.topic)
+        if not partitions:
+            raise ReceiptsError(f"no topic {self.topic!r} that this principal may describe")
         consumer = aiokafka.AIOKafkaConsumer(
             # The hub writes receipts in its transactions: an aborted one is no receipt.
             isolation_level="read_committed",
@@ -49,11 +56,11 @@ class Receipts:
         )
         await consumer.start()
         try:
-            # The hub makes the topic with one partition.
-            partition = aiokafka.TopicPartition(self.topic, 0)
-            consumer.assign([partition])
-            await consumer.seek_to_end(partition)
-            await consumer.position(partition)  # fixed now: what lands later is read
+            tps = [aiokafka.TopicPartition(self.topic, p) for p in partitions]
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            for tp in tps:
+                await consumer.position(tp)  # fixed now: what lands later is read
         except BaseException:
             await stop_consumer(consumer)
             raise
