@@ -21,6 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 import rfc8785
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from connectors.client.hubkeys import HubKeys
@@ -65,6 +67,18 @@ async def key_sets(bootstrap: str, prefix: str) -> dict[str, dict[str, Any]]:
         name, value = line.split("\t", 1)
         latest[name] = json.loads(value)
     return latest
+
+
+async def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    """The topic's configuration as the broker describes it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    [(_, _, _, _, entries)] = response.resources
+    return {name: value for name, value, *_ in entries}
 
 
 def hub_signer(obj: dict[str, Any], jwks: dict[str, Any]) -> str:
@@ -161,6 +175,7 @@ async def test_signatures_check_out_from_the_keys_topic_alone(
     ) as hub:
         prefix, feed = hub.settings.topic_prefix, f"{hub.settings.topic_prefix}feed.member-{READER}"
         await submit(hub, f"{READER}-submit", first)
+        assert (await topic_config(kafka_bootstrap, f"{prefix}keys"))["cleanup.policy"] == "compact"
         sets = await key_sets(kafka_bootstrap, prefix)
         [old] = sets["hub"]["keys"]
         assert old["status"] == "current"
