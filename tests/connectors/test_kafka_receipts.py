@@ -12,9 +12,12 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ import pytest
 import rfc8785
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.protocol.admin import CreateAclsRequest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from connectors.client.hubkeys import HubKeys
@@ -31,9 +35,10 @@ from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.keys import KeysTopic
 from connectors.kafka.member import FeedConsumer, IntakeProducer
 from connectors.kafka.receipts import Receipts
+from hub.bus.kafka_security import SASL_PASSWORD_ENV
 from hub.signing.keyring import KeyStore
 from hub.signing.provenance import EXTENSION_ID, without_extension
-from tests.conftest import TESTDATA
+from tests.conftest import KAFKA_SCRIPT, TESTDATA, free_port
 from tests.connectors.test_kafka_member import member_cli
 from tests.connectors.test_kcat import KID, MEMBER, bash, ids, listing, recipes
 from tests.hubs import KEY_PASSPHRASE, running_hub, submit, with_member_key
@@ -291,3 +296,144 @@ async def test_the_python_member_produces_jws_records_and_waits_for_their_receip
             assert receipt.status == await wait_complete(
                 session, hub, done.status_id, "ng-cert-submit"
             )
+
+
+# Kafka's ACL enums (CreateAcls): resource TOPIC, pattern LITERAL, ALLOW; Read, Write, Describe.
+TOPIC, LITERAL, ALLOW = 2, 3, 3
+READ, WRITE, DESCRIBE = 3, 4, 8
+PASSWORDS = {"hub": "hub-secret", "ng-cert": "ng-secret", "gh-cert": "gh-secret"}
+
+
+@dataclass(frozen=True)
+class AclBroker:
+    admin: str  # PLAINTEXT: the broker's own side, a super user
+    sasl: str  # SASL_PLAINTEXT (PLAIN): the hub's and the members' principals
+
+    async def grant(self, principal: str, topic: str, *operations: int) -> None:
+        """An ACL as the docs' `kafka-acls.sh --add` makes it (aiokafka has no call for it)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.admin)
+        await admin.start()
+        try:
+            for operation in operations:
+                request = CreateAclsRequest(
+                    TOPIC, topic, LITERAL, f"User:{principal}", "*", operation, ALLOW
+                )
+                response = await admin._send_request(request)
+                assert [r[0] for r in response.creation_responses] == [0], response
+        finally:
+            await admin.close()
+
+    def kcat_config(self, folder: Path, user: str) -> Path:
+        """A kcat configuration file (KCAT_CONFIG) logging in as `user`."""
+        path = folder / f"{user}.kcat.conf"
+        path.write_text(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanisms=PLAIN\n"
+            f"sasl.username={user}\nsasl.password={PASSWORDS[user]}\n"
+        )
+        return path
+
+
+@pytest.fixture(scope="module")
+def acl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclBroker]:
+    """A broker of its own with SASL principals and an authorizer (no ACL, no access), as
+    docs/operating/kafka.md asks of a production one; the hub's principal is a super user."""
+    run_dir = tmp_path_factory.mktemp("kafka-acl")
+    port, controller, sasl = free_port(), free_port(), free_port()
+    users = " ".join(f'user_{u}="{p}"' for u, p in PASSWORDS.items())
+    extra = run_dir / "acl.properties"
+    extra.write_text(
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},"
+        f"SASL_PLAINTEXT://127.0.0.1:{sasl}\n"
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl}\n"
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+        "SASL_PLAINTEXT:SASL_PLAINTEXT\n"
+        "sasl.enabled.mechanisms=PLAIN\n"
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+        f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};\n"
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n"
+        # The PLAINTEXT listener (controller, this test's admin) and the hub: super users.
+        "super.users=User:ANONYMOUS;User:hub\n"
+        "allow.everyone.if.no.acl.found=false\n"
+    )
+    started = subprocess.run(
+        [
+            *("bash", str(KAFKA_SCRIPT), "start", "--port", str(port)),
+            *("--controller-port", str(controller), "--dir", str(run_dir / "run")),
+        ],
+        env={**os.environ, "CIRT_HUB_KAFKA_EXTRA_PROPERTIES": str(extra)},
+        stdout=sys.stderr,
+    )
+    assert started.returncode == 0, "the ACL broker did not start (kafka.sh's output above)"
+    try:
+        yield AclBroker(f"127.0.0.1:{port}", f"127.0.0.1:{sasl}")
+    finally:
+        subprocess.run(
+            ["bash", str(KAFKA_SCRIPT), "stop", "--dir", str(run_dir / "run")],
+            check=False,
+            stdout=sys.stderr,
+        )
+
+
+async def test_a_member_reads_its_own_receipts_and_no_one_elses(
+    acl_broker: AclBroker,
+    tmp_path: Path,
+    demo_secrets: Path,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    steps = recipes()
+    key = tmp_path / "ng-cert.pem"
+    jwk = json.loads(await bash(steps["keys"], KEY=str(key), KID=KID))
+    monkeypatch.setenv(SASL_PASSWORD_ENV, PASSWORDS["hub"])
+    bus_url = (
+        f"kafka://{acl_broker.sasl}?security_protocol=SASL_PLAINTEXT&sasl_mechanism=PLAIN"
+        "&sasl_username=hub"
+    )
+    async with running_hub(
+        bus_url, tmp_path / "data", demo_secrets, topic_prefix=f"ka{unique}.", adjust=listing(jwk)
+    ) as hub:
+        topics = hub.settings.topics
+        # The documented ACLs: each member writes its intake topic, reads its receipts and
+        # the keys topic.
+        for member in ("ng-cert", "gh-cert"):
+            await acl_broker.grant(member, topics.member_intake(member), WRITE, DESCRIBE)
+            await acl_broker.grant(member, topics.receipts(member), READ, DESCRIBE)
+            await acl_broker.grant(member, topics.keys, READ, DESCRIBE)
+        as_member = {
+            m: {"KCAT_CONFIG": str(acl_broker.kcat_config(tmp_path, m)), "MEMBER": "ng-cert"}
+            for m in ("ng-cert", "gh-cert")
+        }
+        env = {"KEY": str(key), "KID": KID, "BOOTSTRAP": acl_broker.sasl, "PREFIX": topics.prefix}
+        single = tmp_path / "one-indicator.json"
+        single.write_text(json.dumps(indicator()))
+        printed = await bash(steps["produce-jws"], FILE=str(single), **env, **as_member["ng-cert"])
+        where, status_id = printed.split()
+        receipt = json.loads(
+            await bash(steps["receipt"], WHERE=where, **env, **as_member["ng-cert"])
+        )
+        assert receipt["outcome"] == "complete" and receipt["status"]["id"] == status_id
+
+        # gh-cert: the same recipe on ng-cert's receipts topic, refused by the broker.
+        refused = await bash_failing(steps["receipt"], WHERE=where, **env, **as_member["gh-cert"])
+        assert "Topic authorization failed" in refused
+        # The keys topic it may read.
+        keys = await bash(
+            f"kcat -C -b {acl_broker.sasl} -t {topics.keys} -o beginning -e -q -f '%k\\n'",
+            **as_member["gh-cert"],
+        )
+        assert "hub" in keys.split() and "member-ng-cert" in keys.split()
+
+
+async def bash_failing(script: str, **env: str) -> str:
+    """What `script` wrote to stderr; it must fail."""
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-c",
+        script,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode != 0, out.decode()
+    return err.decode()
