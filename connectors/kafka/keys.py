@@ -3,7 +3,7 @@ compacted `<prefix>keys` topic (the latest record of each name holds), for reade
 check signatures without reaching the hub over HTTP.
 
     keys = KeysTopic(KafkaConnection("kafka.hub.example:9093"))
-    hub = HubKeys(keys.hub_jwks)  # fetched again when a feed record names a new kid
+    hub = HubKeys(keys.hub_jwks, patience=ROTATION_LAG)  # read again for a new kid
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from hub.records import HUB_KEYS, member_keys_key
 from hub.topics import Topics
 
 JwkSet = dict[str, Any]
+# How long after a rotation the keys topic may lack the new key (pipeline nodes look at
+# their keys dir every 2 s) while feed records signed with it are already there.
+ROTATION_LAG = 10.0
 
 
 class KeysTopicError(RuntimeError):

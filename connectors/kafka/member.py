@@ -32,7 +32,7 @@ from aiokafka.errors import KafkaError
 from connectors.client.hubkeys import HubKeys
 from connectors.client.keys import KEY_PASSPHRASE_ENV, MemberKey, MemberKeyError, is_signed
 from connectors.kafka.connection import KafkaConnection, add_arguments, from_arguments
-from connectors.kafka.keys import KeysTopic, KeysTopicError
+from connectors.kafka.keys import ROTATION_LAG, KeysTopic, KeysTopicError
 from connectors.kafka.receipts import Receipts, ReceiptsError
 from hub.bus.kafka_stop import stop_consumer
 from hub.records import (
@@ -353,7 +353,7 @@ async def _consume(args: argparse.Namespace) -> int:
     async with FeedConsumer(
         connection,
         args.member,
-        HubKeys.at(args.jwks) if args.jwks else HubKeys(keys.hub_jwks),
+        HubKeys.at(args.jwks) if args.jwks else HubKeys(keys.hub_jwks, patience=ROTATION_LAG),
         topic_prefix=args.topic_prefix,
         collection=args.collection,
         group=args.group,

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,18 +33,23 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from connectors.client.hubkeys import HubKeys
 from connectors.client.keys import MemberKey
 from connectors.kafka.connection import KafkaConnection
-from connectors.kafka.keys import KeysTopic
+from connectors.kafka.keys import ROTATION_LAG, KeysTopic
 from connectors.kafka.member import FeedConsumer, IntakeProducer
 from connectors.kafka.receipts import Receipts
 from hub.bus.kafka_security import SASL_PASSWORD_ENV
+from hub.bus.url import open_bus
+from hub.demo import DEMO_ACCOUNTS_FILE, demo_federation
 from hub.signing.keyring import KeyStore
-from hub.signing.provenance import EXTENSION_ID, without_extension
+from hub.signing.keys_topic import KeysPublisher
+from hub.signing.provenance import EXTENSION_ID, HubSigner, Provenance, without_extension
+from hub.topics import Topics
 from tests.conftest import KAFKA_SCRIPT, TESTDATA, free_port
 from tests.connectors.test_kafka_member import member_cli
 from tests.connectors.test_kcat import KID, MEMBER, bash, ids, listing, recipes
 from tests.hubs import KEY_PASSPHRASE, running_hub, submit, with_member_key
 from tests.intake.conftest import wait_complete
 from tests.intake.corpus import indicator
+from tests.signing.test_keys_topic import publishing
 
 pytestmark = pytest.mark.kafka
 
@@ -437,3 +443,36 @@ async def bash_failing(script: str, **env: str) -> str:
     out, err = await process.communicate()
     assert process.returncode != 0, out.decode()
     return err.decode()
+
+
+async def test_a_reader_of_the_keys_topic_waits_out_a_rotation_not_yet_published(
+    kafka_bootstrap: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    """After a rotation, feed records signed with the new key can be read before a pipeline
+    node's next look at the keys dir has put it on the keys topic."""
+    shutil.copy(demo_secrets, tmp_path / DEMO_ACCOUNTS_FILE)
+    federation = demo_federation(tmp_path)[0]
+    bus = open_bus("kafka://" + kafka_bootstrap, tmp_path)
+    await bus.start()
+    try:
+        topics = Topics(f"kl{unique}.")
+        await bus.ensure_topics(topics.specs([], 1, [m.id for m in federation.members]))
+        store = KeyStore(tmp_path / "keys")
+        signer = HubSigner(store, None)
+        await asyncio.to_thread(signer.refresh)
+        await publishing(KeysPublisher(bus, topics, store, federation))
+        new = (await asyncio.to_thread(store.rotate, None)).kid
+        assert await asyncio.to_thread(signer.refresh) == new
+        provenance = Provenance("2026-12-07T22:00:00.000Z", "ng-cert", "policy")
+        obj = signer.sign(indicator(), provenance)
+
+        keys = KeysTopic(KafkaConnection(kafka_bootstrap), topic_prefix=topics.prefix)
+        patient = asyncio.create_task(HubKeys(keys.hub_jwks, patience=ROTATION_LAG).verify(obj))
+        hasty = await HubKeys(keys.hub_jwks).verify(obj)
+        assert not hasty.valid and hasty.reason == "unknown-kid"  # the topic lags
+        await asyncio.sleep(1.5)
+        await publishing(KeysPublisher(bus, topics, store, federation))  # the next look
+        verdict = await patient
+        assert verdict.valid and verdict.kid == new, verdict
+    finally:
+        await bus.stop()
