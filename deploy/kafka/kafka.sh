@@ -75,6 +75,7 @@ Environment:
   CIRT_HUB_KAFKA_DIR       default RUNDIR
   CIRT_HUB_KAFKA_HEAP      JVM max heap (default 768m)
   CIRT_HUB_KAFKA_START_TIMEOUT  seconds to wait for readiness (default 90)
+  CIRT_HUB_KAFKA_EXTRA_PROPERTIES  a file appended to server.properties (its keys win)
 EOF
 }
 
@@ -256,6 +257,10 @@ num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.hours=168
 EOF
+    # Settings of a test's own (e.g. SASL listeners and an authorizer): later keys win.
+    if [[ -n "${CIRT_HUB_KAFKA_EXTRA_PROPERTIES:-}" ]]; then
+        cat "$CIRT_HUB_KAFKA_EXTRA_PROPERTIES" >>"$rundir/server.properties"
+    fi
 }
 
 do_start() {

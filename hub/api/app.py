@@ -78,6 +78,7 @@ from hub.policy.entitlement import Policy
 from hub.policy.pseudonyms import load_key
 from hub.signing.intake import IntakeKeyFile
 from hub.signing.keyring import KeyStore
+from hub.signing.keys_topic import KeysPublisher
 from hub.signing.provenance import HubSigner
 from hub.store.follower import ViewFollower
 from hub.store.view import View
@@ -202,12 +203,17 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         supervised("pipeline", worker, drain) as state,
         supervised("audit-chainer", audit_chainer(settings, app[BUS]), drain) as chainer,
         supervised("embargo-releaser", releaser(settings, app[BUS]), drain) as release,
+        supervised(
+            "keys-publisher",
+            KeysPublisher(app[BUS], topics, app[SIGNING_KEYS], federation),
+            drain,
+        ) as publishing,
         supervised("webhooks", webhooks, drain) as notifying,
         supervised(
             "correlator", correlator(settings, app[BUS], signer, webhooks.notify), drain
         ) as correlating,
     ):
-        app[RUNNERS].extend((state, chainer, release, notifying, correlating))
+        app[RUNNERS].extend((state, chainer, release, publishing, notifying, correlating))
         yield
 
 
