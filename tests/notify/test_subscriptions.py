@@ -1,0 +1,356 @@
+"""Subscriptions, end to end against a real SMTP server (STARTTLS, login) and a real webhook
+receiver: each subscriber gets one e-mail in its language with the TLP label in the subject,
+TLP:RED is never e-mailed, a reader the sharing rules exclude is told nothing, a restart
+between an alert and its delivery loses and repeats nothing, and a failing receiver is
+retried with growing pauses and then gets the notification once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hub.api.keys import SIGNING_KEYS
+from hub.federation import Federation
+from hub.signing.verify import Verifier, hub_keys
+from tests.api.test_metrics import scrape, value
+from tests.conftest import free_port
+from tests.correlate.test_alerts import indicator as c2_indicator
+from tests.hubs import RunningHub, member_identity, running_hub, submit
+from tests.notify.servers import password_file, smtp_server, webhook_receiver
+from tests.stixdata import TLP2, indicator
+
+pytestmark = pytest.mark.parametrize("bus_url", ["embedded"], indirect=True)
+REPORTERS = ("ng-cert", "gh-cert", "sn-cert")
+
+
+def configured(
+    notify: dict[str, Any], languages: dict[str, str] | None = None
+) -> Callable[[Federation], Federation]:
+    """A federation change: this `notify` block, and these members' languages."""
+
+    def adjust(federation: Federation) -> Federation:
+        members = tuple(
+            replace(m, language=(languages or {}).get(m.id, m.language)) for m in federation.members
+        )
+        return replace(federation, members=members, notify=notify)
+
+    return adjust
+
+
+def auth(hub: RunningHub, username: str) -> dict[str, str]:
+    return {"Authorization": aiohttp.encode_basic_auth(username, hub.password(username))}
+
+
+async def api(
+    hub: RunningHub, username: str, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method, hub.base_url + path, json=body, headers=auth(hub, username)
+        ) as response,
+    ):
+        text = await response.text()
+        return response.status, (await response.json(content_type=None)) if text else None
+
+
+async def subscribe(hub: RunningHub, username: str, **fields: Any) -> dict[str, Any]:
+    status, made = await api(hub, username, "POST", "/api/v1/subscriptions", fields)
+    assert status == 201, made
+    return made
+
+
+async def until(holds: Callable[[], bool], what: str, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not holds():
+        assert time.monotonic() < deadline, f"still not: {what}"
+        await asyncio.sleep(0.2)
+
+
+async def raise_alert(hub: RunningHub) -> None:
+    """Three members in three countries report the same C2 domain: one alert each."""
+    for member in REPORTERS:
+        report = c2_indicator(member_identity(hub, member))
+        assert (await submit(hub, f"{member}-submit", [report])).success_count == 1
+
+
+def subject(message: Any) -> str:
+    return str(message["Subject"])
+
+
+def text(message: Any) -> str:
+    return str(message.get_content())
+
+
+async def test_each_subscriber_gets_one_email_in_its_language_and_the_webhook_the_signed_alert(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    with smtp_server(tmp_path / "smtp") as box:
+        async with webhook_receiver() as receiver:
+            notify = {
+                "smtp": box.notify_block(password_file(tmp_path)),
+                "webhook_prefixes": ["http://127.0.0.1:"],
+                "console_url": "https://hub.example",
+            }
+            async with running_hub(
+                bus_url,
+                tmp_path / "data",
+                demo_secrets,
+                topic_prefix=f"t{unique}.",
+                adjust=configured(notify, {"gh-cert": "fr"}),
+            ) as hub:
+                await subscribe(hub, "ng-cert-read", kind="alerts", email="soc@ng-cert.example")
+                await subscribe(hub, "gh-cert-read", kind="alerts", email="veille@gh-cert.example")
+                await subscribe(hub, "sn-cert-read", kind="alerts", webhook=receiver.url)
+                await raise_alert(hub)
+                await until(lambda: len(box.messages) >= 2 and receiver.accepted, "delivered")
+                await asyncio.sleep(2)  # anything more would be a duplicate
+                verifier = Verifier(hub_keys(hub.app[SIGNING_KEYS].jwks()))
+    assert len(box.messages) == 2 and box.tls_sessions == 2 and len(box.logins) == 2
+    (english,) = box.to("soc@ng-cert.example")
+    (french,) = box.to("veille@gh-cert.example")
+    assert subject(english).startswith("[TLP:AMBER] New major-incident alert: 3 members")
+    assert subject(french).startswith(
+        "[TLP:AMBER] Nouvelle alerte d\u2019incident majeur : 3 membres"
+    )
+    assert english["Content-Language"] == "en" and french["Content-Language"] == "fr"
+    assert "https://hub.example/console/objects/grouping--" in text(english)
+    assert "supprimez l\u2019abonnement sur https://hub.example/console/subscriptions" in text(
+        french
+    )
+    (alert,) = receiver.bodies()
+    assert alert["type"] == "grouping" and verifier.verify(alert).valid
+
+
+async def test_tlp_red_is_never_emailed_and_a_reader_the_rules_exclude_is_told_nothing(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    sharing = {
+        "ng-cert": {"recipients": {"amber": ["member:gh-cert"], "red": ["account:gh-cert-read2"]}}
+    }
+    with smtp_server(tmp_path / "smtp") as box:
+        async with webhook_receiver() as receiver:
+            notify = {
+                "smtp": box.notify_block(password_file(tmp_path)),
+                "webhook_prefixes": ["http://127.0.0.1:"],
+                "digest_interval": "PT2S",
+            }
+            async with running_hub(
+                bus_url,
+                tmp_path / "data",
+                demo_secrets,
+                topic_prefix=f"t{unique}.",
+                sharing=sharing,
+                extra_readers={"gh-cert-read2": "gh-cert"},
+                adjust=configured(notify),
+            ) as hub:
+                for reader in ("gh-cert-read", "gh-cert-read2"):
+                    await subscribe(
+                        hub,
+                        reader,
+                        kind="collection",
+                        collection="member-gh-cert",
+                        email=f"{reader}@gh-cert.example",
+                    )
+                await subscribe(
+                    hub,
+                    "gh-cert-read2",
+                    kind="collection",
+                    collection="member-gh-cert",
+                    webhook=receiver.url,
+                )
+                status, listed = await api(hub, "sn-cert-read", "GET", "/api/v1/subscriptions")
+                assert status == 200 and listed == {"subscriptions": []}
+                for alias in ("public", "region-west-africa", "member-sn-cert"):
+                    await subscribe(
+                        hub,
+                        "sn-cert-read",
+                        kind="collection",
+                        collection=alias,
+                        email="sn@sn-cert.example",
+                        webhook=receiver.url,
+                    )
+                ng = member_identity(hub, "ng-cert")
+                amber = indicator(
+                    ng, "[domain-name:value = 'amber.example']", TLP2["amber"], "Amber C2"
+                )
+                red = indicator(
+                    ng, "[domain-name:value = 'red.example']", TLP2["red"], "Red secret C2"
+                )
+                assert (await submit(hub, "ng-cert-submit", [amber, red])).success_count == 2
+                await until(lambda: len(box.messages) >= 2 and receiver.accepted, "delivered")
+                await asyncio.sleep(3)  # a digest interval and more: anything else would show
+    assert sorted(rcpts[0] for rcpts, _ in box.messages) == [
+        "gh-cert-read2@gh-cert.example",
+        "gh-cert-read@gh-cert.example",
+    ]
+    (excluded,) = box.to("gh-cert-read@gh-cert.example")
+    (cleared,) = box.to("gh-cert-read2@gh-cert.example")
+    assert subject(excluded).startswith("[TLP:AMBER] ")
+    assert "Amber C2" in text(excluded)
+    assert "TLP:RED" not in text(excluded) + subject(excluded) and red["id"] not in text(excluded)
+    assert subject(cleared).startswith("[TLP:AMBER] 2 new objects")
+    assert "Amber C2" in text(cleared) and "1 TLP:RED object — read it in the console" in text(
+        cleared
+    )
+    assert "Red secret C2" not in text(cleared) and "red.example" not in text(cleared)
+    assert red["id"] in text(cleared)  # the link to read it in the console
+    # The webhook (a machine of the member's own) gets both, only gh-cert-read2's.
+    assert sorted(b["name"] for b in receiver.bodies()) == ["Amber C2", "Red secret C2"]
+
+
+async def test_the_api_shows_and_deletes_only_the_accounts_own_subscriptions(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    notify = {"webhook_prefixes": ["https://soar.ng-cert.example/"]}
+    async with running_hub(
+        bus_url,
+        tmp_path / "data",
+        demo_secrets,
+        topic_prefix=f"t{unique}.",
+        adjust=configured(notify),
+    ) as hub:
+        mine = await subscribe(
+            hub,
+            "ng-cert-read",
+            kind="collection",
+            collection="region-west-africa",
+            types=["indicator", "malware"],
+            min_confidence=60,
+            max_tlp="amber",
+            webhook="https://soar.ng-cert.example/hooks/1",
+        )
+        assert mine["max_tlp"] == "TLP:AMBER" and mine["types"] == ["indicator", "malware"]
+        status, listed = await api(hub, "ng-cert-read", "GET", "/api/v1/subscriptions")
+        assert status == 200 and listed["subscriptions"] == [mine]
+        status, theirs = await api(hub, "gh-cert-read", "GET", "/api/v1/subscriptions")
+        assert theirs == {"subscriptions": []}
+        path = f"/api/v1/subscriptions/{mine['id']}"
+        status, refused = await api(hub, "gh-cert-read", "DELETE", path)
+        assert status == 404 and refused["http_status"] == "404"
+        bad = [
+            ({"kind": "everything", "webhook": "https://soar.ng-cert.example/x"}, "kind"),
+            ({"kind": "alerts"}, "email, webhook"),
+            ({"kind": "alerts", "email": "ng@example.org"}, "email: this hub sends no e-mail"),
+            ({"kind": "alerts", "webhook": "http://169.254.169.254/latest"}, "webhook:"),
+            ({"kind": "alerts", "email": "not an address"}, "email:"),
+            (
+                {
+                    "kind": "collection",
+                    "collection": "public",
+                    "max_tlp": "purple",
+                    "webhook": "https://soar.ng-cert.example/x",
+                },
+                "max_tlp:",
+            ),
+            (
+                {
+                    "kind": "collection",
+                    "collection": "public",
+                    "min_confidence": 101,
+                    "webhook": "https://soar.ng-cert.example/x",
+                },
+                "min_confidence:",
+            ),
+            ({"kind": "alerts", "webhook": "https://soar.ng-cert.example/", "x": 1}, "unknown"),
+        ]
+        for body, named in bad:
+            status, error = await api(hub, "gh-cert-read", "POST", "/api/v1/subscriptions", body)
+            assert status == 400, (body, error)
+            assert error["title"] and named in error["description"], (body, error)
+        for body in (
+            {
+                "kind": "collection",
+                "collection": "member-ng-cert",
+                "webhook": "https://soar.ng-cert.example/x",
+            },
+            {
+                "kind": "alert",
+                "alert": "grouping--00000000-0000-4000-8000-000000000000",
+                "webhook": "https://soar.ng-cert.example/x",
+            },
+        ):
+            status, error = await api(hub, "gh-cert-read", "POST", "/api/v1/subscriptions", body)
+            assert status == 404 and error["http_status"] == "404", error
+        status, _ = await api(hub, "ng-cert-submit", "GET", "/api/v1/subscriptions")
+        assert status == 403
+        assert (await api(hub, "ng-cert-read", "DELETE", path))[0] == 204
+        assert (await api(hub, "ng-cert-read", "GET", "/api/v1/subscriptions"))[1] == {
+            "subscriptions": []
+        }
+
+
+async def test_a_restart_between_an_alert_and_its_delivery_loses_and_repeats_nothing(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    smtp_port = free_port()
+    async with webhook_receiver() as receiver:
+        receiver.fail_next = 10**6  # down for as long as the first run lasts
+
+        def notify(box_block: dict[str, Any]) -> dict[str, Any]:
+            return {"smtp": box_block, "webhook_prefixes": ["http://127.0.0.1:"]}
+
+        with smtp_server(tmp_path / "smtp-ca") as probe:
+            ca_block = probe.notify_block(password_file(tmp_path))
+        block = {**ca_block, "port": smtp_port}  # nothing listens there during the first run
+        hub_args = dict(topic_prefix=f"t{unique}.", node_id="node-restart")
+        async with running_hub(
+            bus_url, tmp_path / "data", demo_secrets, adjust=configured(notify(block)), **hub_args
+        ) as hub:
+            await subscribe(
+                hub,
+                "ng-cert-read",
+                kind="alerts",
+                email="soc@ng-cert.example",
+                webhook=receiver.url,
+            )
+            await raise_alert(hub)
+            await until(lambda: len(receiver.attempts) >= 1, "a first attempt")
+            failures = value(await scrape(hub), "cirt_hub_notify_failures_total", channel="webhook")
+        assert not receiver.accepted and failures >= 1
+        receiver.fail_next = 0
+        with smtp_server(tmp_path / "smtp", port=smtp_port) as box:
+            block = box.notify_block(password_file(tmp_path))
+            async with running_hub(
+                bus_url,
+                tmp_path / "data",
+                demo_secrets,
+                adjust=configured(notify(block)),
+                **hub_args,
+            ) as hub:
+                await until(lambda: receiver.accepted and box.messages, "delivered", 60)
+                await asyncio.sleep(3)  # a duplicate would come now
+    assert len(receiver.accepted) == 1 and len(box.messages) == 1
+    assert receiver.bodies()[0]["type"] == "grouping"
+
+
+async def test_a_failing_receiver_is_retried_with_growing_pauses_then_gets_it_once(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    async with webhook_receiver() as receiver:
+        receiver.fail_next = 3
+        notify = {"webhook_prefixes": ["http://127.0.0.1:"]}
+        async with running_hub(
+            bus_url,
+            tmp_path / "data",
+            demo_secrets,
+            topic_prefix=f"t{unique}.",
+            adjust=configured(notify),
+        ) as hub:
+            await subscribe(hub, "ng-cert-read", kind="alerts", webhook=receiver.url)
+            await raise_alert(hub)
+            await until(lambda: bool(receiver.accepted), "delivered", 60)
+            await asyncio.sleep(3)
+            scraped = await scrape(hub)
+    assert len(receiver.attempts) == 4 and len(receiver.accepted) == 1
+    pauses = [b - a for a, b in zip(receiver.attempts, receiver.attempts[1:], strict=False)]
+    assert pauses[0] >= 0.9 and pauses[1] >= 1.8 and pauses[2] >= 3.6, pauses
+    assert value(scraped, "cirt_hub_notify_failures_total", channel="webhook") == 3
+    assert value(scraped, "cirt_hub_notify_sent_total", channel="webhook") == 1
