@@ -170,6 +170,7 @@ async def _notify_context(app: web.Application) -> AsyncIterator[None]:
         collections=collections,
         settings=app[NOTIFY],
         metrics=app[METRICS],
+        current=app[AUTH].current,
         page_bytes=settings.page_bytes,
     )
     try:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from hub.notify.mail import MailError, send_mail
 from hub.notify.messages import compose, told
 from hub.notify.store import Due, NotifyStore, Pending, Subscription
 from hub.stix.markings import Tlp, tlp_by_marking_id
-from hub.store.view import ObjectQuery, View
+from hub.store.view import Entry, ObjectQuery, View
 
 log = logging.getLogger(__name__)
 STIX_JSON = "application/stix+json;version=2.1"
@@ -65,6 +65,8 @@ class Notifier:
     collections: Mapping[str, Collection]
     settings: NotifySettings
     metrics: HubMetrics
+    # The account as the federation has it now (a reload revokes and changes accounts).
+    current: Callable[[str], Account | None]
     poll: float = 0.5
     first_pause: float = 1.0
     max_pause: float = 3600.0
@@ -72,12 +74,15 @@ class Notifier:
     timeout: float = 10.0
     page: int = 200
     page_bytes: int = 4 * 1024 * 1024
-    concurrency: int = 8
+    concurrency: int = 32  # receivers served at once
+    per_receiver: int = 20  # deliveries to one receiver per round
+    keep_delivered: float = 7 * 24 * 3600.0  # delivered rows kept for the operator to read
+    _next_prune: float = 0.0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _account(self, username: str) -> Account | None:
         """The subscriber as the federation has it now; None when it may read nothing."""
-        account = self.federation.account(username)
+        account = self.current(username)
         if account is None or account.disabled or account.member is None:
             return None
         return account if account.can("read") else None
@@ -96,19 +101,33 @@ class Notifier:
         interval = self.settings.digest_seconds
         return (math.floor(now / interval) + 1) * interval
 
-    async def scan(self) -> int:
-        """Queue what every subscription is due; how many notifications were queued."""
-        queued = 0
+    async def scan(self) -> bool:
+        """Queue a page of what each subscription is due; whether any has more to read."""
+        more = False
         for subscription in await self.store.every():
-            queued += await self._scan_one(subscription)
-        return queued
+            more = await self._scan_one(subscription) or more
+        return more
 
-    async def _scan_one(self, subscription: Subscription) -> int:
+    async def _scan_loop(self) -> None:
+        # A new subscription starts after what its reader can read already, so only the view
+        # moving on (or a page left for later) gives the subscriptions anything new to read.
+        seen: object = None
+        while not self._stopping.is_set():
+            moved = await self.view.positions()
+            if moved != seen:
+                seen = None if await self.scan() else moved
+            if time.time() >= self._next_prune:
+                await self.store.prune(time.time() - self.keep_delivered)
+                self._next_prune = time.time() + 3600
+            await self._pause_for(self.poll)
+
+    async def _scan_one(self, subscription: Subscription) -> bool:
+        """Queue one page of what `subscription` is due; whether there is more."""
         scope = self._scope(subscription.account)
         alias = ALERTS if subscription.kind in ("alerts", "alert") else subscription.target
         collection = scope.collections.get(alias) if scope is not None else None
         if scope is None or collection is None:
-            return 0
+            return False
         page = await self.view.objects(
             ObjectQuery(
                 collection=collection.alias,
@@ -122,7 +141,7 @@ class Notifier:
             )
         )
         if not page.entries:
-            return 0
+            return False
         now = time.time()
         due: list[Due] = []
         for entry in page.entries:
@@ -130,10 +149,13 @@ class Notifier:
             tlp = object_tlp(obj)
             if subscription.kind == "collection" and not matches(subscription, obj, tlp):
                 continue
+            if subscription.kind == "alerts" and not await self._first(entry, alias, scope):
+                continue  # a later version of an alert it was told of already
             version = "" if subscription.kind == "alerts" else (entry.version or entry.date_added)
             if subscription.email:
                 # A TLP:RED object's content never goes into the outbox for e-mail.
-                body = entry.json if tlp != Tlp.RED else orjson.dumps({"type": entry.id})
+                told = {"type": entry.id.partition("--")[0], "id": entry.id}
+                body = entry.json if tlp != Tlp.RED else orjson.dumps(told)
                 when = now if subscription.kind != "collection" else self._digest_due(now)
                 due.append(
                     Due("email", subscription.email, alias, entry.id, version, tlp, body, when)
@@ -151,7 +173,17 @@ class Notifier:
                         now,
                     )
                 )
-        return await self.store.queue(subscription.id, subscription.account, due, page.last_seq)
+        await self.store.queue(subscription.id, subscription.account, due, page.last_seq)
+        return page.more
+
+    async def _first(self, entry: Entry, alias: str, scope: Reading) -> bool:
+        """Whether `entry` is the first version of its object this reader could read."""
+        first = await self.view.objects(
+            ObjectQuery(
+                alias, scope.reader, ids=(entry.id,), versions=("first",), limit=1, with_json=False
+            )
+        )
+        return not first.entries or first.entries[0].seq >= entry.seq
 
     async def _readable(self, row: Pending) -> bool:
         """Whether the subscriber may still read the object: the decision, taken again now."""
@@ -175,10 +207,11 @@ class Notifier:
         )
         await self.store.retry(ids, time.time() + self._pause(attempts), error, give_up)
 
-    async def _post(self, session: aiohttp.ClientSession, row: Pending) -> None:
+    async def _post(self, session: aiohttp.ClientSession, row: Pending) -> bool:
+        """Deliver one row; whether its receiver took it (or it was dropped)."""
         if not await self._readable(row):
             await self.store.drop([row.id])
-            return
+            return True
         headers = {
             "Content-Type": STIX_JSON,
             "X-Cirt-Hub-Delivery": str(row.id),  # the same on every retry: receivers may dedupe
@@ -191,11 +224,12 @@ class Notifier:
                 if 200 <= response.status < 300:
                     await self.store.delivered([row.id])
                     self.metrics.notify_sent.labels("webhook").inc()
-                    return
+                    return True
                 problem = f"{row.address} answered {response.status}"
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             problem = f"{row.address}: {type(exc).__name__}: {exc}"
         await self._failed("webhook", [row.id], row.attempts, problem)
+        return False
 
     async def _webhooks(self, session: aiohttp.ClientSession) -> None:
         rows = await self.store.due("webhook", time.time(), 500)
@@ -205,12 +239,12 @@ class Notifier:
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one_receiver(queue: list[Pending]) -> None:
-            # In order for one receiver, and a slow one holds up only itself.
+            # In order for one receiver, a few a round: a slow or failing receiver costs the
+            # others at most one round's wait, and one that fails waits for its next round.
             async with gate:
-                for row in queue:
-                    if self._stopping.is_set():
+                for row in queue[: self.per_receiver]:
+                    if self._stopping.is_set() or not await self._post(session, row):
                         return
-                    await self._post(session, row)
 
         await asyncio.gather(*(one_receiver(q) for q in by_address.values()))
 
@@ -248,17 +282,27 @@ class Notifier:
             self.metrics.notify_pending.labels(channel).set(pending.get(channel, 0))
             self.metrics.notify_given_up.labels(channel).set(pending.get(channel + "-failed", 0))
 
-    async def run(self) -> None:
-        """Scan and deliver until stopped."""
+    async def _pause_for(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _webhook_loop(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while not self._stopping.is_set():
-                await self.scan()
                 await self._webhooks(session)
-                await self._emails()
-                await self._count()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll)
+                await self._pause_for(self.poll)
+
+    async def _email_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._emails()
+            await self._count()
+            await self._pause_for(self.poll)
+
+    async def run(self) -> None:
+        """Scan, and deliver by webhook and e-mail, until stopped: three loops, so a slow
+        receiver of one kind never holds up the other or the scan."""
+        await asyncio.gather(self._scan_loop(), self._webhook_loop(), self._email_loop())
 
     def stop(self) -> None:
         self._stopping.set()

@@ -308,6 +308,16 @@ class NotifyStore:
 
         await self._db.run(lambda conn: in_transaction(conn, lambda: body(conn)))
 
+    async def prune(self, before: float) -> int:
+        """Forget rows delivered, or given up, before `before` (epoch seconds)."""
+
+        def body(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM outbox WHERE delivered < ? OR failed < ?", (before, before)
+            ).rowcount
+
+        return await self._db.run(lambda conn: in_transaction(conn, lambda: body(conn)))
+
     async def pending(self) -> dict[str, int]:
         """Undelivered rows per channel (failed ones apart, under "<channel>-failed")."""
 

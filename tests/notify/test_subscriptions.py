@@ -17,12 +17,13 @@ import aiohttp
 import pytest
 
 from hub.api.keys import SIGNING_KEYS
+from hub.correlate.alerts import ALERT_PROPERTY
 from hub.federation import Federation
 from hub.signing.verify import Verifier, hub_keys
 from tests.api.test_metrics import scrape, value
 from tests.conftest import free_port
 from tests.correlate.test_alerts import indicator as c2_indicator
-from tests.hubs import RunningHub, member_identity, running_hub, submit
+from tests.hubs import RunningHub, member_identity, read_all, running_hub, submit
 from tests.notify.servers import password_file, smtp_server, webhook_receiver
 from tests.stixdata import TLP2, indicator
 
@@ -354,3 +355,44 @@ async def test_a_failing_receiver_is_retried_with_growing_pauses_then_gets_it_on
     assert pauses[0] >= 0.9 and pauses[1] >= 1.8 and pauses[2] >= 3.6, pauses
     assert value(scraped, "cirt_hub_notify_failures_total", channel="webhook") == 3
     assert value(scraped, "cirt_hub_notify_sent_total", channel="webhook") == 1
+
+
+async def test_a_followed_alert_tells_each_change_and_new_alerts_tell_it_once(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    with smtp_server(tmp_path / "smtp") as box:
+        async with webhook_receiver() as receiver:
+            notify = {
+                "smtp": box.notify_block(password_file(tmp_path)),
+                "webhook_prefixes": ["http://127.0.0.1:"],
+            }
+            async with running_hub(
+                bus_url,
+                tmp_path / "data",
+                demo_secrets,
+                topic_prefix=f"t{unique}.",
+                adjust=configured(notify),
+            ) as hub:
+                address = "soc@ng-cert.example"
+                await subscribe(hub, "ng-cert-read", kind="alerts", email=address)
+                await raise_alert(hub)
+                await until(lambda: len(box.messages) == 1, "the new alert")
+                (alert,) = await read_all(hub, "alerts", "ng-cert-read")
+                await subscribe(
+                    hub,
+                    "ng-cert-read",
+                    kind="alert",
+                    alert=alert["id"],
+                    email=address,
+                    webhook=receiver.url,
+                )
+                fourth = c2_indicator(member_identity(hub, "ke-cirt"))
+                assert (await submit(hub, "ke-cirt-submit", [fourth])).success_count == 1
+                await until(lambda: len(box.messages) == 2 and receiver.accepted, "the change")
+                await asyncio.sleep(2)
+    first, change = (m for _, m in box.messages)
+    assert subject(first).startswith("[TLP:AMBER] New major-incident alert: 3 members")
+    assert subject(change).startswith("[TLP:AMBER] Major-incident alert updated: 4 members")
+    (updated,) = receiver.bodies()
+    assert updated["id"] == alert["id"] and updated["modified"] > alert["modified"]
+    assert updated[ALERT_PROPERTY]["members"] == 4
