@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hub.api.keys import SIGNING_KEYS
+from hub.api.keys import AUTH, SIGNING_KEYS
 from hub.correlate.alerts import ALERT_PROPERTY
 from hub.federation import Federation
 from hub.signing.verify import Verifier, hub_keys
@@ -396,3 +396,46 @@ async def test_a_followed_alert_tells_each_change_and_new_alerts_tell_it_once(
     (updated,) = receiver.bodies()
     assert updated["id"] == alert["id"] and updated["modified"] > alert["modified"]
     assert updated[ALERT_PROPERTY]["members"] == 4
+
+
+async def test_an_account_revoked_before_delivery_is_told_nothing_more(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    async with webhook_receiver() as receiver, webhook_receiver() as other:
+        receiver.fail_next = 10**6
+        notify = {"webhook_prefixes": ["http://127.0.0.1:"]}
+        async with running_hub(
+            bus_url,
+            tmp_path / "data",
+            demo_secrets,
+            topic_prefix=f"t{unique}.",
+            adjust=configured(notify),
+        ) as hub:
+            for reader, url in (("gh-cert-read", receiver.url), ("sn-cert-read", other.url)):
+                await subscribe(
+                    hub, reader, kind="collection", collection="region-west-africa", webhook=url
+                )
+            ng = member_identity(hub, "ng-cert")
+            shared = indicator(ng, "[domain-name:value = 'green.example']", TLP2["green"], "Green")
+            assert (await submit(hub, "ng-cert-submit", [shared])).success_count == 1
+            await until(lambda: bool(receiver.attempts) and bool(other.accepted), "queued")
+            # A reload disables the account (what `cirt-hub reload` applies).
+            federation = hub.settings.federation
+            revoked = replace(
+                federation,
+                members=tuple(
+                    replace(
+                        m,
+                        accounts=tuple(
+                            replace(a, disabled=a.username == "gh-cert-read") for a in m.accounts
+                        ),
+                    )
+                    for m in federation.members
+                ),
+            )
+            hub.app[AUTH].use(revoked)
+            receiver.fail_next = 0
+            await asyncio.sleep(5)  # past the retry's pause
+            scraped = await scrape(hub)
+    assert receiver.accepted == [] and [b["name"] for b in other.bodies()] == ["Green"]
+    assert value(scraped, "cirt_hub_notify_pending", channel="webhook") == 0
