@@ -4,6 +4,10 @@
 may any feature that must reach a person (a contact's reachability check). The connection
 is upgraded with STARTTLS, the server's certificate verified (against `ca_file` when set),
 before the hub logs in; nothing is sent in clear to a server that does not offer it.
+
+    smtp = app[NOTIFY].smtp  # hub.api.keys.NOTIFY; None: the operator set no notify.smtp
+    text = Words(language).say("...")  # hub.notify.messages: the console catalogue, en or fr
+    await send_mail(smtp, Mail(to=address, subject=..., body=text, language=language))
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class Mailbox:
         }
 
 
-class _Handler:
+class Handler:
     def __init__(self, box: Mailbox) -> None:
         self.box = box
 
@@ -92,7 +92,7 @@ def smtp_server(folder: Path, port: int | None = None) -> Iterator[Mailbox]:
         return AuthResult(success=ok)
 
     controller = Controller(
-        _Handler(box),
+        Handler(box),
         hostname=box.host,
         port=box.port,
         tls_context=context,
