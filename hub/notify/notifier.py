@@ -220,7 +220,10 @@ class Notifier:
         if row.object_id.startswith("grouping--"):
             headers["X-Cirt-Hub-Alert"] = row.object_id  # as the correlator's webhooks said
         try:
-            async with session.post(row.address, data=row.body, headers=headers) as response:
+            # Never redirected: the receiver must be where the operator's prefixes allow.
+            async with session.post(
+                row.address, data=row.body, headers=headers, allow_redirects=False
+            ) as response:
                 if 200 <= response.status < 300:
                     await self.store.delivered([row.id])
                     self.metrics.notify_sent.labels("webhook").inc()

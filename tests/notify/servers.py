@@ -120,8 +120,14 @@ class Receiver:
 
     url: str
     fail_next: int = 0  # answer 503 to this many POSTs first
+    redirect_to: str | None = None  # answer every POST with a 307 to there
     attempts: list[float] = field(default_factory=list)
     accepted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        """What the operator lists in `notify.webhook_prefixes` to allow this receiver."""
+        return self.url.removesuffix("hooks/cirt-hub")
 
     def bodies(self) -> list[dict[str, Any]]:
         return [body for _, body in self.accepted]
@@ -134,6 +140,8 @@ async def webhook_receiver(port: int | None = None) -> AsyncIterator[Receiver]:
 
     async def receive(request: web.Request) -> web.Response:
         receiver.attempts.append(time.monotonic())
+        if receiver.redirect_to is not None:
+            raise web.HTTPTemporaryRedirect(receiver.redirect_to)
         if receiver.fail_next > 0:
             receiver.fail_next -= 1
             return web.Response(status=503)

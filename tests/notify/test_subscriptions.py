@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
 
 from hub.api.keys import AUTH, SIGNING_KEYS
 from hub.correlate.alerts import ALERT_PROPERTY
-from hub.federation import Federation
+from hub.federation import Federation, schema
 from hub.signing.verify import Verifier, hub_keys
 from tests.api.test_metrics import scrape, value
 from tests.conftest import free_port
@@ -34,7 +35,9 @@ REPORTERS = ("ng-cert", "gh-cert", "sn-cert")
 def configured(
     notify: dict[str, Any], languages: dict[str, str] | None = None
 ) -> Callable[[Federation], Federation]:
-    """A federation change: this `notify` block, and these members' languages."""
+    """A federation change: this `notify` block (checked against the schema), and these
+    members' languages."""
+    jsonschema.validate(notify, schema()["properties"]["notify"])
 
     def adjust(federation: Federation) -> Federation:
         members = tuple(
@@ -97,7 +100,7 @@ async def test_each_subscriber_gets_one_email_in_its_language_and_the_webhook_th
         async with webhook_receiver() as receiver:
             notify = {
                 "smtp": box.notify_block(password_file(tmp_path)),
-                "webhook_prefixes": ["http://127.0.0.1:"],
+                "webhook_prefixes": [receiver.prefix],
                 "console_url": "https://hub.example",
             }
             async with running_hub(
@@ -140,7 +143,7 @@ async def test_tlp_red_is_never_emailed_and_a_reader_the_rules_exclude_is_told_n
         async with webhook_receiver() as receiver:
             notify = {
                 "smtp": box.notify_block(password_file(tmp_path)),
-                "webhook_prefixes": ["http://127.0.0.1:"],
+                "webhook_prefixes": [receiver.prefix],
                 "digest_interval": "PT2S",
             }
             async with running_hub(
@@ -241,6 +244,10 @@ async def test_the_api_shows_and_deletes_only_the_accounts_own_subscriptions(
             ({"kind": "alerts"}, "email, webhook"),
             ({"kind": "alerts", "email": "ng@example.org"}, "email: this hub sends no e-mail"),
             ({"kind": "alerts", "webhook": "http://169.254.169.254/latest"}, "webhook:"),
+            (
+                {"kind": "alerts", "webhook": "https://soar.ng-cert.example.evil.example/"},
+                "webhook:",
+            ),
             ({"kind": "alerts", "email": "not an address"}, "email:"),
             (
                 {
@@ -296,7 +303,7 @@ async def test_a_restart_between_an_alert_and_its_delivery_loses_and_repeats_not
         receiver.fail_next = 10**6  # down for as long as the first run lasts
 
         def notify(box_block: dict[str, Any]) -> dict[str, Any]:
-            return {"smtp": box_block, "webhook_prefixes": ["http://127.0.0.1:"]}
+            return {"smtp": box_block, "webhook_prefixes": [receiver.prefix]}
 
         with smtp_server(tmp_path / "smtp-ca") as probe:
             ca_block = probe.notify_block(password_file(tmp_path))
@@ -337,7 +344,7 @@ async def test_a_failing_receiver_is_retried_with_growing_pauses_then_gets_it_on
 ) -> None:
     async with webhook_receiver() as receiver:
         receiver.fail_next = 3
-        notify = {"webhook_prefixes": ["http://127.0.0.1:"]}
+        notify = {"webhook_prefixes": [receiver.prefix]}
         async with running_hub(
             bus_url,
             tmp_path / "data",
@@ -364,7 +371,7 @@ async def test_a_followed_alert_tells_each_change_and_new_alerts_tell_it_once(
         async with webhook_receiver() as receiver:
             notify = {
                 "smtp": box.notify_block(password_file(tmp_path)),
-                "webhook_prefixes": ["http://127.0.0.1:"],
+                "webhook_prefixes": [receiver.prefix],
             }
             async with running_hub(
                 bus_url,
@@ -403,7 +410,7 @@ async def test_an_account_revoked_before_delivery_is_told_nothing_more(
 ) -> None:
     async with webhook_receiver() as receiver, webhook_receiver() as other:
         receiver.fail_next = 10**6
-        notify = {"webhook_prefixes": ["http://127.0.0.1:"]}
+        notify = {"webhook_prefixes": [receiver.prefix, other.prefix]}
         async with running_hub(
             bus_url,
             tmp_path / "data",
@@ -439,3 +446,24 @@ async def test_an_account_revoked_before_delivery_is_told_nothing_more(
             scraped = await scrape(hub)
     assert receiver.accepted == [] and [b["name"] for b in other.bodies()] == ["Green"]
     assert value(scraped, "cirt_hub_notify_pending", channel="webhook") == 0
+
+
+async def test_a_receiver_that_redirects_is_not_followed(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    async with webhook_receiver() as receiver, webhook_receiver() as inside:
+        receiver.redirect_to = inside.url  # an address the operator did not allow
+        notify = {"webhook_prefixes": [receiver.prefix]}
+        async with running_hub(
+            bus_url,
+            tmp_path / "data",
+            demo_secrets,
+            topic_prefix=f"t{unique}.",
+            adjust=configured(notify),
+        ) as hub:
+            await subscribe(hub, "ng-cert-read", kind="alerts", webhook=receiver.url)
+            await raise_alert(hub)
+            await until(lambda: len(receiver.attempts) >= 2, "a retry")
+            scraped = await scrape(hub)
+    assert inside.attempts == []
+    assert value(scraped, "cirt_hub_notify_failures_total", channel="webhook") >= 1
