@@ -76,6 +76,7 @@ class Notifier:
     page_bytes: int = 4 * 1024 * 1024
     concurrency: int = 32  # receivers served at once
     per_receiver: int = 20  # deliveries to one receiver per round
+    round_seconds: float = 15.0  # no new delivery to a receiver after this long in a round
     keep_delivered: float = 7 * 24 * 3600.0  # delivered rows kept for the operator to read
     _next_prune: float = 0.0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -245,8 +246,11 @@ class Notifier:
             # In order for one receiver, a few a round: a slow or failing receiver costs the
             # others at most one round's wait, and one that fails waits for its next round.
             async with gate:
+                ends = time.monotonic() + self.round_seconds
                 for row in queue[: self.per_receiver]:
                     if self._stopping.is_set() or not await self._post(session, row):
+                        return
+                    if time.monotonic() > ends:
                         return
 
         await asyncio.gather(*(one_receiver(q) for q in by_address.values()))
