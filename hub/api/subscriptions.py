@@ -22,7 +22,7 @@ from hub.api.keys import COLLECTIONS, NOTIFY, SUBSCRIPTIONS, VIEW
 from hub.collections import ALERTS, Collection
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.federation import Account
-from hub.notify.store import KINDS, Subscription
+from hub.notify.store import KINDS, Anchor, Subscription
 from hub.stix import timestamps
 from hub.stix.markings import Tlp
 from hub.store.view import RecentQuery
@@ -85,12 +85,14 @@ def _filters(fields: Mapping[str, Any]) -> tuple[tuple[str, ...], int | None, in
     return tuple(sorted(set(types))), confidence, tlp
 
 
-async def _newest_seq(request: web.Request, alias: str, username: str) -> int:
+async def _start(request: web.Request, alias: str, username: str) -> tuple[int, Anchor | None]:
     """Where the subscription starts: after what the account can read there now."""
     newest = await request.app[VIEW].recent(
         RecentQuery(alias, username, limit=1, latest_only=False)
     )
-    return newest[0].seq if newest else 0
+    if not newest:
+        return 0, None
+    return newest[0].seq, Anchor(newest[0].id, newest[0].version)
 
 
 async def create(request: web.Request, account: Account, fields: Mapping[str, Any]) -> Subscription:
@@ -130,6 +132,7 @@ async def create(request: web.Request, account: Account, fields: Mapping[str, An
                 f"alert: no alert {str(target)[:100]!r} was sent to {account.username!r}"
             )
     alias = ALERTS if kind != "collection" else str(target)
+    after_seq, anchor = await _start(request, alias, account.username)
     subscription = Subscription(
         id="",
         account=account.username,
@@ -141,7 +144,8 @@ async def create(request: web.Request, account: Account, fields: Mapping[str, An
         email=email,
         webhook=webhook,
         created=timestamps.rfc3339_now(),
-        after_seq=await _newest_seq(request, alias, account.username),
+        after_seq=after_seq,
+        anchor=anchor,
     )
     limit = request.app[NOTIFY].max_per_account
     made = await request.app[SUBSCRIPTIONS].add(subscription, limit)

@@ -30,9 +30,9 @@ from hub.metrics import HubMetrics
 from hub.notify.config import NotifySettings
 from hub.notify.mail import MailError, send_mail
 from hub.notify.messages import compose, told
-from hub.notify.store import Due, NotifyStore, Pending, Subscription
+from hub.notify.store import Anchor, Due, NotifyStore, Pending, Subscription
 from hub.stix.markings import Tlp, tlp_by_marking_id
-from hub.store.view import Entry, ObjectQuery, View
+from hub.store.view import Entry, ObjectQuery, View, timestamp_key
 
 log = logging.getLogger(__name__)
 STIX_JSON = "application/stix+json;version=2.1"
@@ -129,11 +129,14 @@ class Notifier:
         collection = scope.collections.get(alias) if scope is not None else None
         if scope is None or collection is None:
             return False
+        after_seq = await self._resume(subscription, alias, scope)
+        if after_seq is None:
+            return False
         page = await self.view.objects(
             ObjectQuery(
                 collection=collection.alias,
                 reader=scope.reader,
-                after_seq=subscription.after_seq,
+                after_seq=after_seq,
                 ids=(subscription.target,) if subscription.kind == "alert" else (),
                 types=subscription.types,
                 versions=("all",),
@@ -174,8 +177,37 @@ class Notifier:
                         now,
                     )
                 )
-        await self.store.queue(subscription.id, subscription.account, due, page.last_seq)
+        last = page.entries[-1]
+        anchor = Anchor(last.id, last.version)
+        await self.store.queue(subscription, due, page.last_seq, anchor)
         return page.more
+
+    async def _resume(self, subscription: Subscription, alias: str, scope: Reading) -> int | None:
+        """The seq to read on from: the anchor's where the view has it now (a rebuilt view
+        numbers its rows anew); just before its newer versions when retention pruned it;
+        None while the view has not got to it yet (being rebuilt): wait."""
+        anchor = subscription.anchor
+        if anchor is None:
+            return subscription.after_seq
+        found = await self.view.objects(
+            ObjectQuery(
+                alias,
+                scope.reader,
+                ids=(anchor.id,),
+                versions=("all",),
+                limit=1000,
+                with_json=False,
+            )
+        )
+        same = [e.seq for e in found.entries if e.version == anchor.version]
+        if same:
+            return max(same)
+        if anchor.version is not None:
+            key = timestamp_key(anchor.version)
+            newer = [e.seq for e in found.entries if timestamp_key(e.version) > key]
+            if newer:
+                return min(newer) - 1
+        return None
 
     async def _first(self, entry: Entry, alias: str, scope: Reading) -> bool:
         """Whether `entry` is the first version of its object this reader could read."""

@@ -33,7 +33,11 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     email TEXT,
     webhook TEXT,
     created TEXT NOT NULL,
-    after_seq INTEGER NOT NULL     -- the view's seq this subscription has been told up to
+    after_seq INTEGER NOT NULL,    -- the view's seq this subscription has been told up to
+    -- The object (id, version) at after_seq: a rebuilt view numbers its rows anew, and
+    -- the subscription goes on from where this object is then.
+    anchor_id TEXT,
+    anchor_version TEXT
 );
 CREATE INDEX IF NOT EXISTS subscriptions_account ON subscriptions (account);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -64,6 +68,15 @@ def tlp_label(level: int) -> str:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """The last object a subscription was told of (or the newest when it was made), found
+    again in the view whatever number it has there."""
+
+    id: str
+    version: str | None  # `modified`, else `created`; None for objects with neither
+
+
+@dataclass(frozen=True)
 class Subscription:
     """What one account asked to be told, and where."""
 
@@ -78,6 +91,7 @@ class Subscription:
     webhook: str | None = None
     created: str = ""
     after_seq: int = 0
+    anchor: Anchor | None = None
 
     def public(self) -> dict[str, object]:
         """As the API shows it to its owner."""
@@ -143,11 +157,21 @@ def _subscription(row: tuple[object, ...]) -> Subscription:
         webhook=str(row[8]) if row[8] else None,
         created=str(row[9]),
         after_seq=int(str(row[10])),
+        anchor=Anchor(str(row[11]), _text(row[12])) if row[11] else None,
     )
 
 
+def _text(value: object) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _anchor_values(anchor: Anchor | None) -> tuple[str | None, str | None]:
+    return (anchor.id, anchor.version) if anchor else (None, None)
+
+
 _COLUMNS = (
-    "id, account, kind, target, types, min_confidence, max_tlp, email, webhook, created, after_seq"
+    "id, account, kind, target, types, min_confidence, max_tlp, email, webhook, created, after_seq,"
+    " anchor_id, anchor_version"
 )
 _PENDING = (
     "id, subscription, account, channel, address, collection, object_id, version, tlp, body,"
@@ -178,7 +202,7 @@ class NotifyStore:
             if count >= limit:
                 return None
             conn.execute(
-                f"INSERT INTO subscriptions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO subscriptions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     made.id,
                     made.account,
@@ -191,6 +215,7 @@ class NotifyStore:
                     made.webhook,
                     made.created,
                     made.after_seq,
+                    *_anchor_values(made.anchor),
                 ),
             )
             return made
@@ -230,13 +255,17 @@ class NotifyStore:
 
         return await self._db.run(lambda conn: in_transaction(conn, lambda: body(conn)))
 
-    async def queue(self, subscription: str, account: str, due: list[Due], after_seq: int) -> int:
+    async def queue(
+        self, subscription: Subscription, due: list[Due], after_seq: int, anchor: Anchor
+    ) -> int:
         """Queue `due` and move the subscription's cursor, at once; how many rows are new."""
+        account = subscription.account
 
         def body(conn: sqlite3.Connection) -> int:
             moved = conn.execute(
-                "UPDATE subscriptions SET after_seq = ? WHERE id = ? AND after_seq < ?",
-                (after_seq, subscription, after_seq),
+                "UPDATE subscriptions SET after_seq = ?, anchor_id = ?, anchor_version = ?"
+                " WHERE id = ? AND after_seq = ?",
+                (after_seq, *_anchor_values(anchor), subscription.id, subscription.after_seq),
             ).rowcount
             if not moved:
                 return 0  # deleted meanwhile, or another scan moved it: queue nothing
@@ -247,7 +276,7 @@ class NotifyStore:
                     " collection, object_id, version, tlp, body, due)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
-                        subscription,
+                        subscription.id,
                         account,
                         d.channel,
                         d.address,

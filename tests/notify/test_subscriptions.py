@@ -467,3 +467,50 @@ async def test_a_receiver_that_redirects_is_not_followed(
             scraped = await scrape(hub)
     assert inside.attempts == []
     assert value(scraped, "cirt_hub_notify_failures_total", channel="webhook") >= 1
+
+
+async def test_a_rebuilt_view_neither_repeats_nor_loses_notifications(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    """The node's view rebuilt from the bus (deleted, as an upgrade or a restore may) numbers
+    its rows anew: subscriptions go on from the last object they told of, not a number."""
+    async with webhook_receiver() as receiver:
+        notify = {"webhook_prefixes": [receiver.prefix]}
+        hub_args: dict[str, Any] = {
+            "topic_prefix": f"t{unique}.",
+            "node_id": "node-rebuilt",
+            "adjust": configured(notify),
+        }
+        sharing = {"ng-cert": {"recipients": {"amber": ["member:gh-cert"]}}}
+        async with running_hub(
+            bus_url, tmp_path / "data", demo_secrets, sharing=sharing, **hub_args
+        ) as hub:
+            ng = member_identity(hub, "ng-cert")
+            for n in range(3):  # before the subscription: never told
+                green = indicator(ng, f"[domain-name:value = 'g{n}.example']", TLP2["green"])
+                assert (await submit(hub, "ng-cert-submit", [green])).success_count == 1
+            await subscribe(
+                hub,
+                "gh-cert-read",
+                kind="collection",
+                collection="region-west-africa",
+                webhook=receiver.url,
+            )
+            for n in range(6):  # region and member feeds interleaved
+                marking = TLP2["green"] if n % 2 else TLP2["amber"]
+                told = indicator(ng, f"[domain-name:value = 't{n}.example']", marking, f"t{n}")
+                assert (await submit(hub, "ng-cert-submit", [told])).success_count == 1
+            await until(lambda: len(receiver.accepted) == 3, "the three region objects")
+            for n in range(3):  # after the last one told of, in another feed
+                amber = indicator(ng, f"[domain-name:value = 'a{n}.example']", TLP2["amber"])
+                assert (await submit(hub, "ng-cert-submit", [amber])).success_count == 1
+        for view in (tmp_path / "data").glob("view-*.sqlite3*"):
+            view.unlink()
+        async with running_hub(
+            bus_url, tmp_path / "data", demo_secrets, sharing=sharing, **hub_args
+        ) as hub:
+            late = indicator(ng, "[domain-name:value = 'late.example']", TLP2["green"], "late")
+            assert (await submit(hub, "ng-cert-submit", [late])).success_count == 1
+            await until(lambda: len(receiver.accepted) >= 4, "the late object")
+            await asyncio.sleep(3)
+    assert sorted(b["name"] for b in receiver.bodies()) == ["late", "t1", "t3", "t5"]
