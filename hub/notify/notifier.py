@@ -59,6 +59,8 @@ def matches(subscription: Subscription, obj: Mapping[str, Any], tlp: int | None)
 
 @dataclass
 class Notifier:
+    """A node's notifier: one runner (hub.api.background.supervised) on an API node."""
+
     store: NotifyStore
     view: View
     federation: Federation
