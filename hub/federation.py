@@ -89,6 +89,7 @@ class Member:
     public_keys: tuple[dict[str, str], ...] = ()
     sharing: dict[str, Any] = field(default_factory=dict)
     rate_limits: RateLimits = RateLimits()
+    language: str = "en"  # of its notifications (hub.notify): "en" or "fr"
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class Federation:
     members: tuple[Member, ...]
     source: str = "<memory>"
     correlation: Mapping[str, Any] = field(default_factory=dict)  # the `correlation` block
+    notify: Mapping[str, Any] = field(default_factory=dict)  # the `notify` block (hub.notify)
 
     @cached_property
     def policy_version(self) -> str:
@@ -423,11 +425,13 @@ def _build(data: dict[str, Any], source: str) -> Federation:
                 public_keys=tuple(m.get("public_keys", [])),
                 sharing=dict(m.get("sharing", {})),
                 rate_limits=RateLimits(**m.get("rate_limits", {})),
+                language=m.get("language", "en"),
             )
             for m in data["members"]
         ),
         source=source,
         correlation=dict(data.get("correlation", {})),
+        notify=dict(data.get("notify", {})),
     )
 
 

@@ -189,6 +189,12 @@ async def snapshot(request: web.Request) -> web.Response:
         "streams": app[STREAMS].clients,
         "alerts": await _recent_alerts(app),
         "open_alerts": await _open_alerts(app),
+        "notifications": {
+            "sent": metrics.total("cirt_hub_notify_sent_total"),
+            "failures": metrics.total("cirt_hub_notify_failures_total"),
+            "pending": metrics.total("cirt_hub_notify_pending"),
+            "given_up": metrics.total("cirt_hub_notify_given_up"),
+        },
         "disk": {
             **await refresh_disk(app),
             "refusals": metrics.total("cirt_hub_disk_full_refusals_total"),

@@ -104,6 +104,10 @@ function show(s) {
     li.title = a.description;
     alerts.append(li);
   }
+  const n = s.notifications;
+  $("notify").textContent = `${fmt(n.sent)} delivered, ${fmt(n.pending)} waiting, ` +
+    `${fmt(n.failures)} failed attempts (retried), ${fmt(n.given_up)} given up.`;
+  $("notify").className = n.given_up > 0 ? "no" : "";
   const d = s.disk;
   $("disk").textContent = (d.ok ? "" : "FULL: submissions refused (503) until space returns. ") +
     `${bytes(d.free_bytes)} free of ${bytes(d.total_bytes)}; intake closes under ${bytes(d.reserve_bytes)}. ` +
