@@ -20,6 +20,7 @@ from hub.api import (
     health,
     jwks,
     metrics,
+    mitigations,
     responses,
     stream,
 )
@@ -305,4 +306,5 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         console.add_routes(app)
         exports.add_routes(app)
         responses.add_routes(app)
+        mitigations.add_routes(app)
     return app

@@ -120,6 +120,7 @@ def cases(object_id: str, status_id: str) -> list[Case]:
         # response (400), and which alerts exist is tests/correlate/test_responses.py's.
         responds = caller.member is not None and "submit" in caller.roles
         add("POST", f"/api/v1/alerts/{ALERT}/responses", 400 if responds else 403)
+        add("POST", f"/api/v1/alerts/{ALERT}/mitigations", 400 if responds else 403)
         for alias in COLLECTIONS:
             base = f"{root}collections/{alias}/"
             known = alias in addressable(caller)
@@ -342,6 +343,7 @@ def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
         "/api/v1/streams/{collection}",
         "/api/v1/exports/{collection}",
         "/api/v1/alerts/{alert_id}/responses",
+        "/api/v1/alerts/{alert_id}/mitigations",
         "/taxii2/hub/collections/{collection}/",
         "/taxii2/hub/collections/{collection}/objects/",
         "/taxii2/hub/collections/{collection}/manifest/",

@@ -55,3 +55,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(ROOT + "objects/{object_id}/json", objects.object_json)
     app.router.add_post(ROOT + "objects/{object_id}/respond", act.respond)
     app.router.add_post(ROOT + "objects/{object_id}/sight", act.sight)
+    app.router.add_post(ROOT + "objects/{object_id}/mitigate", act.mitigate)

@@ -25,9 +25,11 @@ from hub.api.console.common import (
     rows,
     sender,
 )
+from hub.api.console.mitigations import mitigations_of
 from hub.api.console.render import HEADERS, collection_title, language_of, page
 from hub.api.console.signatures import reason_text, signatures_of
 from hub.api.keys import SETTINGS, VIEW
+from hub.api.mitigations import DEFAULT_TLP, LEVELS
 from hub.collections import ALERTS
 from hub.correlate.alerts import ALERT_PROPERTY, alert_state, rule_windows
 from hub.correlate.responses import STATES
@@ -133,11 +135,12 @@ async def object_page(request: web.Request) -> web.Response:
     submitter = ext.get("submitter") if isinstance(ext, Mapping) else None
     titles = {c.alias: collection_title(c, language) for c in reader.scope.collections.values()}
     fields_of_alert = obj.get(ALERT_PROPERTY)
-    alert = None
+    alert, mitigations = None, []
     if chosen.collection == ALERTS and isinstance(fields_of_alert, Mapping):
         windows = rule_windows(federation.correlation)
         state = alert_state(fields_of_alert, obj.get("revoked") is True, windows)
         alert = alert_summary(fields_of_alert, state, referred, language)
+        mitigations = await mitigations_of(request, reader, referred)
     done = request.query.get("done")
     context = {
         "reader": reader,
@@ -160,6 +163,9 @@ async def object_page(request: web.Request) -> web.Response:
         "refers_to": rows(request, referred),
         "referred_by": rows(request, referrers),
         "alert": alert,
+        "mitigations": mitigations,
+        "levels": LEVELS,
+        "default_tlp": DEFAULT_TLP,
         "may_act": may_act(reader),
         "sightable": chosen.collection != ALERTS and obj.get("type") in SIGHTABLE,
         "states": [(s, state_label(s, language.say)) for s in STATES],
