@@ -14,6 +14,7 @@ from aiohttp import web
 
 from hub.api import (
     console,
+    contacts,
     dashboard,
     explain,
     exports,
@@ -307,4 +308,5 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         exports.add_routes(app)
         responses.add_routes(app)
         mitigations.add_routes(app)
+        contacts.add_routes(app)
     return app

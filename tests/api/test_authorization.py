@@ -121,6 +121,9 @@ def cases(object_id: str, status_id: str) -> list[Case]:
         responds = caller.member is not None and "submit" in caller.roles
         add("POST", f"/api/v1/alerts/{ALERT}/responses", 400 if responds else 403)
         add("POST", f"/api/v1/alerts/{ALERT}/mitigations", 400 if responds else 403)
+        # Points of contact: a member's analysts and the hub's operators, nobody else.
+        sees = ("read" if caller.member is not None else "operate") in caller.roles
+        add("GET", "/api/v1/contacts", 200 if sees else 403)
         for alias in COLLECTIONS:
             base = f"{root}collections/{alias}/"
             known = alias in addressable(caller)
@@ -344,6 +347,7 @@ def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
         "/api/v1/exports/{collection}",
         "/api/v1/alerts/{alert_id}/responses",
         "/api/v1/alerts/{alert_id}/mitigations",
+        "/api/v1/contacts",
         "/taxii2/hub/collections/{collection}/",
         "/taxii2/hub/collections/{collection}/objects/",
         "/taxii2/hub/collections/{collection}/manifest/",

@@ -219,3 +219,12 @@ async def test_alert_responses_answer_as_documented(hub: RunningHub) -> None:
     assert (await _ask(hub, "POST", template, path, data=body, headers=sender))[0].status == 404
     bad = json.dumps({"state": "panicking"})
     assert (await _ask(hub, "POST", template, path, data=bad, headers=sender))[0].status == 400
+
+
+async def test_contacts_answer_as_documented(hub: RunningHub) -> None:
+    template = "/api/v1/contacts"
+    assert (await _ask(hub, "GET", template))[0].status == 401
+    assert (await _ask(hub, "GET", template, headers=_auth(hub, SENDER)))[0].status == 403
+    for who in (READER, OPERATOR):
+        answer, body = await _ask(hub, "GET", template, headers=_auth(hub, who))
+        assert answer.status == 200 and b"incident@ngcert.example" in body
