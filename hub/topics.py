@@ -61,6 +61,11 @@ class Topics:
         """What the correlator counts: keyed observables of routed objects, in one order."""
         return f"{self.prefix}observations"
 
+    @property
+    def reachability(self) -> str:
+        """Reachability checks and their answers (hub.reachability), in one order."""
+        return f"{self.prefix}reachability"
+
     def feed(self, collection: str) -> str:
         return f"{self.prefix}feed.{collection}"
 
@@ -81,5 +86,6 @@ class Topics:
             TopicSpec(self.decisions, 1),
             TopicSpec(self.held, 1),
             TopicSpec(self.observations, 1),
+            TopicSpec(self.reachability, 1),
             *(TopicSpec(self.feed(c), partitions) for c in collections),
         ]

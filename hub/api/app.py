@@ -22,6 +22,7 @@ from hub.api import (
     jwks,
     metrics,
     mitigations,
+    reachability,
     responses,
     stream,
 )
@@ -309,4 +310,5 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         responses.add_routes(app)
         mitigations.add_routes(app)
         contacts.add_routes(app)
+        reachability.add_routes(app)
     return app
