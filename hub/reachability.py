@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,13 +26,15 @@ from typing import Any, Protocol
 
 import orjson
 
-from hub.bus import Bus, Message, Position, TopicPartition, read_to
+from hub.bus import Bus, BusError, Message, Position, TopicPartition, read_to
+from hub.errors import Unavailable
 from hub.federation import Federation
 from hub.stix import timestamps
 
 DEFAULT_OVERDUE_DAYS = 3.0
 DEFAULT_EXPIRES_DAYS = 7.0
 MAX_DAYS = 90.0
+REFRESH_SECONDS = 1.0
 KEPT_CHECKS = 50  # the latest checks a node keeps in memory (the topic keeps them all)
 
 
@@ -163,11 +166,25 @@ class Book:
         self._checks: dict[str, Check] = {}
         self._tokens: dict[str, str] = {}  # token hash → check id
         self._lock = asyncio.Lock()
+        self._looked = -REFRESH_SECONDS  # monotonic time of the last look at the bus
 
     async def refresh(self, written: Position | None = None) -> None:
         """Read what the topic gained since the last refresh (at least up to `written`, which
-        a broker's offsets may not show yet right after it was written)."""
+        a broker's offsets may not show yet right after it was written); 503 when the bus
+        does not answer."""
+        try:
+            await self._refresh(written)
+        except BusError as exc:
+            raise Unavailable(f"the hub's bus does not answer: {exc}", retry_after=5) from exc
+
+    async def _refresh(self, written: Position | None) -> None:
         async with self._lock:
+            # At most one look at the bus a second however many pages ask (a link's page
+            # needs no account): answers written on another node show within a second.
+            now = time.monotonic()
+            if written is None and now - self._looked < REFRESH_SECONDS:
+                return
+            self._looked = now
             ends = await self._bus.end_offsets([self._topic])
             if written is not None:
                 tp = TopicPartition(written.topic, written.partition)
@@ -213,8 +230,14 @@ class Book:
                 found.answers.setdefault(member, answer)
 
     async def publish(self, doc: Mapping[str, Any]) -> None:
-        [written] = await self._bus.publish([Message(self._topic, _record(doc))])
+        try:
+            [written] = await self._bus.publish([Message(self._topic, _record(doc))])
+        except BusError as exc:
+            raise Unavailable(f"the hub's bus does not answer: {exc}", retry_after=5) from exc
         await self.refresh(written)
+
+    def check(self, check_id: str) -> Check | None:
+        return self._checks.get(check_id)
 
     def latest(self) -> Check | None:
         return next(reversed(self._checks.values()), None)
