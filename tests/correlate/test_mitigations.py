@@ -190,6 +190,24 @@ async def test_a_mitigation_reaches_whom_the_senders_rules_allow_and_shows_on_th
             return shown == ["Block at the resolvers", "Sinkhole the C2 domain"]
 
         await eventually(gh_page_has_both, "gh-cert's alert page lacks the mitigations")
+
+        # sn-cert hangs gh-cert's course of action on ng-cert's report: the page takes a
+        # relationship only from the course of action's own sender.
+        sn = member_identity(hub, "sn-cert")
+        hung = {**link, "id": f"relationship--{uuid.uuid4()}", "created_by_ref": sn}
+        hung["target_ref"] = reports["ng-cert"]["id"]
+        assert (await submit(hub, "sn-cert-submit", [hung])).success_count == 1
+
+        async def gh_has_the_hung_one() -> bool:
+            found = await visible_to(hub, "gh-cert-read")
+            return any(o["id"] == hung["id"] for objs in found.values() for o in objs)
+
+        await eventually(gh_has_the_hung_one, "sn-cert's relationship never reached gh-cert")
+        page = (await gh_reader.get(gh_page)).text
+        [entry] = [
+            li for li in page.split('<li class="mitigation">')[1:] if "Block at the resolvers" in li
+        ]
+        assert own in entry and reports["ng-cert"]["id"] not in entry.split("</li>")[0]
         shown = mitigations_section((await gh_reader.get(gh_page)).text)
         assert shown.count("Hub signature: valid, key") == 2, shown
         assert f"Member signature: valid, key {key.kid}" in shown, shown

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from hub.api.console.common import LIST_PATHS, Reader, sender
+from hub.api.console.common import LIST_PATHS, SUBMITTER, Reader, sender
 from hub.api.console.render import language_of
 from hub.api.console.signatures import Signatures, reason_text, signatures_of
 from hub.api.keys import SETTINGS, VIEW
@@ -26,7 +26,7 @@ MAX_TARGETS = 50
 MAX_REFERRERS = 200
 MAX_SHOWN = 20
 DESCRIPTION_CHARS = 3000
-_RELATION = ("$.relationship_type", "$.source_ref", "$.revoked")
+_RELATION = ("$.relationship_type", "$.source_ref", "$.revoked", SUBMITTER)
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,16 @@ async def mitigations_of(
 ) -> list[Mitigation]:
     """The mitigations of the alert whose references the reader may read are `referred`."""
     view, collections = request.app[VIEW], list(reader.scope.collections)
-    targets: dict[str, list[str]] = {}  # course-of-action → what it mitigates
+    # (course-of-action, the relationship's sender) → what it mitigates: a relationship
+    # counts only from the course of action's own sender, so nobody can hang another
+    # member's mitigation on an alert it never meant.
+    targets: dict[tuple[str, object], list[str]] = {}
     for target in [a for a in referred if a.type in MITIGABLE][:MAX_TARGETS]:
         found = await view.referrers(
             target.id, collections, reader.scope.reader, MAX_REFERRERS, _RELATION
         )
         for relation in found:
-            kind, source, revoked = relation.fields
+            kind, source, revoked, submitter = relation.fields
             if (
                 relation.type == "relationship"
                 and kind == MITIGATES
@@ -64,13 +67,14 @@ async def mitigations_of(
                 and source.startswith("course-of-action--")
                 and revoked not in (1, True)
             ):
-                targets.setdefault(source, []).append(target.id)
+                targets.setdefault((source, submitter), []).append(target.id)
     if not targets:
         return []
     paths = (*LIST_PATHS, "$.description")
-    actions = await view.present(list(targets), collections, reader.scope.reader, paths)
+    sources = list(dict.fromkeys(source for source, _ in targets))
+    actions = await view.present(sources, collections, reader.scope.reader, paths)
     actions = sorted(
-        (a for a in actions if a.fields[2] not in (1, True)),
+        (a for a in actions if a.fields[2] not in (1, True) and (a.id, a.fields[1]) in targets),
         key=lambda a: (a.date_added, a.seq),
         reverse=True,
     )[:MAX_SHOWN]
@@ -95,7 +99,7 @@ async def mitigations_of(
                     ext.get("submitter") if isinstance(ext, Mapping) else None, federation, gettext
                 ),
                 date_added=action.date_added,
-                targets=tuple(sorted(set(targets[action.id]))),
+                targets=tuple(sorted(set(targets[(action.id, action.fields[1])]))),
                 signatures=checked,
                 hub_reason=reason_text(checked.hub.reason, gettext),
                 member_reason=reason_text(checked.member.reason, gettext),
