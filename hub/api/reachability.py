@@ -243,7 +243,8 @@ async def pending_for_reader(request: web.Request, member: str | None) -> Check 
     if member is None or BOOK not in request.app:
         return None
     book = request.app[BOOK]
-    await book.refresh()
+    with contextlib.suppress(Unavailable):  # the home page does not fail for a banner
+        await book.refresh()
     return book.pending_for(member, datetime.now(UTC))
 
 
