@@ -264,3 +264,25 @@ async def test_a_mitigation_reaches_whom_the_senders_rules_allow_and_shows_on_th
             password=hub.password("sn-cert-submit"),
         )  # fmt: skip
         assert code == 1 and "Not found" in err, err
+
+        # sn-cert floods the reports with mitigations: the page shows 20, in turns per
+        # sender, so ng-cert's and gh-cert's stay listed.
+        flood = []
+        for n in range(25):
+            action = {**plain, "id": f"course-of-action--{uuid.uuid4()}", "name": f"Flood {n}"}
+            action["created_by_ref"] = sn
+            flood += [
+                action,
+                {**hung, "id": f"relationship--{uuid.uuid4()}", "source_ref": action["id"]},
+            ]
+        assert (await submit(hub, "sn-cert-submit", flood)).success_count == 50
+
+        async def gh_page_is_full() -> bool:
+            shown = await names_shown(hub, gh_reader, alerts["gh-cert"]["id"])
+            return "Flood 24" in shown
+
+        await eventually(gh_page_is_full, "the flood never reached gh-cert's page")
+        shown = await names_shown(hub, gh_reader, alerts["gh-cert"]["id"])
+        assert len(shown) == 20 and shown[0] == "Flood 24", shown
+        assert {"Sinkhole the C2 domain", "Block at the resolvers"} <= set(shown), shown
+        assert "Reset exposed credentials" in shown, shown

@@ -1,6 +1,7 @@
 """The mitigations of an alert, as its page shows them: every course-of-action the reader may
 read that `mitigates` something the alert refers to, newest first, each with its signatures
-checked (hub.api.console.signatures), however it was sent (API, console, CLI or TAXII).
+checked (hub.api.console.signatures), however it was sent (API, console, CLI or TAXII);
+when there are more than the page shows, each sender gets its turn.
 
 Found through what the alert refers to: its relationships are looked up per target, so the
 cost is bounded by MAX_TARGETS lookups of MAX_REFERRERS rows and MAX_SHOWN bodies.
@@ -45,6 +46,20 @@ class Mitigation:
     member_reason: str
 
 
+def fair_share(actions: list[Arrival]) -> list[Arrival]:
+    """At most MAX_SHOWN, newest first, taken in turns from each sender (its newest, then
+    each one's second newest, ...): one member sending many cannot push the others' off."""
+    newest = sorted(actions, key=lambda a: (a.date_added, a.seq), reverse=True)
+    rank: dict[object, int] = {}
+    turns = []
+    for action in newest:
+        sender_of = action.fields[1]
+        rank[sender_of] = rank.get(sender_of, 0) + 1
+        turns.append((rank[sender_of], action))
+    chosen = {a.seq for _, a in sorted(turns, key=lambda t: t[0])[:MAX_SHOWN]}
+    return [a for a in newest if a.seq in chosen]
+
+
 async def mitigations_of(
     request: web.Request, reader: Reader, referred: list[Arrival]
 ) -> list[Mitigation]:
@@ -73,11 +88,9 @@ async def mitigations_of(
     paths = (*LIST_PATHS, "$.description")
     sources = list(dict.fromkeys(source for source, _ in targets))
     actions = await view.present(sources, collections, reader.scope.reader, paths)
-    actions = sorted(
-        (a for a in actions if a.fields[2] not in (1, True) and (a.id, a.fields[1]) in targets),
-        key=lambda a: (a.date_added, a.seq),
-        reverse=True,
-    )[:MAX_SHOWN]
+    actions = fair_share(
+        [a for a in actions if a.fields[2] not in (1, True) and (a.id, a.fields[1]) in targets]
+    )
     federation = request.app[SETTINGS].federation
     gettext = language_of(request).gettext
     shown = []
