@@ -70,6 +70,11 @@ class Topics:
         """Compacted: the hub's JWKS and each member's public keys, by name."""
         return f"{self.prefix}keys"
 
+    @property
+    def reachability(self) -> str:
+        """Reachability checks and their answers (hub.reachability), in one order."""
+        return f"{self.prefix}reachability"
+
     def feed(self, collection: str) -> str:
         return f"{self.prefix}feed.{collection}"
 
@@ -93,5 +98,6 @@ class Topics:
             TopicSpec(self.decisions, 1),
             TopicSpec(self.held, 1),
             TopicSpec(self.observations, 1),
+            TopicSpec(self.reachability, 1),
             *(TopicSpec(self.feed(c), partitions) for c in collections),
         ]

@@ -15,12 +15,15 @@ from aiohttp import web
 
 from hub.api import (
     console,
+    contacts,
     dashboard,
     explain,
     exports,
     health,
     jwks,
     metrics,
+    mitigations,
+    reachability,
     responses,
     stream,
     subscriptions,
@@ -348,4 +351,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         exports.add_routes(app)
         responses.add_routes(app)
         subscriptions.add_routes(app)
+        mitigations.add_routes(app)
+        contacts.add_routes(app)
+        reachability.add_routes(app)
     return app

@@ -250,3 +250,27 @@ async def test_subscriptions_answer_as_documented(hub: RunningHub) -> None:
     assert (await _ask(hub, "DELETE", one, path, headers=sender))[0].status == 403
     assert (await _ask(hub, "DELETE", one, path, headers=reader))[0].status == 204
     assert (await _ask(hub, "DELETE", one, path, headers=reader))[0].status == 404
+
+
+async def test_contacts_answer_as_documented(hub: RunningHub) -> None:
+    template = "/api/v1/contacts"
+    assert (await _ask(hub, "GET", template))[0].status == 401
+    assert (await _ask(hub, "GET", template, headers=_auth(hub, SENDER)))[0].status == 403
+    for who in (READER, OPERATOR):
+        answer, body = await _ask(hub, "GET", template, headers=_auth(hub, who))
+        assert answer.status == 200 and b"incident@ngcert.example" in body
+
+
+async def test_reachability_answers_as_documented(hub: RunningHub) -> None:
+    latest, start = "/api/v1/reachability", "/api/v1/reachability/checks"
+    assert (await _ask(hub, "GET", latest))[0].status == 401
+    assert (await _ask(hub, "GET", latest, headers=_auth(hub, READER)))[0].status == 403
+    assert (await _ask(hub, "POST", start, headers=_auth(hub, READER)))[0].status == 403
+    wrong = await _ask(hub, "POST", start, headers=_auth(hub, OPERATOR), json={"links": "yes"})
+    assert wrong[0].status == 400
+    started, _ = await _ask(hub, "POST", start, headers=_auth(hub, OPERATOR), json={"links": True})
+    assert started.status == 201
+    answer, body = await _ask(hub, "GET", latest, headers=_auth(hub, OPERATOR))
+    assert answer.status == 200 and json.loads(body)["check"]["by"] == OPERATOR
+    _, body = await _ask(hub, "GET", "/api/v1/dashboard", headers=_auth(hub, OPERATOR))
+    assert json.loads(body)["reachability"]["by"] == OPERATOR
