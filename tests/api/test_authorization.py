@@ -127,6 +127,12 @@ def cases(object_id: str, status_id: str) -> list[Case]:
         add("GET", "/api/v1/reachability", 200 if operator else 403)
         # An operator's empty body starts a check (201); the matrix's TAXII envelope is 400.
         add("POST", "/api/v1/reachability/checks", 400 if operator else 403)
+        # Subscriptions are a member's read accounts' own; the matrix's TAXII envelope is not
+        # a subscription (400), and an id nobody made is 404 (tests/notify: another's too).
+        subscribes = caller.member is not None and "read" in caller.roles
+        add("GET", "/api/v1/subscriptions", 200 if subscribes else 403)
+        add("POST", "/api/v1/subscriptions", 400 if subscribes else 403)
+        add("DELETE", "/api/v1/subscriptions/sub-unknown", 404 if subscribes else 403)
         for alias in COLLECTIONS:
             base = f"{root}collections/{alias}/"
             known = alias in addressable(caller)
@@ -353,6 +359,8 @@ def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
         "/api/v1/contacts",
         "/api/v1/reachability",
         "/api/v1/reachability/checks",
+        "/api/v1/subscriptions",
+        "/api/v1/subscriptions/{subscription_id}",
         "/taxii2/hub/collections/{collection}/",
         "/taxii2/hub/collections/{collection}/objects/",
         "/taxii2/hub/collections/{collection}/manifest/",
