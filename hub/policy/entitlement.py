@@ -8,7 +8,7 @@ own filter. The first rule that refuses decides, and the verdict names it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,19 @@ class Policy:
                 f"confidence {confidence} is below {member.id}'s minimum {want.min_confidence}",
             )
         return _allow(member, rule, reason)
+
+    @staticmethod
+    def verdict_class(obj: Mapping[str, Any], sender: Member, anonymous: bool) -> Hashable:
+        """Everything `verdict` reads of `obj`: objects of one class get the same verdicts
+        from `sender` (whose rules say `anonymous`). Kept beside `verdict`, in step with it."""
+        confidence = obj.get("confidence")
+        return (
+            str(obj.get("type", "")),
+            anonymous and obj.get("id") == sender.identity,
+            tuple(object_markings(obj)),
+            # A bool is an int to the check, and True == 1: the type keeps them apart.
+            (type(confidence), confidence) if isinstance(confidence, int) else None,
+        )
 
     def judged_markings(
         self, marked: Mapping[str, frozenset[str]], sender: Member
