@@ -5,8 +5,9 @@
 Workload: incident reports from bench/workload.py (the same generator as `python -m bench`),
 routed under the bench federation (bench/nodes.py: the demo members, each naming recipients
 for every TLP level) with no earlier deliveries, one submission at a time as the pipeline's
-route stage does. Both routers route the same submissions in the same run, one thread, best
-of `--passes`; the old one is the reference copy the differential test checks against
+route stage does. Both routers route the same submissions in the same run, one thread,
+taking turns, best of `--passes` in CPU time (the machine may be busy with other work). The
+old one is the reference copy the differential test checks against
 (tests/policy/reference_routing.py). Their results are compared first: a router that is
 faster but decides otherwise is no result.
 """
@@ -45,15 +46,15 @@ def workload(policy: Policy, objects: int, seed: int) -> Submissions:
 
 
 def seconds(routers: Sequence[RouteFn], submissions: Submissions, passes: int) -> list[float]:
-    """Per router, the best of `passes` times to route every submission; the routers take
-    turns, so a machine busy with something else for a while slows both alike."""
+    """Per router, the best of `passes` CPU times (this process's) to route every submission;
+    the routers take turns, so a machine busy with something else slows both alike."""
     best = [float("inf")] * len(routers)
     for _ in range(passes):
         for n, route in enumerate(routers):
-            start = time.perf_counter()
+            start = time.process_time()
             for sender, objects in submissions:
                 route(sender, objects)
-            best[n] = min(best[n], time.perf_counter() - start)
+            best[n] = min(best[n], time.process_time() - start)
     return best
 
 

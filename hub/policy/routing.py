@@ -470,12 +470,42 @@ class Router:
                 found = full[id(row)] = (*row[:at], own, *row[at:])
             return found
 
+        # Where an object goes depends on its content only through which audiences receive
+        # it, when all of them receive the same variant: placed once per such class (its
+        # level, who receives it), then each object of the class the same way. Revocations
+        # and objects shaped differently per audience are placed one by one.
+        plans: dict[Hashable, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+        anonymous = policy.rules[sender.id].anonymous
         out: list[Routed] = []
-        for i in range(len(facts.objects)):
-            per_member = [variants[i][n] for n in audience_of]
-            deliveries = self._deliveries(
-                sender, others, facts, i, per_member, verdicts[i], release_at, history
-            )
+        for i, obj in enumerate(facts.objects):
+            row = variants[i]
+            content = next((c for c in row if c is not None), None)
+            alike = not facts.revoked[i] and all(c is None or c is content for c in row)
+            key = (facts.levels[i], tuple(c is not None for c in row)) if alike else None
+            plan = plans.get(key) if key is not None else None
+            if plan is None or content is None:
+                per_member = [row[n] for n in audience_of]
+                deliveries = self._deliveries(
+                    sender, others, facts, i, per_member, verdicts[i], release_at, history
+                )
+                if key is not None:
+                    plans[key] = tuple((d.collection, d.accounts) for d in deliveries[1:])
+            else:
+                onward = facts.levels[i] not in (Tlp.AMBER_STRICT, Tlp.RED)
+                deliveries = (
+                    Delivery(member_alias(sender.id), obj, onward_sharing=onward),
+                    *(
+                        Delivery(
+                            collection,
+                            content,
+                            accounts=accounts,
+                            onward_sharing=onward,
+                            release_at=release_at,
+                            anonymous=anonymous,
+                        )
+                        for collection, accounts in plan
+                    ),
+                )
             out.append(Routed(deliveries, with_own(verdicts[i])))
         return out
 

@@ -4,7 +4,8 @@ per class of object (hub/policy/routing.py at main b431e17, copied unchanged bel
 tests/policy/test_routing_differential.py asserts the hub's router gives exactly the same
 `Routed` results as this one on random federations and submissions, and bench/routing.py
 times both on the bench workload. It imports the same helpers (entitlement, dependencies,
-terms, redaction) as the hub's router; change those and this oracle moves with them.
+terms, pseudonyms) as the hub's router, so it checks the router, not them; only
+`references` (hub/policy/redaction.py), since rewritten for speed, is kept here as it was.
 
 The original module docstring:
 
@@ -24,7 +25,7 @@ feed is entitled to exactly the same content, so a feed is the same for all its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -38,7 +39,6 @@ from hub.policy.anonymity import anonymised
 from hub.policy.dependencies import TOO_ENTANGLED, Settled, Shaped, Variants, settle
 from hub.policy.entitlement import Policy
 from hub.policy.pseudonyms import Pseudonymiser
-from hub.policy.redaction import references
 from hub.policy.rules import Recipient, SharingRules
 from hub.policy.terms import REASON as TERMS_REASON
 from hub.policy.terms import RULE as TERMS_RULE
@@ -391,3 +391,28 @@ def _spread_to_referrers(
             if not marked[i]:
                 marked[i] = True
                 pending.append(i)
+
+
+_MARKING_KEYS = frozenset({"object_marking_refs", "marking_ref", "granular_markings"})
+
+
+def _is_ref_key(key: str) -> bool:
+    return (key.endswith("_ref") or key.endswith("_refs")) and key not in _MARKING_KEYS
+
+
+def references(value: Any) -> Iterator[str]:
+    """Every STIX id the value refers to (`*_ref`, `*_refs` at any depth; markings aside)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in _MARKING_KEYS:
+                continue
+            if _is_ref_key(key):
+                if isinstance(item, str):
+                    yield item
+                elif isinstance(item, list):
+                    yield from (r for r in item if isinstance(r, str))
+            else:
+                yield from references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
