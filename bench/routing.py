@@ -64,12 +64,15 @@ def main(objects: int, passes: int, seed: int) -> None:
     submissions = workload(policy, objects, seed)
     total = sum(len(bundle) for _, bundle in submissions)
 
+    # Each as its route stage held it: main's made a router per submission, the hub's keeps one.
+    router = Router(policy, KEY)
+
     def new(sender: Member, bundle: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
-        return Router(policy, KEY).route(sender, bundle, RECEIVED, NoHistory())
+        return router.route(sender, bundle, RECEIVED, NoHistory())
 
     def old(sender: Member, bundle: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
-        router = reference_routing.Router(policy, KEY)
-        return router.route(sender, bundle, RECEIVED, reference_routing.NoHistory())
+        reference = reference_routing.Router(policy, KEY)
+        return reference.route(sender, bundle, RECEIVED, reference_routing.NoHistory())
 
     for sender, bundle in submissions:
         got = [(r.deliveries, r.verdicts) for r in new(sender, bundle)]
