@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import yaml
@@ -65,6 +66,28 @@ def kafka_broker(given: str | None) -> Iterator[str]:
             subprocess.run(["bash", str(KAFKA_SCRIPT), "stop", "--dir", run_dir], stdout=sys.stderr)
 
 
+def bench_federation() -> dict[str, Any]:
+    """The demo federation where every TLP level of every member reaches someone: a
+    region hit by a major incident, whose CIRTs have all named their recipients (with
+    the demo's rules, AMBER from most members would reach nobody but the sender)."""
+    text = resources.files("hub").joinpath("demo/federation.yaml").read_text()
+    federation: dict[str, Any] = yaml.safe_load(text)
+    members = federation["members"]
+    for n, member in enumerate(members):
+        neighbour = members[(n + 1) % len(members)]["id"]
+        member["sharing"] = {
+            **{k: v for k, v in member.get("sharing", {}).items() if k != "recipients"},
+            "default_tlp": "amber",
+            "recipients": {
+                "green": ["all"],
+                "amber": [f"region:{member['regions'][0]}"],
+                "amber+strict": [f"member:{neighbour}"],
+                "red": [f"account:{neighbour}-read"],
+            },
+        }
+    return federation
+
+
 @dataclass
 class Hub:
     """One API node and `workers` pipeline processes on `bus_url`, in `data_dir`."""
@@ -88,24 +111,9 @@ class Hub:
         return f"http://127.0.0.1:{self.port}"
 
     def _write_federation(self) -> None:
-        """The demo federation where every TLP level of every member reaches someone: a
-        region hit by a major incident, whose CIRTs have all named their recipients (with
-        the demo's rules, AMBER from most members would reach nobody but the sender)."""
-        text = resources.files("hub").joinpath("demo/federation.yaml").read_text()
-        federation = yaml.safe_load(text)
+        """The bench federation (`bench_federation`), with a fresh secret per account."""
+        federation = bench_federation()
         members = federation["members"]
-        for n, member in enumerate(members):
-            neighbour = members[(n + 1) % len(members)]["id"]
-            member["sharing"] = {
-                **{k: v for k, v in member.get("sharing", {}).items() if k != "recipients"},
-                "default_tlp": "amber",
-                "recipients": {
-                    "green": ["all"],
-                    "amber": [f"region:{member['regions'][0]}"],
-                    "amber+strict": [f"member:{neighbour}"],
-                    "red": [f"account:{neighbour}-read"],
-                },
-            }
         self._passwords = {}
         for account in [a for m in members for a in m["accounts"]] + federation["hub"]["accounts"]:
             self._passwords[account["username"]] = password = new_secret()

@@ -16,6 +16,12 @@ class Route:
     policy: Policy
     pseudonym_key: bytes
     history: History = field(default_factory=NoHistory)
+    # One router for every submission: what it derives from the federation (region
+    # feeds' readers) is derived once.
+    router: Router = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "router", Router(self.policy, self.pseudonym_key))
 
     def __call__(self, submission: Submission) -> Submission:
         try:
@@ -29,7 +35,7 @@ class Route:
         if not self.policy.rules[sender.id].levels[Tlp.RED].recipients:
             submission = submission.map_accepted(_red_needs_recipients)
         accepted = [i for i in submission.items if i.accepted]
-        routed = Router(self.policy, self.pseudonym_key).route(
+        routed = self.router.route(
             sender, [i.obj for i in accepted], submission.received, self.history
         )
         decided = {

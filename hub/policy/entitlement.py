@@ -8,7 +8,7 @@ own filter. The first rule that refuses decides, and the verdict names it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +35,18 @@ class Policy:
     rules: Mapping[str, SharingRules] = field(init=False)
 
     named: frozenset[str] = field(init=False)  # identities of members not anonymous
+    # The highest `receive.min_confidence` of any member: a confidence at or above it is
+    # below no one's minimum (None: no member sets one).
+    confidence_floor: int | None = field(init=False)
 
     def __post_init__(self) -> None:
         rules = {m.id: parse_rules(m.sharing, m.regions) for m in self.federation.members}
         object.__setattr__(self, "rules", rules)
         named = frozenset(m.identity for m in self.federation.members if not rules[m.id].anonymous)
         object.__setattr__(self, "named", named)
+        floors = [r.receive.min_confidence for r in rules.values()]
+        found = [f for f in floors if f is not None]
+        object.__setattr__(self, "confidence_floor", max(found) if found else None)
 
     @property
     def members(self) -> tuple[Member, ...]:
@@ -110,6 +116,22 @@ class Policy:
                 f"confidence {confidence} is below {member.id}'s minimum {want.min_confidence}",
             )
         return _allow(member, rule, reason)
+
+    def verdict_class(self, obj: Mapping[str, Any], sender: Member, anonymous: bool) -> Hashable:
+        """Everything `verdict` reads of `obj`: objects of one class get the same verdicts
+        from `sender` (whose rules say `anonymous`). Kept beside `verdict`, in step with it."""
+        confidence = obj.get("confidence")
+        floor = self.confidence_floor
+        return (
+            str(obj.get("type", "")),
+            anonymous and obj.get("id") == sender.identity,
+            tuple(object_markings(obj)),
+            # Only a confidence below some member's minimum is read (and named in the
+            # reason); a bool is an int to that check, and True == 1: the type tells them apart.
+            (type(confidence), confidence)
+            if isinstance(confidence, int) and floor is not None and confidence < floor
+            else None,
+        )
 
     def judged_markings(
         self, marked: Mapping[str, frozenset[str]], sender: Member

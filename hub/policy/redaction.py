@@ -8,7 +8,7 @@ granular selectors meaningful.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 # Marking references are not dependencies: they are never removed (that would unmark content).
@@ -23,22 +23,34 @@ def _is_ref_key(key: str) -> bool:
     return (key.endswith("_ref") or key.endswith("_refs")) and key not in _MARKING_KEYS
 
 
-def references(value: Any) -> Iterator[str]:
-    """Every STIX id the value refers to (`*_ref`, `*_refs` at any depth; markings aside)."""
+def references(value: Any) -> list[str]:
+    """Every STIX id the value refers to (`*_ref`, `*_refs` at any depth; markings aside),
+    in the order they appear."""
+    found: list[str] = []
+    _collect_references(value, found)
+    return found
+
+
+# Values that hold no references: skipped without looking further (the common case).
+_SCALARS = (str, int, float, type(None))
+
+
+def _collect_references(value: Any, found: list[str]) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             if key in _MARKING_KEYS:
                 continue
             if _is_ref_key(key):
                 if isinstance(item, str):
-                    yield item
+                    found.append(item)
                 elif isinstance(item, list):
-                    yield from (r for r in item if isinstance(r, str))
-            else:
-                yield from references(item)
+                    found.extend(r for r in item if isinstance(r, str))
+            elif not isinstance(item, _SCALARS):
+                _collect_references(item, found)
     elif isinstance(value, list):
         for item in value:
-            yield from references(item)
+            if not isinstance(item, _SCALARS):
+                _collect_references(item, found)
 
 
 def _prune(value: Any, hidden: Callable[[str], bool]) -> Any:

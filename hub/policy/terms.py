@@ -41,6 +41,8 @@ def gated_markings(objects: Sequence[Mapping[str, Any]], follow: set[int]) -> li
         for i, o in enumerate(objects)
         if is_marking_definition(o) and i not in follow
     }
+    if not gated:
+        return [()] * len(objects)  # the common case: no marking definition with a TLP
     return [tuple(r for r in dict.fromkeys(marking_refs(o)) if r in gated) for o in objects]
 
 
