@@ -65,6 +65,34 @@ def kafka_broker(given: str | None) -> Iterator[str]:
             subprocess.run(["bash", str(KAFKA_SCRIPT), "stop", "--dir", run_dir], stdout=sys.stderr)
 
 
+def write_federation(path: Path) -> dict[str, str]:
+    """The demo federation where every TLP level of every member reaches someone: a region
+    hit by a major incident, whose CIRTs have all named their recipients (with the demo's
+    rules, AMBER from most members would reach nobody but the sender). Written to `path`;
+    every account's password (the file holds only their hashes)."""
+    text = resources.files("hub").joinpath("demo/federation.yaml").read_text()
+    federation = yaml.safe_load(text)
+    members = federation["members"]
+    for n, member in enumerate(members):
+        neighbour = members[(n + 1) % len(members)]["id"]
+        member["sharing"] = {
+            **{k: v for k, v in member.get("sharing", {}).items() if k != "recipients"},
+            "default_tlp": "amber",
+            "recipients": {
+                "green": ["all"],
+                "amber": [f"region:{member['regions'][0]}"],
+                "amber+strict": [f"member:{neighbour}"],
+                "red": [f"account:{neighbour}-read"],
+            },
+        }
+    passwords = {}
+    for account in [a for m in members for a in m["accounts"]] + federation["hub"]["accounts"]:
+        passwords[account["username"]] = password = new_secret()
+        account["secret_hash"] = hash_secret(password)
+    path.write_text(yaml.safe_dump(federation))
+    return passwords
+
+
 @dataclass
 class Hub:
     """One API node and `workers` pipeline processes on `bus_url`, in `data_dir`."""
@@ -86,29 +114,7 @@ class Hub:
         return f"http://127.0.0.1:{self.port}"
 
     def _write_federation(self) -> None:
-        """The demo federation where every TLP level of every member reaches someone: a
-        region hit by a major incident, whose CIRTs have all named their recipients (with
-        the demo's rules, AMBER from most members would reach nobody but the sender)."""
-        text = resources.files("hub").joinpath("demo/federation.yaml").read_text()
-        federation = yaml.safe_load(text)
-        members = federation["members"]
-        for n, member in enumerate(members):
-            neighbour = members[(n + 1) % len(members)]["id"]
-            member["sharing"] = {
-                **{k: v for k, v in member.get("sharing", {}).items() if k != "recipients"},
-                "default_tlp": "amber",
-                "recipients": {
-                    "green": ["all"],
-                    "amber": [f"region:{member['regions'][0]}"],
-                    "amber+strict": [f"member:{neighbour}"],
-                    "red": [f"account:{neighbour}-read"],
-                },
-            }
-        self._passwords = {}
-        for account in [a for m in members for a in m["accounts"]] + federation["hub"]["accounts"]:
-            self._passwords[account["username"]] = password = new_secret()
-            account["secret_hash"] = hash_secret(password)
-        (self.data_dir / "federation.yaml").write_text(yaml.safe_dump(federation))
+        self._passwords = write_federation(self.data_dir / "federation.yaml")
 
     async def start(self) -> None:
         """Start the hub and wait until it is ready."""

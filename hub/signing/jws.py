@@ -74,11 +74,21 @@ class DetachedJws:
         return True
 
 
-def sign_detached(key: Ed25519PrivateKey, header: Mapping[str, Any], payload: bytes) -> str:
-    """The detached compact JWS of `payload` under `header` (which names alg and kid)."""
-    encoded_header = b64url(orjson.dumps(dict(header)))
+def protected_header(header: Mapping[str, Any]) -> str:
+    """`header` as a JWS carries it: its JSON (in `header`'s order), base64url-encoded."""
+    return b64url(orjson.dumps(dict(header)))
+
+
+def sign_encoded(key: Ed25519PrivateKey, encoded_header: str, payload: bytes) -> str:
+    """The detached compact JWS of `payload` under a header already encoded (for a signer
+    that puts one header on many payloads: the header is encoded once)."""
     signing_input = f"{encoded_header}.{b64url(payload)}".encode("ascii")
     return f"{encoded_header}..{b64url(key.sign(signing_input))}"
+
+
+def sign_detached(key: Ed25519PrivateKey, header: Mapping[str, Any], payload: bytes) -> str:
+    """The detached compact JWS of `payload` under `header` (which names alg and kid)."""
+    return sign_encoded(key, protected_header(header), payload)
 
 
 def parse_detached(text: object) -> DetachedJws:

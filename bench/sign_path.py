@@ -1,0 +1,297 @@
+"""What the Sign stage costs per delivered object: main's path before issue 21's signing step
+and today's, in the same run.
+
+    python -m bench.sign_path [--reports 400] [--rounds 7] [--seed 1]
+
+Workload: the benchmark's incident reports (bench/workload.py: 1-200 objects, the six demo
+members, every TLP level), routed once by the real stages before Sign (decode, authenticate,
+validate, provenance, ownership, mark, route, confine responses, observe) under the
+benchmark's federation (bench/nodes.py: every TLP level of every member reaches someone).
+Then the Sign stage alone over those submissions, one thread: `MainSign` (the stage as it
+was, kept here for this comparison and for the equality test in
+tests/signing/test_signed_once.py) and `hub.pipeline.sign.Sign`, passes alternating, best of
+`--rounds` each in CPU time of the thread (other work on the cores does not count).
+Printed: µs per delivered object (one object in one collection) and per accepted object,
+the ratio new/old, and bare Ed25519 over the same signatures' inputs (the floor). With
+PyNaCl importable, the new stage again with libsodium's Ed25519 (same bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from bench.nodes import write_federation
+from bench.workload import Generator
+from hub.bus import Record
+from hub.bus.url import open_bus
+from hub.correlate.observe import Observe
+from hub.correlate.responses import ConfineResponses
+from hub.federation import Federation, load_federation
+from hub.model import Item, RefusalCode, Stage, Submission
+from hub.pipeline.authenticate import Authenticate
+from hub.pipeline.compose import compose
+from hub.pipeline.decode import Decode
+from hub.pipeline.history import DeliveryHistory
+from hub.pipeline.mark import Mark
+from hub.pipeline.ownership import Ownership
+from hub.pipeline.provenance import Provenance
+from hub.pipeline.route import Route
+from hub.pipeline.sign import Sign, _as_published
+from hub.pipeline.validate import Validate
+from hub.policy.entitlement import Policy
+from hub.records import encode_intake
+from hub.signing.intake import IntakeKeys, new_intake_key
+from hub.signing.jws import b64url
+from hub.signing.keyring import KeyStore
+from hub.signing.provenance import (
+    CanonicalizationError,
+    HubSigner,
+    Sealer,
+    canonical,
+    orjson_is_canonical,
+    without_extension,
+)
+from hub.stix.markings import tlp_by_marking_id
+from hub.topics import Topics
+
+PASSPHRASE = "bench passphrase"
+
+
+def _scan(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """What KeyStore did on every read before: list the keys dir and stat each key file."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return ()
+    return tuple(
+        sorted(
+            (e.name, e.inode(), e.stat().st_mtime_ns)
+            for e in entries
+            if e.name.endswith(".json") and e.is_file()
+        )
+    )
+
+
+@dataclass(frozen=True)
+class MainSign:
+    """The Sign stage as it was on main before issue 21's signing step: each delivery
+    canonicalized, the protected header built and encoded per signature, the keys dir
+    listed per submission. Its signatures are the reference the new stage must equal."""
+
+    signer: HubSigner
+    federation: Federation
+
+    def __call__(self, submission: Submission) -> Submission:
+        _scan(self.signer.store.path)
+        self.signer.refresh()
+        sender = next((m for m in self.federation.members if m.id == submission.member), None)
+        anonymous = sender is not None and sender.sharing.get("anonymous") is True
+        policy_version = submission.policy_version or self.federation.policy_version
+
+        def seal(item: Item) -> Item:
+            if item.obj.get("type") == "marking-definition" and item.id in tlp_by_marking_id():
+                return _as_published(item)
+            try:
+                original = without_extension(item.obj)
+                plain = orjson_is_canonical(original)
+                accepted = canonical(original, plain=plain)
+                sealed: dict[tuple[bytes, bool], dict[str, Any]] = {}
+                deliveries = []
+                for delivery in item.deliveries:
+                    body = without_extension(delivery.obj)
+                    payload = canonical(body, plain=plain)
+                    hidden = anonymous or delivery.anonymous
+                    key = (payload, hidden)
+                    if key not in sealed:
+                        sealed[key] = self.signer.sign_body(
+                            body,
+                            payload,
+                            Sign._provenance(
+                                item, payload, accepted, hidden, submission, policy_version
+                            ),
+                        )
+                    deliveries.append(replace(delivery, obj=sealed[key]))
+            except CanonicalizationError as exc:
+                where = f"objects[{item.index}] ({item.id or 'no id'})"
+                return item.refuse(
+                    RefusalCode.INVALID_STIX, f"{where}: has no canonical JSON form: {exc}"
+                )
+            return replace(item, deliveries=tuple(deliveries))
+
+        return submission.map_accepted(seal)
+
+
+class _Sodium:
+    """libsodium's Ed25519 (PyNaCl) behind the one call the hub's signing makes."""
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        import nacl.signing  # measured only where it is installed
+
+        seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        self._key = nacl.signing.SigningKey(seed)
+
+    def sign(self, data: bytes) -> bytes:
+        return bytes(self._key.sign(data).signature)
+
+
+class SodiumSigner(HubSigner):
+    """A HubSigner whose Sealers sign with libsodium: the measurement of PyNaCl."""
+
+    def sealer(self) -> Sealer:
+        base = super().sealer()
+        assert self._current is not None
+        return Sealer(base.kid, _Sodium(self._current[1]))  # type: ignore[arg-type]
+
+
+def bench_federation(data_dir: Path) -> Federation:
+    """The benchmark's federation (bench/nodes.py), loaded."""
+    write_federation(data_dir / "federation.yaml")
+    return load_federation(data_dir / "federation.yaml")
+
+
+def routed(
+    federation: Federation, reports: Iterable[tuple[str, list[dict[str, Any]]]], data_dir: Path
+) -> list[Submission]:
+    """Each (member, objects) as the Sign stage gets it: the API's intake record, decoded and
+    taken through every stage before Sign, as one pipeline worker would."""
+    topics = Topics()
+    keys = IntakeKeys((new_intake_key(),), topics.intake, {})
+    decode = Decode(federation, topics, intake_keys=lambda: keys)
+    # Read from memory only: the bus is never started (its constructor does no I/O).
+    history = DeliveryHistory(open_bus("embedded", data_dir), topics.decisions)
+    key = os.urandom(32)
+    before: Stage = compose(
+        Authenticate(federation),
+        Validate(federation),
+        Provenance(federation),
+        Ownership(federation, history),
+        Mark(federation),
+        Route(Policy(federation), key, history),
+        ConfineResponses(federation),
+        Observe(federation, key),
+    )
+    received = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    out = []
+    for offset, (member, objects) in enumerate(reports):
+        status_id = str(uuid.uuid4())
+        value = encode_intake(
+            status_id=status_id,
+            member=member,
+            account=f"{member}-submit",
+            received=received,
+            request_id=status_id,
+            objects=objects,
+        )
+        record = Record(
+            topics.intake, 0, offset, None, value, (keys.header(value),), int(time.time() * 1000)
+        )
+        out.append(before(decode(record)))
+    return out
+
+
+@contextmanager
+def signer_in(data_dir: Path, kind: type[HubSigner] = HubSigner) -> Iterator[HubSigner]:
+    """A signer with a fresh key, sealed under a passphrase as on a hub."""
+    signer = kind(KeyStore(data_dir / "keys"), PASSPHRASE)
+    signer.refresh()
+    yield signer
+
+
+def _timed(work: Callable[[], object]) -> float:
+    """CPU seconds of this thread for one call of `work`, after a collection (none left over
+    to pay for): what the stage costs the hub, whatever else shares the cores."""
+    gc.collect()
+    start = time.thread_time()
+    work()
+    return time.thread_time() - start
+
+
+def main(reports: int, rounds: int, seed: int) -> None:
+    generator = Generator(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        federation = bench_federation(data_dir)
+        bundles = [generator.incident_bundle() for _ in range(reports)]
+        print(f"routing {reports} reports through the stages before Sign ...", file=sys.stderr)
+        subs = routed(federation, [(s.member, objects) for s, objects in bundles], data_dir)
+        accepted = [i for s in subs for i in s.items if i.accepted]
+        deliveries = sum(len(i.deliveries) for i in accepted)
+        variants = sum(len({id(d.obj) for d in i.deliveries}) for i in accepted)
+        print(
+            f"{len(subs)} submissions, {len(accepted):,} accepted objects, "
+            f"{deliveries:,} deliveries ({deliveries / len(accepted):.2f} per object), "
+            f"{variants:,} variants as routing hands them"
+        )
+        with signer_in(data_dir) as signer:
+            paths: dict[str, Stage] = {
+                "main (before)": MainSign(signer, federation),
+                "new": Sign(signer, federation),
+            }
+            sodium = SodiumSigner(signer.store, PASSPHRASE)
+            try:
+                sodium.sealer()
+            except ImportError:
+                print("PyNaCl is not installed: libsodium not measured")
+            else:
+                paths["new, libsodium Ed25519"] = Sign(sodium, federation)
+            outputs = {name: [stage(s) for s in subs] for name, stage in paths.items()}
+            reference = outputs["main (before)"]
+            for name, out in outputs.items():
+                if out != reference:
+                    raise SystemExit(f"{name}: not the same signed objects as main's path")
+            signed = [d.obj for s in reference for i in s.items if i.accepted for d in i.deliveries]
+            unique = list({id(o): o for o in signed}.values())
+            inputs = [_signing_input(o) for o in unique]
+            assert signer._current is not None
+            bare = signer._current[1]
+            print(f"{len(unique):,} signatures per pass; measuring, {rounds} rounds ...")
+            best = dict.fromkeys([*paths, "Ed25519 alone"], float("inf"))
+            for _ in range(rounds):
+                for name, stage in paths.items():
+                    best[name] = min(best[name], _timed(lambda st=stage: [st(s) for s in subs]))
+                best["Ed25519 alone"] = min(
+                    best["Ed25519 alone"], _timed(lambda: [bare.sign(x) for x in inputs])
+                )
+    old = best["main (before)"]
+    print()
+    print(f"{'Sign stage':<26}{'µs/delivery':>12}{'µs/object':>11}{'x main':>8}")
+    for name, seconds in best.items():
+        print(
+            f"{name:<26}{seconds / deliveries * 1e6:>12.1f}"
+            f"{seconds / len(accepted) * 1e6:>11.1f}{seconds / old:>8.2f}"
+        )
+
+
+def _signing_input(obj: Any) -> bytes:
+    """What the hub's signature over `obj` signs: header, a dot, the canonical object."""
+    ext = obj["extensions"]["extension-definition--d48c7d39-99e9-432b-b5db-b86b19be051f"]
+    header = ext["signature"].split(".")[0]
+    return f"{header}.{b64url(canonical(without_extension(obj)))}".encode("ascii")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--reports", type=int, default=400, help="incident reports (default 400)")
+    parser.add_argument("--rounds", type=int, default=7, help="passes per path (default 7)")
+    parser.add_argument("--seed", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    main(args.reports, args.rounds, args.seed)
