@@ -35,9 +35,16 @@ from typing import Any
 
 import orjson
 import rfc8785
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hub.signing.jws import HUB_ALG, b64url, protected_header, sign_detached, sign_encoded
+from hub.signing.jws import (
+    HUB_ALG,
+    Signs,
+    SodiumKey,
+    b64url,
+    protected_header,
+    sign_detached,
+    sign_encoded,
+)
 from hub.signing.keyring import KeyRecord, KeyringError, KeyStore
 
 log = logging.getLogger(__name__)
@@ -193,7 +200,7 @@ def hub_header(kid: str, provenance: Provenance) -> dict[str, Any]:
 def attach(
     body: Mapping[str, Any],
     provenance: Provenance,
-    key: Ed25519PrivateKey,
+    key: Signs,
     kid: str,
     payload: bytes,
 ) -> dict[str, Any]:
@@ -230,7 +237,7 @@ class Sealer:
 
     __slots__ = ("_headers", "_key", "kid")
 
-    def __init__(self, kid: str, key: Ed25519PrivateKey) -> None:
+    def __init__(self, kid: str, key: Signs) -> None:
         self.kid = kid
         self._key = key
         # Bounded by the submission: one entry per distinct provenance among its objects.
@@ -259,7 +266,7 @@ class HubSigner:
         self.store = store
         self._passphrase = passphrase
         self._lock = threading.Lock()
-        self._current: tuple[KeyRecord, Ed25519PrivateKey] | None = None
+        self._current: tuple[KeyRecord, Signs] | None = None
 
     def refresh(self) -> str:
         """Load the current key (making the first one if there is none); its kid.
@@ -272,7 +279,8 @@ class HubSigner:
             try:
                 record = self.store.current() or self.store.ensure_key(self._passphrase)
                 if self._current is None or self._current[0].kid != record.kid:
-                    self._current = (record, self.store.private_key(record, self._passphrase))
+                    private = self.store.private_key(record, self._passphrase)
+                    self._current = (record, SodiumKey(private))
             except KeyringError:
                 if self._current is None:
                     raise

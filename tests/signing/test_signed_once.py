@@ -1,7 +1,7 @@
 """Each distinct variant signed once, each protected header encoded once per submission, the
-keys dir read once per change (issue 21): the signatures stay byte for byte what main's Sign
-stage wrote, a variant in several collections carries one signature, and a rotation between
-two submissions is picked up."""
+keys dir read once per change, Ed25519 through libsodium (issue 21): the signatures stay byte
+for byte what main's Sign stage wrote with cryptography's Ed25519, a variant in several
+collections carries one signature, and a rotation between two submissions is picked up."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from bench.sign_path import MainSign, bench_federation, routed, signer_in
+from bench.sign_path import MainSign, bench_federation, private_key, routed, signer_in
 from bench.workload import Generator
 from hub.federation import Federation
 from hub.model import Submission
@@ -77,7 +77,7 @@ def test_the_stage_signs_real_objects_byte_for_byte_as_main_did(tmp_path: Path) 
     fed = federation(tmp_path)
     subs = routed(fed, real_reports(fed), tmp_path)
     with signer_in(tmp_path) as signer:
-        before = [MainSign(signer, fed)(s) for s in subs]
+        before = [MainSign(signer, fed, private_key(signer.store))(s) for s in subs]
         after = [Sign(signer, fed)(s) for s in subs]
         jwks = signer.store.jwks()
     assert delivered(after) == delivered(before)
