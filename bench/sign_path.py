@@ -19,19 +19,21 @@ with cryptography's Ed25519 rather than libsodium's (PyNaCl): what that choice g
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import os
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.nodes import write_federation
@@ -48,22 +50,24 @@ from hub.pipeline.decode import Decode
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.mark import Mark
 from hub.pipeline.ownership import Ownership
-from hub.pipeline.provenance import Provenance
+from hub.pipeline.provenance import Provenance as ProvenanceStage
 from hub.pipeline.route import Route
 from hub.pipeline.sign import Sign, _as_published
 from hub.pipeline.validate import Validate
 from hub.policy.entitlement import Policy
 from hub.records import encode_intake
 from hub.signing.intake import IntakeKeys, new_intake_key
-from hub.signing.jws import Signs, SodiumKey, b64url
+from hub.signing.jws import HUB_ALG, Signs, SodiumKey, b64url
 from hub.signing.keyring import KeyStore
 from hub.signing.provenance import (
+    HEADER_CLAIMS,
     CanonicalizationError,
     HubSigner,
+    Provenance,
     Sealer,
-    attach,
     canonical,
     orjson_is_canonical,
+    with_extension,
     without_extension,
 )
 from hub.stix.markings import tlp_by_marking_id
@@ -120,7 +124,7 @@ class MainSign:
                     hidden = anonymous or delivery.anonymous
                     key = (payload, hidden)
                     if key not in sealed:
-                        sealed[key] = attach(
+                        sealed[key] = _main_attach(
                             body,
                             Sign._provenance(
                                 item, payload, accepted, hidden, submission, policy_version
@@ -138,6 +142,26 @@ class MainSign:
             return replace(item, deliveries=tuple(deliveries))
 
         return submission.map_accepted(seal)
+
+
+def _main_b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _main_attach(
+    body: Mapping[str, Any],
+    provenance: Provenance,
+    key: Ed25519PrivateKey,
+    kid: str,
+    payload: bytes,
+) -> dict[str, Any]:
+    """hub.signing.provenance.attach as main had it: the header's JSON and base64url made
+    for every signature."""
+    header = {"alg": HUB_ALG, "kid": kid, HEADER_CLAIMS: provenance.claims()}
+    encoded_header = _main_b64url(orjson.dumps(header))
+    signing_input = f"{encoded_header}.{_main_b64url(payload)}".encode("ascii")
+    signature = f"{encoded_header}..{_main_b64url(key.sign(signing_input))}"
+    return with_extension(body, provenance, kid, signature)
 
 
 class CryptographySigner(HubSigner):
@@ -179,7 +203,7 @@ def routed(
     before: Stage = compose(
         Authenticate(federation),
         Validate(federation),
-        Provenance(federation),
+        ProvenanceStage(federation),
         Ownership(federation, history),
         Mark(federation),
         Route(Policy(federation), key, history),
