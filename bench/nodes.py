@@ -88,6 +88,19 @@ def bench_federation() -> dict[str, Any]:
     return federation
 
 
+def write_federation(path: Path) -> dict[str, str]:
+    """The bench federation written to `path`, with a fresh secret per account; every
+    account's password (the file holds only their hashes)."""
+    federation = bench_federation()
+    members = federation["members"]
+    passwords = {}
+    for account in [a for m in members for a in m["accounts"]] + federation["hub"]["accounts"]:
+        passwords[account["username"]] = password = new_secret()
+        account["secret_hash"] = hash_secret(password)
+    path.write_text(yaml.safe_dump(federation))
+    return passwords
+
+
 @dataclass
 class Hub:
     """One API node and `workers` pipeline processes on `bus_url`, in `data_dir`."""
@@ -112,13 +125,7 @@ class Hub:
 
     def _write_federation(self) -> None:
         """The bench federation (`bench_federation`), with a fresh secret per account."""
-        federation = bench_federation()
-        members = federation["members"]
-        self._passwords = {}
-        for account in [a for m in members for a in m["accounts"]] + federation["hub"]["accounts"]:
-            self._passwords[account["username"]] = password = new_secret()
-            account["secret_hash"] = hash_secret(password)
-        (self.data_dir / "federation.yaml").write_text(yaml.safe_dump(federation))
+        self._passwords = write_federation(self.data_dir / "federation.yaml")
 
     async def start(self) -> None:
         """Start the hub and wait until it is ready."""

@@ -30,7 +30,9 @@ class Sign:
     federation: Federation
 
     def __call__(self, submission: Submission) -> Submission:
-        self.signer.refresh()  # a rotation made on another node takes effect here
+        # One per submission, with the current key: a rotation made on another node takes
+        # effect here; the submission's objects share their protected headers.
+        sealer = self.signer.sealer()
         sender = next((m for m in self.federation.members if m.id == submission.member), None)
         # An anonymous sender's own signature would name it: it is checked, then not carried.
         anonymous = sender is not None and sender.sharing.get("anonymous") is True
@@ -45,16 +47,27 @@ class Sign:
                 # how to canonicalize the object decides it for all of them.
                 plain = orjson_is_canonical(original)
                 accepted = canonical(original, plain=plain)
+                # Routing hands recipients that get the same variant one and the same
+                # mapping: each is canonicalized once, by identity (the item holds them all
+                # while this runs, so no id is reused), and the object as accepted is one.
+                forms: dict[int, tuple[dict[str, Any], bytes]] = {
+                    id(item.obj): (original, accepted)
+                }
                 sealed: dict[tuple[bytes, bool], dict[str, Any]] = {}
                 deliveries = []
                 for delivery in item.deliveries:
-                    # Only what authenticate verified is carried; the rest of the extension goes.
-                    body = without_extension(delivery.obj)
-                    payload = canonical(body, plain=plain)
+                    form = forms.get(id(delivery.obj))
+                    if form is None:
+                        # Only what authenticate verified is carried; the rest of the
+                        # extension goes.
+                        body = without_extension(delivery.obj)
+                        form = forms[id(delivery.obj)] = (body, canonical(body, plain=plain))
+                    body, payload = form
                     hidden = anonymous or delivery.anonymous
+                    # Equal bytes reached by different routes are signed once too.
                     key = (payload, hidden)
                     if key not in sealed:
-                        sealed[key] = self.signer.sign_body(
+                        sealed[key] = sealer.seal(
                             body,
                             payload,
                             self._provenance(

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -195,13 +197,30 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+# Keys are written by renaming a file into the dir, which moves the dir's change time: one
+# stat tells whether anything changed since the dir was last listed. A change within the
+# filesystem's timestamp granularity of that listing may leave the time as it was, so a
+# time younger than this is not trusted and the dir is listed again.
+_SETTLED_NS = 2_000_000_000
+
+
 class KeyStore:
-    """The keys dir. Reads are cached until a file in it changes (a rotation elsewhere)."""
+    """The keys dir. Read once per change to it (a rotation here or on another node): one
+    stat of the dir per call otherwise."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._settled: tuple[int, int, int] | None = None  # the dir's stamp, once settled
         self._records: tuple[KeyRecord, ...] = ()
+        self._lock = threading.Lock()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
     def _listing(self) -> tuple[tuple[str, int, int], ...]:
         try:
@@ -218,15 +237,22 @@ class KeyStore:
 
     def records(self) -> tuple[KeyRecord, ...]:
         """Every key, oldest first; the current one (if any) last."""
-        listing = self._listing()
-        if listing != self._seen:
-            found = [
-                KeyRecord.from_json((self.path / name).read_bytes(), name) for name, _, _ in listing
-            ]
-            # Retired keys first, then by age: the last one is the current key.
-            found.sort(key=lambda k: (k.retired is None, k.created, k.kid))
-            self._records, self._seen = tuple(found), listing
-        return self._records
+        with self._lock:  # threads of one node share the store: the stamp goes with its read
+            stamp = self._stamp()
+            if stamp is not None and stamp == self._settled:
+                return self._records
+            listing = self._listing()
+            if listing != self._seen:
+                found = [
+                    KeyRecord.from_json((self.path / name).read_bytes(), name)
+                    for name, _, _ in listing
+                ]
+                # Retired keys first, then by age: the last one is the current key.
+                found.sort(key=lambda k: (k.retired is None, k.created, k.kid))
+                self._records, self._seen = tuple(found), listing
+            settled = stamp is not None and time.time_ns() - stamp[2] > _SETTLED_NS
+            self._settled = stamp if settled else None
+            return self._records
 
     def current(self) -> KeyRecord | None:
         records = self.records()

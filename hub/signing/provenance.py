@@ -35,9 +35,16 @@ from typing import Any
 
 import orjson
 import rfc8785
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hub.signing.jws import HUB_ALG, b64url, sign_detached
+from hub.signing.jws import (
+    HUB_ALG,
+    Signs,
+    SodiumKey,
+    b64url,
+    protected_header,
+    sign_detached,
+    sign_encoded,
+)
 from hub.signing.keyring import KeyRecord, KeyringError, KeyStore
 
 log = logging.getLogger(__name__)
@@ -185,18 +192,30 @@ class Provenance:
         )
 
 
+def hub_header(kid: str, provenance: Provenance) -> dict[str, Any]:
+    """The protected header of the hub's signature: its key, and the provenance it binds."""
+    return {"alg": HUB_ALG, "kid": kid, HEADER_CLAIMS: provenance.claims()}
+
+
 def attach(
     body: Mapping[str, Any],
     provenance: Provenance,
-    key: Ed25519PrivateKey,
+    key: Signs,
     kid: str,
     payload: bytes,
 ) -> dict[str, Any]:
     """`body` (the object without the extension, whose canonical form is `payload`) signed."""
-    header = {"alg": HUB_ALG, "kid": kid, HEADER_CLAIMS: provenance.claims()}
+    signature = sign_detached(key, hub_header(kid, provenance), payload)
+    return with_extension(body, provenance, kid, signature)
+
+
+def with_extension(
+    body: Mapping[str, Any], provenance: Provenance, kid: str, signature: str
+) -> dict[str, Any]:
+    """`body` with the provenance extension carrying `signature` (the hub's, by `kid`)."""
     ext: dict[str, Any] = {
         "extension_type": EXTENSION_TYPE,
-        "signature": sign_detached(key, header, payload),
+        "signature": signature,
         "kid": kid,
         "received": provenance.received,
         "submitter": provenance.submitter,
@@ -212,6 +231,30 @@ def attach(
     return {**body, "extensions": {**others, EXTENSION_ID: ext}}
 
 
+class Sealer:
+    """Signs with one key, for one submission: each distinct provenance's protected header is
+    built and encoded once, not per object. A rotation takes effect with the next Sealer."""
+
+    __slots__ = ("_headers", "_key", "kid")
+
+    def __init__(self, kid: str, key: Signs) -> None:
+        self.kid = kid
+        self._key = key
+        # Bounded by the submission: one entry per distinct provenance among its objects.
+        self._headers: dict[Provenance, str] = {}
+
+    def seal(
+        self, body: Mapping[str, Any], payload: bytes, provenance: Provenance
+    ) -> dict[str, Any]:
+        """`body` (whose canonical form is `payload`) signed, as attach() signs it."""
+        header = self._headers.get(provenance)
+        if header is None:
+            header = protected_header(hub_header(self.kid, provenance))
+            self._headers[provenance] = header
+        signature = sign_encoded(self._key, header, payload)
+        return with_extension(body, provenance, self.kid, signature)
+
+
 class HubSigner:
     """Signs with the current key of the keys dir, following rotations made elsewhere.
 
@@ -223,7 +266,7 @@ class HubSigner:
         self.store = store
         self._passphrase = passphrase
         self._lock = threading.Lock()
-        self._current: tuple[KeyRecord, Ed25519PrivateKey] | None = None
+        self._current: tuple[KeyRecord, Signs] | None = None
 
     def refresh(self) -> str:
         """Load the current key (making the first one if there is none); its kid.
@@ -236,12 +279,21 @@ class HubSigner:
             try:
                 record = self.store.current() or self.store.ensure_key(self._passphrase)
                 if self._current is None or self._current[0].kid != record.kid:
-                    self._current = (record, self.store.private_key(record, self._passphrase))
+                    private = self.store.private_key(record, self._passphrase)
+                    self._current = (record, SodiumKey(private))
             except KeyringError:
                 if self._current is None:
                     raise
                 log.exception("cannot load the new signing key; still signing with the old one")
             return self._current[0].kid
+
+    def sealer(self) -> Sealer:
+        """A Sealer with the current key (a rotation made elsewhere picked up): one per
+        submission, so that its objects share their protected headers."""
+        self.refresh()
+        assert self._current is not None
+        record, key = self._current
+        return Sealer(record.kid, key)
 
     def sign(self, obj: Mapping[str, Any], provenance: Provenance) -> dict[str, Any]:
         """`obj` as delivered, with the provenance extension and the hub's signature."""
