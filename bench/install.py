@@ -10,6 +10,7 @@ readers, ceilings, medallion) stays in the venv that runs it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import subprocess
@@ -28,14 +29,20 @@ STEPS = (
 
 
 def install(venv: Path = DEFAULT) -> Path:
-    """Make `venv` with README's install steps unless it already has the hub; its python."""
+    """Make `venv` with README's install steps unless it has the hub installed from today's
+    runtime lock already; its python."""
     python = venv / "bin" / "python"
-    if python.exists() and (venv / "bin" / "cirt-hub").exists():
+    stamp = venv / "cirt-hub-lock.sha256"
+    lock = hashlib.sha256((ROOT / "requirements.lock").read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == lock:
         return python
-    for n, step in enumerate(STEPS, start=1):
+    # A venv made from an earlier lock gets the install steps again (pip keeps what matches).
+    steps = STEPS[1:] if python.exists() else STEPS
+    for n, step in enumerate(steps, start=1):
         command = step.format(venv=venv)
-        print(f"bench.install: [{n}/{len(STEPS)}] {command}", file=sys.stderr, flush=True)
+        print(f"bench.install: [{n}/{len(steps)}] {command}", file=sys.stderr, flush=True)
         subprocess.run(shlex.split(command), cwd=ROOT, check=True, stdout=sys.stderr)
+    stamp.write_text(lock)
     return python
 
 
