@@ -19,6 +19,7 @@ from hub.api import (
     exports,
     health,
     jwks,
+    lookup,
     metrics,
     responses,
     stream,
@@ -304,5 +305,6 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         app.router.add_get("/api/v1/streams/{collection}", stream.stream)
         console.add_routes(app)
         exports.add_routes(app)
+        lookup.add_routes(app)
         responses.add_routes(app)
     return app
