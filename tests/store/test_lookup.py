@@ -14,14 +14,8 @@ from typing import Any
 
 import pytest
 
-from hub.store.lookup_values import (
-    _KEYWORDS,
-    _STRING,
-    _from_grammar,
-    keys_of,
-    lookup_query,
-    pattern_keys,
-)
+from hub.stix.object_paths import comparisons
+from hub.store.lookup_values import keys_of, lookup_query, pattern_keys
 from hub.store.view import View
 from tests.conftest import TESTDATA
 from tests.store.feeds import indicator
@@ -103,11 +97,29 @@ def patterns() -> Iterator[str]:
             continue
 
 
-def test_the_fast_reading_of_patterns_gives_the_grammars_keys() -> None:
-    fast = [p for p in set(patterns()) if not _KEYWORDS.search(_STRING.sub("''", p))]
-    assert len(fast) > 200
-    for pattern in fast:
-        assert set(pattern_keys(pattern)) == set(_from_grammar(pattern)), pattern
+# Comparisons the shared test data lacks: every operator indexed, negations, literals that
+# hold what looks like a comparison, spacing and quoting the grammar allows.
+TRICKY = [
+    "[ipv4-addr:value ISSUBSET '203.0.113.0/24' OR ipv6-addr:value ISSUBSET '2001:db8::/32']",
+    "[domain-name:value IN ('a.example', 'b.example') AND domain-name:value NOT IN ('c.x')]",
+    "[domain-name:value LIKE '%.example.org'] FOLLOWEDBY [domain-name:value LIKE 'x%.org']",
+    "[domain-name:value NOT LIKE '%.example.org' OR domain-name:value != 'n.example']",
+    "[file:name = 'x domain-name:value = \\'fake.example\\'' AND file:hashes.MD5 = "
+    "'001DD76872D80801692FF942308C64E6']",
+    f"[file:hashes.'SHA-256'   IN   ('{'EF53' * 16}')]",
+    "[url:value = 'http://a.example/?q=IN' AND email-addr:value LIKE 'x@y.org']",
+    "[network-traffic:dst_ref.value = '198.51.100.1' AND ipv4-addr:value MATCHES '^10[.]']",
+    "([ipv4-addr:value = '192.0.2.1'] AND [ipv4-addr:value = '192.0.2.2']) WITHIN 5 SECONDS",
+]
+
+
+def test_the_token_reading_of_patterns_gives_the_grammars_keys() -> None:
+    found = sorted(set(patterns())) + TRICKY
+    assert len(found) > 200
+    for pattern in found:
+        assert list(pattern_keys(pattern)) == list(pattern_keys(pattern, grammar=True)), pattern
+    assert [k.shown for k in pattern_keys(TRICKY[4])] == ["001dd76872d80801692ff942308c64e6"]
+    assert all(comparisons(pattern) for pattern in TRICKY)  # each one a valid STIX pattern
 
 
 @pytest.mark.parametrize(
