@@ -110,13 +110,15 @@ def _ip_relation(first: bytes, last: bytes, q: LookupQuery) -> str:
 
 
 def _networks_holding(q: LookupQuery) -> list[bytes]:
-    """The first address of every network larger than the query's that holds it."""
+    """The first address of every network larger than the query's that holds it and starts
+    before it (one starting where it starts is inside the query's own range). Only equality
+    on `first`: a range condition there would have SQLite scan every lower address."""
     assert isinstance(q.first, bytes) and q.last is not None
     width = len(q.first) * 8
     first, last = int.from_bytes(q.first), int.from_bytes(q.last)
     prefix = width - (last - first + 1).bit_length() + 1
     starts = {first & ~((1 << (width - p)) - 1) for p in range(prefix)}
-    return [s.to_bytes(len(q.first)) for s in sorted(starts)]
+    return [s.to_bytes(len(q.first)) for s in sorted(starts) if s != first]
 
 
 def _select(conn: sqlite3.Connection, sql: str, args: list[Any]) -> tuple[list[Any], bool]:
@@ -143,8 +145,8 @@ def candidates(conn: sqlite3.Connection, q: LookupQuery) -> Candidates:
         marks = ",".join("?" * len(holders))
         around, more = _select(
             conn,
-            f"{_COLUMNS} AND first IN ({marks}) AND first < ? AND last >= ?",
-            [q.kind, *holders, q.first, q.last],
+            f"{_COLUMNS} AND first IN ({marks}) AND last >= ?",
+            [q.kind, *holders, q.last],
         )
         found = [
             Candidate(seq, shown, _ip_relation(first, last, q))
