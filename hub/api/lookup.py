@@ -21,13 +21,18 @@ from hub.api.keys import COLLECTIONS, VIEW
 from hub.collections import Collection
 from hub.errors import BadRequest
 from hub.stix.markings import Tlp
-from hub.store.lookup_values import QUERY_KINDS, LookupQuery, NotAValue, lookup_query
+from hub.store.lookup_values import (
+    QUERY_KINDS,
+    LookupQuery,
+    NotAValue,
+    kind_name,
+    lookup_query,
+)
 from hub.store.view import Found, LookupAnswer
 
 PARAMETERS = frozenset({"value", "kind", "limit"})
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
 NAME = "$.name"
-SHOWN_KINDS = {"ip4": "ipv4", "ip6": "ipv6"}
 _LIMIT = re.compile(r"[0-9]{1,4}")
 
 
@@ -64,11 +69,15 @@ def lookup_request(query: MultiMapping[str]) -> tuple[LookupQuery, int]:
 
 
 async def look_up(
-    request: web.Request, scope: Reading, query: LookupQuery, limit: int
+    request: web.Request,
+    scope: Reading,
+    query: LookupQuery,
+    limit: int,
+    paths: tuple[str, ...] = (NAME,),
 ) -> LookupAnswer:
-    """The view's answer for `query`, as `scope` may read it."""
+    """The view's answer for `query`, as `scope` may read it (the API's and the console's)."""
     return await request.app[VIEW].lookup(
-        query, list(scope.collections), scope.reader, limit, (NAME,)
+        query, list(scope.collections), scope.reader, limit, paths
     )
 
 
@@ -98,7 +107,7 @@ async def lookup(request: web.Request) -> web.Response:
     scope = reading(account, collections)
     answer = await look_up(request, scope, query, limit)
     body = {
-        "query": {"value": query.value, "kind": SHOWN_KINDS.get(query.kind, query.kind)},
+        "query": {"value": query.value, "kind": kind_name(query.kind)},
         "objects": [_shown(found, scope) for found in answer.found],
         "more": answer.more,
     }

@@ -250,6 +250,11 @@ class LookupQuery:
     last: bytes | None = None
 
 
+def kind_name(kind: str) -> str:
+    """An index kind as callers name it (`ipv4` for `ip4`)."""
+    return {IP4: "ipv4", IP6: "ipv6"}.get(kind, kind)
+
+
 class NotAValue(ValueError):
     """The value is not one of the kind asked (or of any kind); the message says why."""
 

@@ -8,13 +8,12 @@ from aiohttp import web
 
 from hub.api.console.common import LIST_PATHS, Row, reader_of, rows
 from hub.api.console.render import Language, language_of, page
-from hub.api.keys import VIEW
+from hub.api.lookup import look_up
 from hub.store.lookup import Candidate
-from hub.store.lookup_values import MAX_VALUE, QUERY_KINDS, NotAValue, lookup_query
+from hub.store.lookup_values import MAX_VALUE, QUERY_KINDS, NotAValue, kind_name, lookup_query
 from hub.store.view import Found
 
 LIMIT = 100
-SHOWN_KINDS = {"ip4": "ipv4", "ip6": "ipv6"}
 
 
 def _how(found: Found, language: Language) -> str:
@@ -63,9 +62,7 @@ async def search_page(request: web.Request) -> web.Response:
                 kind=kind or language.say("any kind"),
             )
         else:
-            answer = await request.app[VIEW].lookup(
-                query, list(reader.scope.collections), reader.scope.reader, LIMIT, LIST_PATHS
-            )
+            answer = await look_up(request, reader.scope, query, LIMIT, LIST_PATHS)
             shown: list[tuple[Row, str]] = list(
                 zip(
                     rows(request, [f.arrival for f in answer.found]),
@@ -74,7 +71,7 @@ async def search_page(request: web.Request) -> web.Response:
                 )
             )
             context.update(
-                asked=(query.value, SHOWN_KINDS.get(query.kind, query.kind)),
+                asked=(query.value, kind_name(query.kind)),
                 found=[(row, how, reader.scope.collections[row.collection]) for row, how in shown],
                 more=answer.more,
             )
