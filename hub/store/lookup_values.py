@@ -66,6 +66,9 @@ _SCO_KINDS = {
 TEXT_PROPERTIES = ("name", "description", "content", "abstract", "explanation", "labels", "aliases")
 TEXT_CHARS = 4096
 MAX_VALUE = 2048  # characters of a looked-up value
+# Words of a free-text look-up: a phrase reads each word's list of objects, so its cost
+# grows with its words (the lists of common words are long).
+MAX_WORDS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +286,8 @@ def lookup_query(value: str, kind: str | None = None) -> LookupQuery:
     asked = kind or _guess(text)
     wanted = QUERY_KINDS[asked]
     if wanted == "text":
+        if len(text.split()) > MAX_WORDS:
+            raise NotAValue(f"free text is looked up as a phrase of at most {MAX_WORDS} words")
         return LookupQuery("text", text, text)
     if wanted in ("ip", IP4, IP6):
         found = _network(text)

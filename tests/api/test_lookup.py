@@ -188,6 +188,7 @@ async def test_wrong_parameters_get_a_400_naming_them(
             ({"value": "x" * 3000}, "value"),
             ({"value": "example.org", "kind": "ipv4"}, "value"),
             ({"value": "abc", "kind": "sha256"}, "value"),
+            ({"value": "word " * 17, "kind": "text"}, "value"),
             ({"value": "1.2.3.4", "kind": "color"}, "kind"),
             ({"value": "1.2.3.4", "limit": "0"}, "limit"),
             ({"value": "1.2.3.4", "limit": "many"}, "limit"),
