@@ -121,25 +121,48 @@ def _networks_holding(q: LookupQuery) -> list[bytes]:
     return [s.to_bytes(len(q.first)) for s in sorted(starts) if s != first]
 
 
-def _select(conn: sqlite3.Connection, sql: str, args: list[Any]) -> tuple[list[Any], bool]:
-    rows = conn.execute(sql + " LIMIT ?", [*args, CANDIDATES + 1]).fetchall()
+@dataclass(frozen=True)
+class Visible:
+    """Which object versions a look-up may return: an SQL condition on `{seq}` (the view's
+    seq of a version) and its arguments. Applied before CANDIDATES counts, so what the
+    reader may not read never takes the place of what it may."""
+
+    condition: str = "1"
+    args: tuple[object, ...] = ()
+
+
+def _select(
+    conn: sqlite3.Connection,
+    sql: str,
+    args: list[Any],
+    visible: Visible,
+    seq: str = "lookup_values.seq",
+) -> tuple[list[Any], bool]:
+    rows = conn.execute(
+        f"{sql} AND {visible.condition.format(seq=seq)} LIMIT ?",
+        [*args, *visible.args, CANDIDATES + 1],
+    ).fetchall()
     return rows[:CANDIDATES], len(rows) > CANDIDATES
 
 
 _COLUMNS = "SELECT seq, first, last, how, shown FROM lookup_values WHERE kind = ?"
 
 
-def candidates(conn: sqlite3.Connection, q: LookupQuery) -> Candidates:
-    """The object versions whose values match `q`, with how each matched."""
+def candidates(conn: sqlite3.Connection, q: LookupQuery, visible: Visible) -> Candidates:
+    """The object versions `visible` admits whose values match `q`, with how each matched."""
     if q.kind == "text":
         phrase = '"' + str(q.first).replace('"', '""') + '"'
         rows, cut = _select(
-            conn, "SELECT rowid FROM lookup_text WHERE lookup_text MATCH ?", [phrase]
+            conn,
+            "SELECT rowid FROM lookup_text WHERE lookup_text MATCH ?",
+            [phrase],
+            visible,
+            "lookup_text.rowid",
         )
         return Candidates([Candidate(seq, q.value, "text") for (seq,) in rows], cut)
     if q.kind in (IP4, IP6):
         inside, cut = _select(
-            conn, f"{_COLUMNS} AND first BETWEEN ? AND ?", [q.kind, q.first, q.last]
+            conn, f"{_COLUMNS} AND first BETWEEN ? AND ?", [q.kind, q.first, q.last], visible
         )
         holders = _networks_holding(q)
         marks = ",".join("?" * len(holders))
@@ -147,6 +170,7 @@ def candidates(conn: sqlite3.Connection, q: LookupQuery) -> Candidates:
             conn,
             f"{_COLUMNS} AND first IN ({marks}) AND last >= ?",
             [q.kind, *holders, q.last],
+            visible,
         )
         found = [
             Candidate(seq, shown, _ip_relation(first, last, q))
@@ -156,7 +180,10 @@ def candidates(conn: sqlite3.Connection, q: LookupQuery) -> Candidates:
     if q.kind == DOMAIN:
         assert isinstance(q.first, str)
         under, cut = _select(
-            conn, f"{_COLUMNS} AND first >= ? AND first < ?", [q.kind, q.first, q.first[:-1] + "/"]
+            conn,
+            f"{_COLUMNS} AND first >= ? AND first < ?",
+            [q.kind, q.first, q.first[:-1] + "/"],
+            visible,
         )
         labels = q.first.split(".")[:-1]
         parents = [".".join(labels[:n]) + "." for n in range(1, len(labels))]
@@ -166,6 +193,7 @@ def candidates(conn: sqlite3.Connection, q: LookupQuery) -> Candidates:
                 conn,
                 f"{_COLUMNS} AND first IN ({marks}) AND how = ?",
                 [q.kind, *parents, SUBDOMAINS],
+                visible,
             )
             if parents
             else ([], False)
@@ -179,5 +207,5 @@ def candidates(conn: sqlite3.Connection, q: LookupQuery) -> Candidates:
             found.append(Candidate(seq, f"*.{shown}" if how == SUBDOMAINS else shown, relation))
         found += [Candidate(seq, f"*.{shown}", "contains") for seq, _, _, _, shown in over]
         return Candidates(found, cut or more)
-    rows, cut = _select(conn, f"{_COLUMNS} AND first = ?", [q.kind, q.first])
+    rows, cut = _select(conn, f"{_COLUMNS} AND first = ?", [q.kind, q.first], visible)
     return Candidates([Candidate(seq, shown, "equal") for seq, _, _, _, shown in rows], cut)

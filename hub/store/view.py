@@ -357,14 +357,22 @@ def _select_lookup(
     limit: int,
     paths: tuple[str, ...],
 ) -> LookupAnswer:
-    hits = lookup.candidates(conn, query)
+    if not collections:
+        return LookupAnswer([], False)
+    among, among_args = _among(collections, reader)
+    latest, latest_args = _version_clause(("last",), reader)
+    visible = lookup.Visible(
+        "EXISTS (SELECT 1 FROM objects o WHERE o.seq = {seq} AND "
+        + " AND ".join([*among, latest]).replace("{", "{{").replace("}", "}}")
+        + ")",
+        (*among_args, *latest_args),
+    )
+    hits = lookup.candidates(conn, query, visible)
     by_seq: dict[int, list[lookup.Candidate]] = {}
     for hit in hits.found:
         by_seq.setdefault(hit.seq, []).append(hit)
-    if not by_seq or not collections:
+    if not by_seq:
         return LookupAnswer([], hits.cut)
-    among, among_args = _among(collections, reader)
-    latest, latest_args = _version_clause(("last",), reader)
     seq_args: list[object] = list(by_seq)
     seqs = f"o.seq IN ({','.join('?' * len(seq_args))})"
     direct = _arrivals(
@@ -383,16 +391,26 @@ def _select_lookup(
         return LookupAnswer(found, more)
     targets, target_args = _in("r.target", ids)
     kinds, kind_args = _in("o.type", REFERRING_TYPES)
+    # What refers to a match and the reader may read, at most lookup.CANDIDATES: a popular
+    # indicator's sightings must not make one look-up read them all, nor what the reader
+    # may not read take the place of what it may.
+    readable = " AND ".join(
+        [kinds, "coalesce(json_extract(CAST(o.json AS TEXT), '$.revoked'), 0) = 0", *among, latest]
+    )
+    referrers = [
+        seq
+        for (seq,) in conn.execute(
+            f"SELECT DISTINCT r.seq FROM refs r WHERE {targets} AND EXISTS"
+            f" (SELECT 1 FROM objects o WHERE o.seq = r.seq AND {readable}) LIMIT ?",
+            [*target_args, *kind_args, *among_args, *latest_args, lookup.CANDIDATES + 1],
+        )
+    ]
+    more = more or len(referrers) > lookup.CANDIDATES
+    referrers = referrers[: lookup.CANDIDATES]
     referring = _arrivals(
         conn,
-        [
-            f"o.seq IN (SELECT r.seq FROM refs r WHERE {targets})",
-            kinds,
-            "coalesce(json_extract(CAST(o.json AS TEXT), '$.revoked'), 0) = 0",
-            *among,
-            latest,
-        ],
-        [*target_args, *kind_args, *among_args, *latest_args],
+        [f"o.seq IN ({','.join('?' * len(referrers))})"],
+        list(referrers),
         paths,
         "o.seq DESC",
         limit + 1,

@@ -9,16 +9,18 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hub.stix.object_paths import comparisons
+from hub.store.lookup import CANDIDATES
 from hub.store.lookup_values import keys_of, lookup_query, pattern_keys
 from hub.store.view import View
 from tests.conftest import TESTDATA
-from tests.store.feeds import indicator
+from tests.store.feeds import FEED, STATUS, indicator
 from tests.store.test_view import feed_record, open_view
 
 READER = "gh-cert-read"
@@ -143,3 +145,45 @@ def test_the_token_reading_of_patterns_gives_the_grammars_keys() -> None:
 def test_the_keys_of_a_pattern(pattern: str, shown: list[str]) -> None:
     obj = {"type": "indicator", "pattern_type": "stix", "pattern": pattern}
     assert [k.shown for k in keys_of(obj)] == shown
+
+
+async def test_what_a_reader_may_not_read_never_crowds_out_what_it_may(tmp_path: Path) -> None:
+    """A member floods a feed the reader does not read with one value, past the number of
+    index entries a probe looks at: the reader's one indicator of that value, and the
+    sighting of it, are still found."""
+    other = "cirt-hub.feed.member-hostile"
+    view = View(
+        tmp_path / "view.sqlite3",
+        feeds={FEED: "region-west-africa", other: "member-hostile"},
+        status_topic=STATUS,
+    )
+    await view.open()
+    try:
+        value = "[ipv4-addr:value = '198.51.100.66']"
+        flood = [patterned(value) for _ in range(CANDIDATES + 1)]
+        for start in range(0, len(flood), 1000):
+            await view.apply(
+                [
+                    replace(feed_record(start + n, o), topic=other)
+                    for n, o in enumerate(flood[start : start + 1000])
+                ]
+            )
+        mine = patterned(value)
+        sighting = {
+            "type": "sighting",
+            "spec_version": "2.1",
+            "id": f"sighting--{uuid.uuid4()}",
+            "created": "2026-01-02T00:00:00Z",
+            "modified": "2026-01-02T00:00:00Z",
+            "sighting_of_ref": mine["id"],
+        }
+        sightings = [{**sighting, "id": f"sighting--{uuid.uuid4()}"} for _ in flood]
+        await view.apply(
+            [replace(feed_record(len(flood) + n, s), topic=other) for n, s in enumerate(sightings)]
+        )
+        await view.apply([feed_record(0, mine), feed_record(1, sighting)])
+        answer = await view.lookup(lookup_query("198.51.100.66"), FEEDS, READER, 100)
+        assert [f.arrival.id for f in answer.found] == [mine["id"], sighting["id"]]
+        assert not answer.more
+    finally:
+        await view.close()
