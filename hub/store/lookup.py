@@ -173,8 +173,8 @@ def candidates(conn: sqlite3.Connection, q: LookupQuery, visible: Visible) -> Ca
             visible,
         )
         found = [
-            Candidate(seq, shown, _ip_relation(first, last, q))
-            for seq, first, last, _, shown in [*inside, *around]
+            Candidate(seq, shown, "host" if how == URL_HOST else _ip_relation(first, last, q))
+            for seq, first, last, how, shown in [*inside, *around]
         ]
         return Candidates(found, cut or more)
     if q.kind == DOMAIN:

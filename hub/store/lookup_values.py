@@ -9,7 +9,7 @@ normalised per kind:
 - domains with their labels reversed (`org.example.www.`), so a domain's subdomains are the
   keys that start with it;
 - URLs as the correlator normalises them (hub.correlate.observables), and their host as a
-  domain; e-mail addresses and file hashes lowercased.
+  domain (or address); e-mail addresses and file hashes lowercased.
 
 From a pattern: `=`, `IN` and `ISSUBSET` on an address, domain, URL or mailbox value or a
 file hash, and `LIKE '%.example.org'` on a domain (every subdomain of example.org); a
@@ -23,8 +23,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from hub.correlate.observables import normalise
 from hub.export.values import well_formed
@@ -130,7 +131,13 @@ def value_key(kind: str, value: object) -> list[Key]:
         return []
     if kind == "url":
         keys = [Key(URL, normal[1], None, VALUE, normal[1])]
-        host = _domain(normal[1].split("/")[2].split(":")[0], URL_HOST)
+        # From the value as sent: the correlator's normal form drops an IPv6 host's brackets.
+        try:
+            hostname = (urlsplit(value.strip()).hostname or "").rstrip(".")
+        except ValueError:
+            hostname = ""
+        address = _network(hostname) if "/" not in hostname else None
+        host = replace(address, how=URL_HOST) if address else _domain(hostname, URL_HOST)
         return [*keys, host] if host else keys
     return [Key(EMAIL, normal[1], None, VALUE, normal[1])] if kind == "email-addr" else []
 

@@ -85,6 +85,7 @@ async def test_what_a_reader_may_read_is_found_as_patterns_and_observables_say(
         hashed = indicator(ng, f"[file:hashes.'SHA-256' = '{SHA256}']", name="dropper")
         url = indicator(ng, "[url:value = 'HTTP://Phish.Example:80/login?x=1']", name="phish")
         six = indicator(ng, "[ipv6-addr:value ISSUBSET '2001:db8::/32']", name="v6 range")
+        gate = indicator(ng, "[url:value = 'http://198.51.100.50:8080/gate.php']", name="gate")
         amber = indicator(ng, "[ipv4-addr:value = '198.51.100.7']", TLP2["amber"], "amber")
         red = indicator(ng, "[ipv4-addr:value = '198.51.100.8']", TLP2["red"], "red")
         phish = indicator(ng, f"[email-addr:value = '{VICTIM}']", name="phished")
@@ -103,7 +104,7 @@ async def test_what_a_reader_may_read_is_found_as_patterns_and_observables_say(
             report_types=["incident"],
             object_refs=[hashed["id"]],
         )
-        objects = [network, below, sub, hashed, url, six, amber, red, phish, gone, moved]
+        objects = [network, below, sub, hashed, url, six, gate, amber, red, phish, gone, moved]
         status = await submit(hub, "ng-cert-submit", [*objects, address, sighting, report])
         assert status.success_count == len(objects) + 3, status
         status = await submit(
@@ -146,6 +147,9 @@ async def test_what_a_reader_may_read_is_found_as_patterns_and_observables_say(
             "relation"
         ] == "host"
         assert url["id"] in await found(hub, reader, "http://phish.example/login?x=1")
+        assert (await found(hub, reader, "198.51.100.50"))[gate["id"]]["matched"] == [
+            {"value": "198.51.100.50", "relation": "host"}
+        ]
         # A hash whatever its case, with the report that lists its indicator.
         for value in (SHA256, SHA256.lower()):
             hits = await found(hub, reader, value)
