@@ -78,6 +78,8 @@ class Hub:
     # or 4/2 on Kafka.
     partitions: int = 3
     port: int = field(default_factory=free_port)
+    # The interpreter of the install the hub runs from (bench.install: README's command 1).
+    python: str = sys.executable
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _passwords: dict[str, str] = field(default_factory=dict)
 
@@ -123,7 +125,7 @@ class Hub:
         self.procs.append(
             subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "hub", "serve", "--log-format", "text"),
+                    *(self.python, "-m", "hub", "serve", "--log-format", "text"),
                     *("--bus", self.bus_url, "--port", str(self.port)),
                     *("--data-dir", str(self.data_dir), "--topic-prefix", self.topic_prefix),
                     *("--config", str(self.data_dir / "federation.yaml")),

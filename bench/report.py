@@ -60,6 +60,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
 def table(results: dict[str, Any]) -> str:
     """Plain-text tables: ceilings, each configuration's phases, medallion, and ratios."""
     lines = [f"cirt-hub benchmark {results['started']} ({results['machine']['cpus']} CPUs)"]
+    if install := results.get("hub_install"):
+        where = "README's install" if install["readme_install"] else "the benchmark's own venv"
+        lines.append(
+            f"hub: {where} ({install['python']}); validation: {install['validation_path']}; "
+            f"stix2-validator installed: {install['stix2_validator_installed']}"
+        )
     lines.append("")
     lines.append("ceilings (one core, the same objects)     ops/s")
     for name, figure in results.get("ceilings", {}).items():
@@ -75,10 +81,13 @@ def table(results: dict[str, Any]) -> str:
         "p99 ms",
         "POST p99",
         "missing",
+        "CPU µs/obj",
+        "RSS MB",
     )
     for config in results.get("configurations", []):
         lines.append("")
-        lines.append(f"{config['label']}")
+        idle = config.get("idle", {}).get("percent_of_a_core")
+        lines.append(f"{config['label']} (idle: {_num(idle, 2)} % of a core)")
         lines.append("  " + "".join(f"{c:>12}" for c in columns))
         for p in config["phases"]:
             cells = (
@@ -91,6 +100,8 @@ def table(results: dict[str, Any]) -> str:
                 _num(p["readable_p99_ms"]),
                 _num(p["post_p99_ms"]),
                 str(p["objects_missing"]),
+                _num(p.get("hub_cpu_us_per_object")),
+                _num(p.get("hub_rss_peak_mb")),
             )
             lines.append("  " + "".join(f"{c:>12}" for c in cells))
         if replay := config.get("attack_replay"):

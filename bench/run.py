@@ -20,6 +20,7 @@ import asyncio
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -30,7 +31,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench import report
+from bench import install, report
 from bench.load import READERS, TAXII, PostPlan, StreamReaders, collection_ids, post
 from bench.nodes import Hub, kafka_broker, progress
 from bench.workload import DEMO_SENDERS, Generator, attack_objects
@@ -49,6 +50,8 @@ class Options:
     ceiling_seconds: float
     attack: bool
     out: Path
+    hub_python: str  # the hub's interpreter: README's install (bench.install) unless told
+    idle_seconds: float  # hub CPU measured with no load, before the first phase
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -111,6 +114,55 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
+def hub_rss_bytes(pids: dict[str, int]) -> int:
+    """Resident memory of the hub's processes together (VmRSS, /proc)."""
+    total = 0
+    for pid in pids.values():
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+    return total
+
+
+class PeakRss:
+    """The highest resident memory of the hub's processes while a phase runs (every 0.25 s)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peak = hub_rss_bytes(pids)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            self.peak = max(self.peak, hub_rss_bytes(self.pids))
+
+    def __enter__(self) -> PeakRss:
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        self.peak = max(self.peak, hub_rss_bytes(self.pids))
+
+
+async def idle_cpu(hub: Hub, seconds: float) -> dict[str, float]:
+    """The hub's CPU with no load (its readers' streams open): percent of one core, after
+    as long again to settle (workers joining their group, catching up after /readyz)."""
+    await asyncio.sleep(seconds)
+    pids = hub.pids()
+    before, started = hub_cpu_seconds(pids), time.perf_counter()
+    await asyncio.sleep(seconds)
+    used, elapsed = hub_cpu_seconds(pids) - before, time.perf_counter() - started
+    return {"seconds": round(elapsed, 1), "percent_of_a_core": round(100 * used / elapsed, 2)}
+
+
 def hub_cpu_seconds(pids: dict[str, int]) -> float:
     """User plus system CPU seconds the hub's processes (API node, pipeline workers) used."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -154,9 +206,10 @@ async def phase(
     progress(f"  {name}: {options.clients} clients, {seconds:.0f} s, {target}")
     pids = hub.pids()
     cpu = hub_cpu_seconds(pids)
-    start_at, results = await post(plans)
-    accepted = {i for result in results for i in result["accepted"]}
-    missing = await readers.wait_for(accepted, options.drain)
+    with PeakRss(pids) as memory:
+        start_at, results = await post(plans)
+        accepted = {i for result in results for i in result["accepted"]}
+        missing = await readers.wait_for(accepted, options.drain)
     if missing:
         progress(f"  {name}: {len(missing)} accepted objects not readable after the drain")
     cpu = hub_cpu_seconds(pids) - cpu
@@ -165,11 +218,13 @@ async def phase(
     # reads included: what the hub spent per object it took in.
     figures["hub_cpu_seconds"] = round(cpu, 3)
     figures["hub_cpu_us_per_object"] = round(cpu * 1e6 / len(accepted)) if accepted else None
+    figures["hub_rss_peak_mb"] = round(memory.peak / 1e6, 1)
     progress(
         f"  {name}: accepted {figures['accepted_per_s']:,.0f}/s, delivered "
         f"{figures['delivered_per_s']:,.0f}/s, readable p50 {figures['readable_p50_ms']} ms "
         f"p99 {figures['readable_p99_ms']} ms, POST p50 {figures['post_p50_ms']} ms "
-        f"p99 {figures['post_p99_ms']} ms, hub CPU {figures['hub_cpu_us_per_object']} µs/object"
+        f"p99 {figures['post_p99_ms']} ms, hub CPU {figures['hub_cpu_us_per_object']} µs/object, "
+        f"RSS peak {figures['hub_rss_peak_mb']} MB"
     )
     return figures
 
@@ -252,13 +307,21 @@ async def configuration(
     label = f"{'kafka' if bus_url.startswith('kafka') else 'embedded'}, {workers} worker(s)"
     progress(f"configuration: {label}")
     data_dir = Path(tempfile.mkdtemp(prefix="bench-hub-", dir=work))
-    hub = Hub(data_dir, bus_url, workers, topic_prefix=f"bench{time.time_ns()}.")
+    hub = Hub(
+        data_dir,
+        bus_url,
+        workers,
+        topic_prefix=f"bench{time.time_ns()}.",
+        python=options.hub_python,
+    )
     await hub.start()
     readers = StreamReaders(hub.base_url, hub.passwords())
     result: dict[str, Any] = {"bus": label.split(",")[0], "workers": workers, "label": label}
     try:
         await readers.start()
         result["pids"] = hub.pids()
+        result["idle"] = await idle_cpu(hub, options.idle_seconds)
+        progress(f"  idle: {result['idle']['percent_of_a_core']} % of a core")
         phases = [await phase(hub, readers, options, "max", options.seconds, None, 1, work)]
         sustained = phases[0]["delivered_per_s"]
         for n, level in enumerate(LEVELS, start=2):
@@ -285,12 +348,19 @@ async def configuration(
     return result
 
 
-async def medallion_side_by_side(objects: list[dict], work: Path) -> dict[str, Any]:
+async def medallion_side_by_side(
+    objects: list[dict], work: Path, options: Options
+) -> dict[str, Any]:
     """The same add-then-get workload on medallion and on an embedded hub."""
     from bench import medallion_compare
 
     progress(f"medallion vs cirt-hub: add then get {len(objects):,} objects")
-    hub = Hub(Path(tempfile.mkdtemp(prefix="bench-medallion-hub-", dir=work)), "embedded", 1)
+    hub = Hub(
+        Path(tempfile.mkdtemp(prefix="bench-medallion-hub-", dir=work)),
+        "embedded",
+        1,
+        python=options.hub_python,
+    )
     await hub.start()
     try:
         passwords = hub.passwords()
@@ -329,6 +399,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
         help="which parts to run (default: ceilings,hub,medallion)",
     )
     parser.add_argument("--out", type=Path, default=None, help="results folder")
+    parser.add_argument(
+        "--hub-python",
+        default=None,
+        help="the hub's interpreter: 'readme' (default: README's command 1 into "
+        "bench/.hub-venv, made once), 'current' (this venv; the smoke run's default) or a path",
+    )
     args = parser.parse_args(argv)
     smoke = args.smoke
     out = args.out or Path("bench") / "results" / time.strftime("%Y%m%d-%H%M%S")
@@ -342,12 +418,24 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
         ceiling_seconds=0.3 if smoke else 3.0,
         attack=not args.no_attack,
         out=out,
+        hub_python=_hub_python(args.hub_python or ("current" if smoke else "readme")),
+        idle_seconds=1.0 if smoke else 10.0,
     )
     if smoke:
         options = replace(options, attack=False)
     if args.configs is None:
         args.configs = "embedded:1,kafka:1" if smoke else "embedded:1,embedded:2,kafka:1,kafka:2"
     return args, options
+
+
+def _hub_python(choice: str) -> str:
+    if choice == "current":
+        return sys.executable
+    if choice == "readme":
+        return str(install.install())
+    if not Path(choice).is_file():
+        raise SystemExit(f"--hub-python: {choice!r} is not 'readme', 'current' or an interpreter")
+    return choice
 
 
 def configs_of(text: str) -> list[tuple[str, int]]:
@@ -381,6 +469,7 @@ async def main_async(args: argparse.Namespace, options: Options) -> dict[str, An
         },
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         "smoke": args.smoke,
+        "hub_install": install.describe(Path(options.hub_python)),
         "configurations": [],
     }
     needs_kafka = any(bus == "kafka" for bus, _ in configs) or (
@@ -407,7 +496,7 @@ async def main_async(args: argparse.Namespace, options: Options) -> dict[str, An
         kenya = tuple(s for s in DEMO_SENDERS if s.member == "ke-cirt")
         objects = Generator(seed=9, senders=kenya).objects(options.medallion_objects)
         results["medallion"] = await medallion_side_by_side(
-            objects[: options.medallion_objects], work
+            objects[: options.medallion_objects], work, options
         )
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results

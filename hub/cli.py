@@ -29,6 +29,7 @@ from hub.credentials import hash_secret, new_secret
 from hub.demo import DemoAccount, demo_accounts_json, demo_federation
 from hub.federation import FederationError, load_federation
 from hub.logs import configure as configure_logs
+from hub.notify.config import notify_settings
 from hub.ops import commands as ops_commands
 from hub.ops.datadir import DataDirError, upgrade
 from hub.policy import commands as policy_commands
@@ -357,6 +358,7 @@ def serve(args: argparse.Namespace) -> int:
             body_timeout=args.body_timeout,
             max_connections_per_address=args.max_connections_per_address,
         )
+        notify_settings(federation.notify)  # an SMTP password that cannot be read stops here
     except (
         FederationError,
         SettingsError,

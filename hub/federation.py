@@ -79,6 +79,27 @@ class RateLimits:
 
 
 @dataclass(frozen=True)
+class ContactKey:
+    """The key to encrypt to a point of contact: OpenPGP or S/MIME."""
+
+    kind: str  # "pgp" or "smime"
+    fingerprint: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One of a member's 24/7 incident points of contact (its `contacts`)."""
+
+    role: str
+    name: str
+    email: str
+    phone: str = ""
+    languages: tuple[str, ...] = ()
+    key: ContactKey | None = None
+
+
+@dataclass(frozen=True)
 class Member:
     id: str
     name: str
@@ -89,6 +110,8 @@ class Member:
     public_keys: tuple[dict[str, str], ...] = ()
     sharing: dict[str, Any] = field(default_factory=dict)
     rate_limits: RateLimits = RateLimits()
+    language: str = "en"  # of its notifications (hub.notify): "en" or "fr"
+    contacts: tuple[Contact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,6 +174,7 @@ class Federation:
     members: tuple[Member, ...]
     source: str = "<memory>"
     correlation: Mapping[str, Any] = field(default_factory=dict)  # the `correlation` block
+    notify: Mapping[str, Any] = field(default_factory=dict)  # the `notify` block (hub.notify)
 
     @cached_property
     def policy_version(self) -> str:
@@ -399,6 +423,20 @@ def _accounts(items: list[dict[str, Any]], member: str | None) -> tuple[Account,
     )
 
 
+def _contacts(items: list[dict[str, Any]]) -> tuple[Contact, ...]:
+    return tuple(
+        Contact(
+            role=c["role"],
+            name=c["name"],
+            email=c["email"],
+            phone=c.get("phone", ""),
+            languages=tuple(c.get("languages", [])),
+            key=ContactKey(**c["key"]) if "key" in c else None,
+        )
+        for c in items
+    )
+
+
 def _build(data: dict[str, Any], source: str) -> Federation:
     hub = data["hub"]
     return Federation(
@@ -423,11 +461,14 @@ def _build(data: dict[str, Any], source: str) -> Federation:
                 public_keys=tuple(m.get("public_keys", [])),
                 sharing=dict(m.get("sharing", {})),
                 rate_limits=RateLimits(**m.get("rate_limits", {})),
+                language=m.get("language", "en"),
+                contacts=_contacts(m.get("contacts", [])),
             )
             for m in data["members"]
         ),
         source=source,
         correlation=dict(data.get("correlation", {})),
+        notify=dict(data.get("notify", {})),
     )
 
 

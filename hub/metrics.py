@@ -203,6 +203,30 @@ class HubMetrics:
             "Days until the data dir's disk is full at that rate (NaN when it is not growing).",
             registry=r,
         )
+        self.notify_sent = Counter(
+            "cirt_hub_notify_sent_total",
+            "Subscription notifications delivered (an e-mail sent, a webhook answered 2xx).",
+            ["channel"],
+            registry=r,
+        )
+        self.notify_failures = Counter(
+            "cirt_hub_notify_failures_total",
+            "Failed attempts to deliver a subscription notification (each is retried).",
+            ["channel"],
+            registry=r,
+        )
+        self.notify_pending = Gauge(
+            "cirt_hub_notify_pending",
+            "Subscription notifications waiting in the outbox (due or being retried).",
+            ["channel"],
+            registry=r,
+        )
+        self.notify_given_up = Gauge(
+            "cirt_hub_notify_given_up",
+            "Subscription notifications given up after every retry failed.",
+            ["channel"],
+            registry=r,
+        )
         self._started = time.time()
 
     def timed(self, stage: Stage) -> Stage:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from hub.bus import Headers, Message, Record
+from hub.bus import Headers, Message, Position, Record
 from hub.model import AlertResponse
 from hub.topics import Topics
 
@@ -44,6 +44,8 @@ ACCOUNT = "cirt-hub-account"
 REQUEST_ID = "request-id"
 
 STIX_MEDIA_TYPE = b"application/stix+json;version=2.1"
+JSON_MEDIA_TYPE = b"application/json"
+JWKS_MEDIA_TYPE = b"application/jwk-set+json"
 # A member record whose value is a JWS (RFC 7515 section 9.2): compact, or JSON.
 JOSE_MEDIA_TYPE = b"application/jose"
 JOSE_JSON_MEDIA_TYPE = b"application/jose+json"
@@ -131,7 +133,7 @@ def encode_intake(
 def member_status_id(topic: str, partition: int, offset: int) -> str:
     """The TAXII status id of a member's Kafka record, from where the record landed: the same
     on a redelivery, and computable by the producer from what the broker acknowledged."""
-    return str(uuid.uuid5(_MEMBER_RECORD_NAMESPACE, f"{topic}/{partition}/{offset}"))
+    return str(uuid.uuid5(_MEMBER_RECORD_NAMESPACE, intake_position_key(topic, partition, offset)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -665,3 +667,96 @@ class RejectedEntry:
     @classmethod
     def from_record(cls, record: Record) -> RejectedEntry:
         return cls(orjson.loads(record.value))
+
+
+# --- receipts and keys ---------------------------------------------------------------------
+
+
+def intake_position_key(topic: str, partition: int, offset: int) -> str:
+    """Where an intake record landed, as `<topic>/<partition>/<offset>`: its receipt's key
+    (and what its status id is derived from, member_status_id)."""
+    return f"{topic}/{partition}/{offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """What became of one record of a member's intake topic, on that member's
+    `receipts.member-<id>`, keyed by where the record landed: its final TAXII status, or
+    the reason it was refused whole (then it has no status)."""
+
+    member: str
+    intake: Position
+    status: Mapping[str, Any] | None = None  # the TAXII status resource, as the API says it
+    reason: str | None = None  # refused whole: the `rejected` reason and message
+    message: str | None = None
+
+    @property
+    def key(self) -> str:
+        return intake_position_key(*self.intake)
+
+    def value(self) -> bytes:
+        topic, partition, offset = self.intake
+        doc: dict[str, Any] = {
+            "v": 1,
+            "intake": {"topic": topic, "partition": partition, "offset": offset},
+        }
+        if self.status is not None:
+            doc |= {"outcome": "complete", "status": self.status}
+        else:
+            doc |= {"outcome": "refused", "reason": self.reason, "message": self.message}
+        return orjson.dumps(doc)
+
+    def to_message(self, topics: Topics) -> Message:
+        headers: list[tuple[str, bytes]] = [(CONTENT_TYPE, JSON_MEDIA_TYPE)]
+        if self.status is not None:
+            headers.append((STATUS_ID, str(self.status["id"]).encode()))
+        return Message(
+            topics.receipts(self.member), self.value(), self.key.encode(), tuple(headers)
+        )
+
+    @classmethod
+    def from_record(cls, record: Record, member: str) -> ReceiptRecord:
+        return cls.from_value(record.value, member)
+
+    @classmethod
+    def from_value(cls, value: bytes, member: str) -> ReceiptRecord:
+        """The receipt a record value holds (what a member's own consumer reads)."""
+        doc = orjson.loads(value)
+        intake = doc["intake"]
+        return cls(
+            member,
+            Position(str(intake["topic"]), int(intake["partition"]), int(intake["offset"])),
+            doc.get("status"),
+            doc.get("reason"),
+            doc.get("message"),
+        )
+
+
+HUB_KEYS = "hub"  # the keys topic's key of the hub's own JWKS
+
+
+def member_keys_key(member: str) -> str:
+    """The keys topic's key of one member's public keys."""
+    return f"member-{member}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeysRecord:
+    """A JWK Set on the compacted `keys` topic: the hub's (key HUB_KEYS, each key marked
+    current or retired) or one member's public keys (key `member-<id>`); the latest record
+    of a key is what holds. A member no longer listed has an empty set."""
+
+    name: str
+    jwks: Mapping[str, Any]
+
+    def to_message(self, topics: Topics) -> Message:
+        return Message(
+            topics.keys,
+            orjson.dumps(self.jwks),
+            self.name.encode(),
+            ((CONTENT_TYPE, JWKS_MEDIA_TYPE),),
+        )
+
+    @classmethod
+    def from_record(cls, record: Record) -> KeysRecord:
+        return cls(_text(record.key), orjson.loads(record.value))

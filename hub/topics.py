@@ -61,6 +61,20 @@ class Topics:
         """What the correlator counts: keyed observables of routed objects, in one order."""
         return f"{self.prefix}observations"
 
+    def receipts(self, member: str) -> str:
+        """What became of each record of the member's intake topic; only it may read there."""
+        return f"{self.prefix}receipts.member-{member}"
+
+    @property
+    def keys(self) -> str:
+        """Compacted: the hub's JWKS and each member's public keys, by name."""
+        return f"{self.prefix}keys"
+
+    @property
+    def reachability(self) -> str:
+        """Reachability checks and their answers (hub.reachability), in one order."""
+        return f"{self.prefix}reachability"
+
     def feed(self, collection: str) -> str:
         return f"{self.prefix}feed.{collection}"
 
@@ -74,6 +88,9 @@ class Topics:
                 TopicSpec(t, partitions, retain_forever=False, append_time=True)
                 for t in self.intakes(members)
             ),
+            # Notifications for the member's Kafka tools: the TAXII status is what lasts.
+            *(TopicSpec(self.receipts(m), 1, retain_forever=False) for m in members),
+            TopicSpec(self.keys, 1, compact=True),
             TopicSpec(self.rejected, partitions),
             TopicSpec(self.status, partitions),
             TopicSpec(self.audit, 1),
@@ -81,5 +98,6 @@ class Topics:
             TopicSpec(self.decisions, 1),
             TopicSpec(self.held, 1),
             TopicSpec(self.observations, 1),
+            TopicSpec(self.reachability, 1),
             *(TopicSpec(self.feed(c), partitions) for c in collections),
         ]

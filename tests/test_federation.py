@@ -170,3 +170,35 @@ def test_a_member_cannot_take_an_id_records_use_for_others(reserved: str) -> Non
     text = TEXT.replace("  - id: ng-cert", f"  - id: {reserved}", 1)
     line = line_of(text, f"  - id: {reserved}")
     assert f"fed.yaml:{line}: members[0].id: {reserved!r} cannot be a member id" in problems(text)
+
+
+def test_points_of_contact_are_read_and_a_bad_one_is_named_by_field_and_line() -> None:
+    federation = load_federation(EXAMPLE)
+    [desk] = federation.member("ng-cert").contacts
+    assert (desk.role, desk.email, desk.phone, desk.languages) == (
+        "24/7 duty officer",
+        "incident@ngcert.example",
+        "+234 9 000 0000",
+        ("en",),
+    )
+    assert desk.key is not None and desk.key.kind == "pgp"
+    assert federation.member("sn-cert").contacts[0].key.kind == "smime"  # type: ignore[union-attr]
+    for wrong, right, field in (
+        ("email: soc@certgh.example", "email: soc at certgh", "members[1].contacts[0].email"),
+        ('phone: "+233 30 000 0000"', 'phone: "030 000 0000"', "members[1].contacts[0].phone"),
+        ("languages: [en]\n", "languages: [English]\n", "members[1].contacts[0].languages[0]"),
+        ("kind: pgp", "kind: gpg", "members[0].contacts[0].key.kind"),
+        ('fingerprint: "3A1F', 'fingerprint: "ZZ1F', "members[0].contacts[0].key.fingerprint"),
+        ("name: CERT-GH operations", "nom: CERT-GH operations", "members[1].contacts[0]:"),
+    ):
+        text = TEXT.replace(wrong, right, 1) if field.startswith("members[0]") else None
+        if text is None:
+            gh = TEXT.index("  - id: gh-cert")
+            text = TEXT[:gh] + TEXT[gh:].replace(wrong, right, 1)
+        assert text != TEXT, wrong
+        message = problems(text)
+        line = line_of(text, right.strip().splitlines()[0])
+        # A missing field is named on its contact's first line, a wrong one on its own.
+        assert f"fed.yaml:{line}: {field}" in message or (
+            f"fed.yaml:{line - 1}: {field} 'name' is a required property" in message
+        ), message

@@ -1,5 +1,5 @@
-"""`cirt-hub submit | pull | queue | export | member-key | sight | respond | lookup`: the
-member side of the hub."""
+"""`cirt-hub submit | pull | queue | export | member-key | sight | respond | mitigate |
+lookup`: the member side of the hub."""
 
 from __future__ import annotations
 
@@ -32,7 +32,17 @@ from hub.i18n import cli as messages
 from hub.i18n.cli import number, say
 from hub.stix.markings import Tlp, tlp2_id
 
-COMMANDS = ("submit", "pull", "queue", "export", "member-key", "sight", "respond", "lookup")
+COMMANDS = (
+    "submit",
+    "pull",
+    "queue",
+    "export",
+    "member-key",
+    "sight",
+    "respond",
+    "mitigate",
+    "lookup",
+)
 IDENTITY_ENV = "CIRT_HUB_IDENTITY"
 QUEUE_STATES = ("queued", "sent", "accepted", "refused")
 T = TypeVar("T")
@@ -140,6 +150,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     looking.add_argument("--limit", type=int, default=100, help="at most this many (1-500)")
     looking.add_argument("--json", action="store_true", help="the hub's answer as it is")
+    mitigate = sub.add_parser(
+        "mitigate",
+        help="share a mitigation of an alert your CIRT received (a STIX course-of-action)",
+        description="A course-of-action in your member's name and a `mitigates` relationship "
+        "to what the alert refers to (its indicators, malware, ...), shared under your own "
+        "sharing rules for its TLP. Exit status: 0 accepted, 1 refused, 2 bad input, "
+        "3 hub unreachable.",
+    )
+    mitigate.add_argument("alert_id", metavar="ALERT_ID")
+    _hub_options(mitigate)
+    mitigate.add_argument("--name", required=True, help="what the mitigation is, in a line")
+    mitigate.add_argument("--description", help="what to do")
+    mitigate.add_argument(
+        "--tlp", default="green", help="its TLP 2.0 level (default green): who gets it"
+    )
+    mitigate.add_argument(
+        "--target",
+        action="append",
+        help="only this object of the alert (repeatable; default: all it may mitigate)",
+    )
 
     pulling = sub.add_parser(
         "pull",
@@ -461,6 +491,38 @@ async def _lookup(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _mitigate(args: argparse.Namespace) -> int:
+    client = _client(args)
+    async with client:
+        pending = await _run(
+            client,
+            client.mitigate(args.alert_id, args.name, args.description, args.tlp, args.target),
+        )
+        status = await _run(client, client.wait(pending["id"]))
+    if status.get("failure_count"):
+        for failure in status.get("failures", []):
+            print(
+                say(
+                    "refused   %(id)s: %(reason)s",
+                    id=failure.get("id"),
+                    reason=failure.get("message"),
+                )
+            )
+        return EXIT_REFUSED
+    action = next(
+        (s.get("id") for s in status.get("successes", []) if "course-of-action" in str(s)), None
+    )
+    print(
+        say(
+            "shared    %(id)s on %(alert)s (status %(status)s)",
+            id=action or args.name,
+            alert=args.alert_id,
+            status=pending["id"],
+        )
+    )
+    return 0
+
+
 async def _pull_export(args: argparse.Namespace) -> int:
     since = args.since
     request = ExportRequest(
@@ -670,6 +732,8 @@ def run(args: argparse.Namespace) -> int:
             return asyncio.run(_respond(args))
         if args.command == "lookup":
             return asyncio.run(_lookup(args))
+        if args.command == "mitigate":
+            return asyncio.run(_mitigate(args))
         return _member_key(args)
     except (bundles.InputError, MemberKeyError, ValueError) as exc:
         print(

@@ -569,6 +569,23 @@ class HubClient:
         found, _ = await self.request("GET", f"{self.origin}/api/v1/lookup", params=params)
         return found
 
+    async def mitigate(
+        self,
+        alert_id: str,
+        name: str,
+        description: str | None,
+        tlp: str,
+        targets: list[str] | None,
+    ) -> dict[str, Any]:
+        """Share a mitigation of one of the member's alerts; the hub's 202 TAXII status."""
+        fields: dict[str, Any] = {"name": name, "description": description, "tlp": tlp}
+        if targets:
+            fields["targets"] = targets
+        url = f"{self.origin}/api/v1/alerts/{urllib.parse.quote(alert_id, safe='')}/mitigations"
+        status: dict[str, Any]
+        status, _ = await self.request("POST", url, body=orjson.dumps(fields), expect=202)
+        return status
+
     async def jwks(self) -> dict[str, Any]:
         """The hub's public signing keys (current and retired)."""
         found: dict[str, Any]

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
 SASL_PASSWORD_ENV = "CIRT_HUB_KAFKA_PASSWORD"
@@ -76,4 +77,18 @@ def from_arguments(args: argparse.Namespace) -> KafkaConnection:
         sasl_mechanism=args.sasl_mechanism,
         sasl_username=args.sasl_username,
         sasl_password=os.environ.get(SASL_PASSWORD_ENV),
+    )
+
+
+async def topic_partitions(connection: KafkaConnection, topic: str) -> list[int]:
+    """The partitions of `topic`; none when it does not exist or the principal may not
+    describe it (a consumer's own metadata would wait for it instead)."""
+    admin = AIOKafkaAdminClient(**connection.options())
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(
+        p["partition"] for t in described if t["error_code"] == 0 for p in t["partitions"]
     )

@@ -3,12 +3,13 @@
     python -m connectors.kafka.member keygen --out ng-cert.pem
     python -m connectors.kafka.member produce report.json --bootstrap HOST:9092 \\
         --member ng-cert --key ng-cert.pem
-    python -m connectors.kafka.member consume --bootstrap HOST:9092 --member ng-cert \\
-        --jwks https://hub.example/.well-known/jwks.json
+    python -m connectors.kafka.member consume --bootstrap HOST:9092 --member ng-cert
 
-A record on `<prefix>intake.member-<id>` is a STIX bundle or TAXII envelope, keyed by the
-member id, with a detached JWS (EdDSA) over the record value in the `cirt-hub-signature`
-header, made with a key listed under the member's `public_keys` in the federation file.
+A record on `<prefix>intake.member-<id>` is a STIX bundle, TAXII envelope or one object,
+keyed by the member id, with a detached JWS (EdDSA) over the record value in the
+`cirt-hub-signature` header, made with a key listed under the member's `public_keys` in
+the federation file; or (`--jws`) that content as the payload of a compact JWS that is the
+value. `--wait` reads each record's receipt from `<prefix>receipts.member-<id>`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,18 @@ from aiokafka.errors import KafkaError
 from connectors.client.hubkeys import HubKeys
 from connectors.client.keys import KEY_PASSPHRASE_ENV, MemberKey, MemberKeyError, is_signed
 from connectors.kafka.connection import KafkaConnection, add_arguments, from_arguments
+from connectors.kafka.keys import ROTATION_LAG, KeysTopic, KeysTopicError
+from connectors.kafka.receipts import Receipts, ReceiptsError
 from hub.bus.kafka_stop import stop_consumer
-from hub.records import SUBMITTER, MemberIntakeRecord, member_status_id
+from hub.records import (
+    SUBMITTER,
+    MemberIntakeRecord,
+    MemberJwsRecord,
+    ReceiptRecord,
+    intake_position_key,
+    member_status_id,
+)
+from hub.signing.jws import b64url
 from hub.signing.sources import SourceError
 from hub.signing.verify import Verdict
 from hub.topics import Topics
@@ -68,9 +79,15 @@ class Produced:
     offset: int
     status_id: str
 
+    @property
+    def where(self) -> str:
+        """`<topic>/<partition>/<offset>`: the key of the record's receipt."""
+        return intake_position_key(self.topic, self.partition, self.offset)
+
 
 class IntakeProducer(Lifecycle):
-    """Signs STIX bundles with the member's key and produces them to its intake topic."""
+    """Signs STIX bundles with the member's key and produces them to its intake topic: the
+    signature in a header, the value as it is; or (`jws`) the value a compact JWS."""
 
     def __init__(
         self,
@@ -80,10 +97,12 @@ class IntakeProducer(Lifecycle):
         *,
         topic_prefix: str = "cirt-hub.",
         account: str | None = None,
+        jws: bool = False,
     ) -> None:
         self._topics = Topics(topic_prefix)
         self.topic = self._topics.member_intake(member)
         self._member, self._key, self._account = member, key, account
+        self._jws = jws
         self._connection = connection
         self._producer: aiokafka.AIOKafkaProducer | None = None
 
@@ -118,12 +137,19 @@ class IntakeProducer(Lifecycle):
         if sign_objects:
             bundle = self._signed_objects(bundle)
         value = bundle if isinstance(bundle, bytes) else orjson.dumps(bundle)
-        record = MemberIntakeRecord(
-            self._member,
-            value,
-            signature=self._key.sign_bytes(value).encode("ascii"),
-            account=self._account,
-        ).to_message(self._topics)
+        header, _, signature = self._key.sign_bytes(value).split(".")
+        if self._jws:
+            compact = f"{header}.{b64url(value)}.{signature}".encode("ascii")
+            record = MemberJwsRecord(self._member, compact, account=self._account).to_message(
+                self._topics
+            )
+        else:
+            record = MemberIntakeRecord(
+                self._member,
+                value,
+                signature=f"{header}..{signature}".encode("ascii"),
+                account=self._account,
+            ).to_message(self._topics)
         meta = await self._producer.send_and_wait(
             record.topic, record.value, key=record.key, headers=list(record.headers)
         )
@@ -248,8 +274,19 @@ def _parser() -> argparse.ArgumentParser:
     produce.add_argument("--kid", help="key id as the federation file lists it")
     produce.add_argument("--account", help="submit account named on the status (default: first)")
     produce.add_argument("--sign-objects", action="store_true", help="sign each object too")
+    produce.add_argument(
+        "--jws", action="store_true", help="send each file as a compact JWS (no signature header)"
+    )
+    produce.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="then wait this long for each record's receipt and print it (exit 1: a refusal)",
+    )
     consume = sub.add_parser("consume", help="read and verify a feed topic")
-    consume.add_argument("--jwks", required=True, help="the hub's JWKS: URL or file")
+    consume.add_argument(
+        "--jwks", help="the hub's JWKS: URL or file (default: from the hub's keys topic)"
+    )
     consume.add_argument("--collection", help="default: member-<MEMBER>")
     consume.add_argument("--group", help="consumer group (default: <MEMBER>-feed)")
     consume.add_argument("--idle", type=float, help="stop after this many quiet seconds")
@@ -260,29 +297,63 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def receipt_line(name: str, receipt: ReceiptRecord) -> str:
+    """One line for a receipt: the record's outcome, object by object in short."""
+    if receipt.status is None:
+        return f"{name}: refused ({receipt.reason}): {receipt.message}"
+    status = receipt.status
+    failures = "".join(f"; {f['id']}: {f.get('message', '')}" for f in status["failures"])
+    return (
+        f"{name}: complete, {status['success_count']} accepted, "
+        f"{status['failure_count']} refused{failures}"
+    )
+
+
 async def _produce(args: argparse.Namespace) -> int:
     key = MemberKey.load(args.key)
     if args.kid:
         key = MemberKey(key.private, args.kid)
-    async with IntakeProducer(
-        from_arguments(args), args.member, key, topic_prefix=args.topic_prefix, account=args.account
-    ) as producer:
-        for path in args.files:
-            done = await producer.send(path.read_bytes(), sign_objects=args.sign_objects)
-            print(
-                f"{path}: {done.topic} partition {done.partition} offset {done.offset}; "
-                f"status /taxii2/hub/status/{done.status_id}/",
-                flush=True,
-            )
-    return 0
+    connection = from_arguments(args)
+    receipts = Receipts(connection, args.member, topic_prefix=args.topic_prefix)
+    if args.wait is not None:
+        await receipts.start()  # before producing: the receipts land after it
+    try:
+        sent: dict[str, Path] = {}
+        async with IntakeProducer(
+            connection,
+            args.member,
+            key,
+            topic_prefix=args.topic_prefix,
+            account=args.account,
+            jws=args.jws,
+        ) as producer:
+            for path in args.files:
+                done = await producer.send(path.read_bytes(), sign_objects=args.sign_objects)
+                sent[done.where] = path
+                print(
+                    f"{path}: {done.topic} partition {done.partition} offset {done.offset}; "
+                    f"status /taxii2/hub/status/{done.status_id}/",
+                    flush=True,
+                )
+        if args.wait is None:
+            return 0
+        came = await receipts.wait(list(sent), args.wait)
+    finally:
+        await receipts.stop()
+    for where, receipt in came.items():
+        print(receipt_line(str(sent[where]), receipt), flush=True)
+    refused = [r for r in came.values() if r.status is None or r.status["failure_count"]]
+    return 1 if refused else 0
 
 
 async def _consume(args: argparse.Namespace) -> int:
     invalid = 0
+    connection = from_arguments(args)
+    keys = KeysTopic(connection, topic_prefix=args.topic_prefix)
     async with FeedConsumer(
-        from_arguments(args),
+        connection,
         args.member,
-        HubKeys.at(args.jwks),
+        HubKeys.at(args.jwks) if args.jwks else HubKeys(keys.hub_jwks, patience=ROTATION_LAG),
         topic_prefix=args.topic_prefix,
         collection=args.collection,
         group=args.group,
@@ -313,11 +384,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         return asyncio.run(_produce(args) if args.command == "produce" else _consume(args))
-    except (MemberKeyError, SourceError, OSError, ValueError) as exc:
+    except (MemberKeyError, SourceError, OSError, ValueError, KeysTopicError) as exc:
         print(f"connectors.kafka.member: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:
         print(f"connectors.kafka.member: Kafka: {exc}", file=sys.stderr)
+        return 1
+    except ReceiptsError as exc:
+        print(f"connectors.kafka.member: {exc}", file=sys.stderr)
         return 1
 
 

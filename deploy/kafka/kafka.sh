@@ -75,6 +75,7 @@ Environment:
   CIRT_HUB_KAFKA_DIR       default RUNDIR
   CIRT_HUB_KAFKA_HEAP      JVM max heap (default 768m)
   CIRT_HUB_KAFKA_START_TIMEOUT  seconds to wait for readiness (default 90)
+  CIRT_HUB_KAFKA_EXTRA_PROPERTIES  a file appended to server.properties (its keys win)
 EOF
 }
 
@@ -142,6 +143,25 @@ terminate() {
 
 # ---------------------------------------------------------------- fetch
 
+# The jars of the pinned version are pinned too (deploy/kafka/jars-<version>.sha256): what
+# the local Maven repo or a mirror hands over must be byte for byte what was reviewed. A
+# version without a manifest (CIRT_HUB_KAFKA_VERSION) is fetched on Maven's checksums only.
+verify_jars() {
+    local dir="$1" manifest="$SCRIPT_DIR/jars-$KAFKA_VERSION.sha256" listed present
+    if [[ ! -f "$manifest" ]]; then
+        log "no pinned digests for Kafka $KAFKA_VERSION ($manifest): Maven's checksums only"
+        return 0
+    fi
+    listed="$(awk '{print $2}' "$manifest" | sort)"
+    present="$(cd "$dir" && find . -maxdepth 1 -name '*.jar' -printf '%f\n' | sort)"
+    if [[ "$listed" != "$present" ]]; then
+        die "the jars fetched differ from $manifest: $(diff <(echo "$listed") <(echo "$present") | grep '^[<>]' | tr '\n' ' ')"
+    fi
+    local bad
+    bad="$(cd "$dir" && sha256sum --quiet -c "$manifest" 2>&1 | grep ': FAILED' | cut -d: -f1 | tr '\n' ' ')" || true
+    [[ -z "$bad" ]] || die "SHA-256 of ${bad% } does not match $manifest: not the reviewed jar (if the local Maven repo $MAVEN_REPO was altered, remove it and fetch again)"
+}
+
 do_fetch() {
     [[ "$KAFKA_VERSION" =~ ^[0-9][0-9A-Za-z.-]*$ ]] || die "bad Kafka version '$KAFKA_VERSION'"
     if [[ -f "$COMPLETE_MARKER" && -d "$LIBS_DIR" ]]; then
@@ -169,7 +189,8 @@ do_fetch() {
     for attempt in 1 2 3; do
         rm -rf "$tmp"
         # -U on retries: otherwise Maven replays a failure it cached in the local repo.
-        if mvn -B -q -ntp -Dstyle.color=never "${update[@]}" -f "$VERSION_DIR/pom.xml" \
+        # -C: a checksum that does not match Maven Central's stops the download.
+        if mvn -B -q -ntp -C -Dstyle.color=never "${update[@]}" -f "$VERSION_DIR/pom.xml" \
             -Dmaven.repo.local="$MAVEN_REPO" \
             "$MAVEN_DEPENDENCY_PLUGIN:copy-dependencies" \
             -DincludeScope=runtime -DoutputDirectory="$tmp" >"$mvn_log" 2>&1; then
@@ -186,6 +207,7 @@ do_fetch() {
     done
     [[ -n "$ok" ]] || die "could not fetch Apache Kafka $KAFKA_VERSION from Maven Central"
 
+    verify_jars "$tmp"
     [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing after fetch"
     [[ -n "$(compgen -G "$tmp/kafka-clients-*.jar")" ]] || die "kafka-clients jar missing after fetch"
     [[ -n "$(compgen -G "$tmp/log4j-slf4j-impl-*.jar")" ]] || die "log4j-slf4j-impl jar missing after fetch"
@@ -235,6 +257,10 @@ num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.hours=168
 EOF
+    # Settings of a test's own (e.g. SASL listeners and an authorizer): later keys win.
+    if [[ -n "${CIRT_HUB_KAFKA_EXTRA_PROPERTIES:-}" ]]; then
+        cat "$CIRT_HUB_KAFKA_EXTRA_PROPERTIES" >>"$rundir/server.properties"
+    fi
 }
 
 do_start() {

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 from aiohttp import web
 
 from hub.api import (
     console,
+    contacts,
     dashboard,
     explain,
     exports,
@@ -21,8 +23,11 @@ from hub.api import (
     jwks,
     lookup,
     metrics,
+    mitigations,
+    reachability,
     responses,
     stream,
+    subscriptions,
 )
 from hub.api.accepted import AcceptedSubmissions
 from hub.api.auth import Authenticator
@@ -41,9 +46,11 @@ from hub.api.keys import (
     INTAKE_GATE,
     INTAKE_KEYS,
     METRICS,
+    NOTIFY,
     RUNNERS,
     SETTINGS,
     SIGNING_KEYS,
+    SUBSCRIPTIONS,
     VIEW,
 )
 from hub.api.middleware import compression, http_metrics, request_id, taxii_errors
@@ -53,13 +60,16 @@ from hub.api.taxii import collections, discovery, objects, status
 from hub.audit.chainer import audit_chainer
 from hub.bus import Bus, BusError
 from hub.bus.url import EMBEDDED_FILE, open_bus
-from hub.collections import ALERTS, build_collections, feed_aliases
+from hub.collections import ALERTS, Collection, build_collections, feed_aliases
 from hub.config import Settings
 from hub.correlate.correlator import correlator
 from hub.correlate.observe import Observe
 from hub.correlate.responses import ConfineResponses
 from hub.correlate.webhooks import Webhooks
 from hub.metrics import HubMetrics
+from hub.notify.config import notify_settings
+from hub.notify.notifier import Notifier
+from hub.notify.store import NotifyStore
 from hub.ops.disk import DiskWatch
 from hub.ops.retention import Pruned, RetentionRunner, prune_data_dir
 from hub.pipeline.authenticate import Authenticate
@@ -79,6 +89,7 @@ from hub.policy.entitlement import Policy
 from hub.policy.pseudonyms import load_key
 from hub.signing.intake import IntakeKeyFile
 from hub.signing.keyring import KeyStore
+from hub.signing.keys_topic import KeysPublisher
 from hub.signing.provenance import HubSigner
 from hub.store.follower import ViewFollower
 from hub.store.view import View
@@ -150,6 +161,31 @@ async def _view_context(app: web.Application) -> AsyncIterator[None]:
         await view.close()
 
 
+async def _notify_context(app: web.Application) -> AsyncIterator[None]:
+    """Subscriptions and their outbox (this node's data dir), and the notifier draining it."""
+    settings = app[SETTINGS]
+    store = NotifyStore(settings.data_dir / f"notify-{settings.node_id}.sqlite3")
+    await store.open()
+    app[SUBSCRIPTIONS] = store
+    collections: dict[str, Collection] = app[COLLECTIONS]
+    notifier = Notifier(
+        store=store,
+        view=app[VIEW],
+        federation=settings.federation,
+        collections=collections,
+        settings=app[NOTIFY],
+        metrics=app[METRICS],
+        current=app[AUTH].current,
+        page_bytes=settings.page_bytes,
+    )
+    try:
+        async with supervised("notifier", notifier, settings.drain_seconds) as state:
+            app[RUNNERS].append(state)
+            yield
+    finally:
+        await store.close()
+
+
 async def _intake_gate_context(app: web.Application) -> AsyncIterator[None]:
     gate = IntakeGate(app[BUS], app[SETTINGS], app[DISK], app[METRICS].disk_full_refusals)
     app[INTAKE_GATE] = gate
@@ -203,12 +239,17 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         supervised("pipeline", worker, drain) as state,
         supervised("audit-chainer", audit_chainer(settings, app[BUS]), drain) as chainer,
         supervised("embargo-releaser", releaser(settings, app[BUS]), drain) as release,
+        supervised(
+            "keys-publisher",
+            KeysPublisher(app[BUS], topics, app[SIGNING_KEYS], federation),
+            drain,
+        ) as publishing,
         supervised("webhooks", webhooks, drain) as notifying,
         supervised(
             "correlator", correlator(settings, app[BUS], signer, webhooks.notify), drain
         ) as correlating,
     ):
-        app[RUNNERS].extend((state, chainer, release, notifying, correlating))
+        app[RUNNERS].extend((state, chainer, release, publishing, notifying, correlating))
         yield
 
 
@@ -259,6 +300,9 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     app.on_response_prepare.append(advertise_codings)
     app[SETTINGS] = settings
     app[COLLECTIONS] = build_collections(settings.federation)
+    notify = notify_settings(settings.federation.notify)
+    # E-mails link to the console: where the operator said, else where clients reach the hub.
+    app[NOTIFY] = replace(notify, console_url=notify.console_url or settings.public_url or "")
     app[SIGNING_KEYS] = KeyStore(settings.signing_keys_dir)
     app[INTAKE_KEYS] = IntakeKeyFile(settings.signing_keys_dir)
     app[RUNNERS] = []
@@ -275,6 +319,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
     if settings.runs_api:
         app.cleanup_ctx.append(_view_context)
         app.cleanup_ctx.append(_intake_gate_context)
+        app.cleanup_ctx.append(_notify_context)
     if settings.runs_pipeline:
         app.cleanup_ctx.append(_pipeline_context)
     if settings.federation.hub.retention.any:
@@ -307,4 +352,8 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         exports.add_routes(app)
         lookup.add_routes(app)
         responses.add_routes(app)
+        subscriptions.add_routes(app)
+        mitigations.add_routes(app)
+        contacts.add_routes(app)
+        reachability.add_routes(app)
     return app

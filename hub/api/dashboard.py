@@ -22,6 +22,7 @@ from aiohttp import web
 
 from hub.api.keys import AUTH, METRICS, SETTINGS, VIEW
 from hub.api.metrics import refresh_disk, refresh_lag, refresh_usage, require_operator
+from hub.api.reachability import latest_summary
 from hub.api.sessions import (
     PROTECT,
     Sessions,
@@ -189,6 +190,13 @@ async def snapshot(request: web.Request) -> web.Response:
         "streams": app[STREAMS].clients,
         "alerts": await _recent_alerts(app),
         "open_alerts": await _open_alerts(app),
+        "notifications": {
+            "sent": metrics.total("cirt_hub_notify_sent_total"),
+            "failures": metrics.total("cirt_hub_notify_failures_total"),
+            "pending": metrics.total("cirt_hub_notify_pending"),
+            "given_up": metrics.total("cirt_hub_notify_given_up"),
+        },
+        "reachability": await latest_summary(request),
         "disk": {
             **await refresh_disk(app),
             "refusals": metrics.total("cirt_hub_disk_full_refusals_total"),

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from hub.api.access import caller
 from hub.api.keys import SETTINGS, SIGNING_KEYS
+from hub.signing.keys_topic import member_jwks
 
 JWKS_MEDIA_TYPE = "application/jwk-set+json"
 
@@ -33,9 +34,5 @@ async def member_keys(request: web.Request) -> web.Response:
     """GET /api/v1/member-keys: every member key the hub trusts, naming member and identity."""
     await caller(request)
     federation = request.app[SETTINGS].federation
-    keys = [
-        {"use": "sig", "alg": "EdDSA", **jwk, "member": member.id, "identity": member.identity}
-        for member in federation.members
-        for jwk in member.public_keys
-    ]
+    keys = [jwk for member in federation.members for jwk in member_jwks(member)]
     return web.Response(body=orjson.dumps({"keys": keys}), content_type=JWKS_MEDIA_TYPE)

@@ -13,6 +13,8 @@ from hub.collections import Collection
 from hub.config import Settings
 from hub.federation import Account
 from hub.metrics import HubMetrics
+from hub.notify.config import NotifySettings
+from hub.notify.store import NotifyStore
 from hub.ops.disk import DiskWatch
 from hub.signing.intake import IntakeKeyFile
 from hub.signing.keyring import KeyStore
@@ -32,5 +34,7 @@ SIGNING_KEYS = web.AppKey("signing_keys", KeyStore)
 INTAKE_GATE = web.AppKey("intake_gate", IntakeGate)
 INTAKE_KEYS = web.AppKey("intake_keys", IntakeKeyFile)
 DISK = web.AppKey("disk", DiskWatch)
+NOTIFY = web.AppKey("notify", NotifySettings)
+SUBSCRIPTIONS = web.AppKey("subscriptions", NotifyStore)
 ACCOUNT = web.RequestKey("account", Account)  # the authenticated caller
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -71,6 +71,8 @@ def _waiting_for_restart(running: Federation, new: Federation) -> list[str]:
         changes.append(f"members {', '.join(changed)} (rules, keys or details)")
     if before.correlation != after.correlation:
         changes.append("correlation")
+    if before.notify != after.notify:
+        changes.append("notify")
     return changes
 
 

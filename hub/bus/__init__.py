@@ -59,12 +59,14 @@ class Position(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     """A topic to create: `retain_forever` for the system-of-record topics (feeds, audit);
-    `append_time` when a record's timestamp must be the bus's, not what its writer chose."""
+    `append_time` when a record's timestamp must be the bus's, not what its writer chose;
+    `compact` when only the latest record of each key matters (Kafka compacts it)."""
 
     name: str
     partitions: int = 1
     retain_forever: bool = True
     append_time: bool = False
+    compact: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ Every write is one SQLite transaction in WAL mode with `synchronous=FULL`, so a 
 that `publish` returned is on disk, and a killed process leaves either the whole unit or
 none of it. Concurrent publishes are grouped into one transaction (group commit), which
 is what makes fsync-per-commit affordable. Several processes may share the file: group
-membership lives in the file, and readers poll it when they were not woken in-process.
+membership lives in the file. A commit wakes the readers of every process on the file
+(hub.bus.wake: a datagram per process, no polling); readers also look again every
+`poll_interval`, which bounds the latency of a wake-up that could not arrive.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hub.bus import (
     next_offsets,
 )
 from hub.bus.errors import BusUnavailable, CommitFailed, MessageTooLarge, StorageFull
+from hub.bus.wake import Wakes
 from hub.sqlite import SqliteThread, in_transaction
 
 T = TypeVar("T")
@@ -256,10 +259,10 @@ class EmbeddedBus:
         path: Path,
         *,
         default_partitions: int = 1,
-        # How often a reader looks for what other processes wrote (one indexed query; a
-        # reader in the writing process is woken at once). It bounds each cross-process
-        # hop's latency: an API node and its pipeline workers are two hops apart.
-        poll_interval: float = 0.025,
+        # How often a reader looks again with no wake-up (one indexed query): readers in
+        # every process on the file are woken by each commit (hub.bus.wake), so this only
+        # bounds the latency of a wake-up that could not arrive, and costs idle CPU.
+        poll_interval: float = 1.0,
         session_timeout: float = 10.0,
         max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
@@ -275,6 +278,7 @@ class EmbeddedBus:
         self._flush_task: asyncio.Task[None] | None = None
         self._version = 0
         self._changed: asyncio.Event | None = None
+        self._wakes = Wakes(self.path, self._wake_here)
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------
@@ -286,6 +290,7 @@ class EmbeddedBus:
         self._changed = asyncio.Event()
         await self._writer.start()
         await self._reader.start()
+        self._wakes.start()
         self._started = True
 
     async def stop(self) -> None:
@@ -294,15 +299,17 @@ class EmbeddedBus:
         self._started = False
         if self._flush_task is not None:
             await self._flush_task
+        self._wakes.stop()
         await self._writer.stop()
         await self._reader.stop()
 
     # -- internals shared with consumers -------------------------------------------
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` inside one write transaction; wakes in-process readers after commit."""
+        """Run `fn` inside one write transaction; wakes every process's readers after commit."""
         result = await self._writer.run(lambda conn: in_transaction(conn, lambda: fn(conn)))
-        self._wake()
+        self._wake_here()
+        self._wakes.ring()
         return result
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -311,14 +318,15 @@ class EmbeddedBus:
     def appender(self, conn: sqlite3.Connection) -> _Appender:
         return _Appender(conn, self.default_partitions)
 
-    def _wake(self) -> None:
+    def _wake_here(self) -> None:
+        """Wake this process's readers (after its own commit, or another process's)."""
         self._version += 1
         if self._changed is not None:
             self._changed.set()
             self._changed = asyncio.Event()
 
     async def wait_for_change(self, seen_version: int, timeout: float) -> None:
-        """Sleep until an in-process write after `seen_version`, or `timeout` (other processes)."""
+        """Sleep until a write after `seen_version` (any process's), or `timeout`."""
         if self._version != seen_version or self._changed is None:
             return
         event = self._changed

@@ -152,6 +152,7 @@ class KafkaBus:
                     **size,
                     **(forever if s.retain_forever else {}),
                     **({"message.timestamp.type": "LogAppendTime"} if s.append_time else {}),
+                    **({"cleanup.policy": "compact"} if s.compact else {}),
                 },
             )
             for s in specs

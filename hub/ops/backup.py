@@ -10,7 +10,8 @@ makes the whole consistent at one point of the log:
 
 1. every view (`view-*.sqlite3`): a view only holds records from the bus, with the offsets
    it read up to, so a view copied before the bus never claims a record the copied bus has
-   not (the restored view resumes from its offsets and catches up);
+   not (the restored view resumes from its offsets and catches up); and the subscriptions'
+   outbox (`notify-*.sqlite3`), which finds its place again in whatever view it meets;
 2. the other files of the data dir (the published-definitions marker says something is on
    the bus: copied before it, never a claim ahead of it);
 3. the bus (`bus.sqlite3`), the system of record: its end offsets are the backup's point;
@@ -233,7 +234,9 @@ def backup(where: Locations, dest: Path, *, audit_topic: str, embedded: bool = T
     bus = data_dir / EMBEDDED_FILE
     views = [p for p in files if p.suffix == ".sqlite3" and p != bus]
     for path in views:  # 1. views, before the bus (see the module's docstring)
-        if embedded:
+        # On Kafka a view is rebuilt from the topics; subscriptions and their outbox
+        # (notify-*.sqlite3) are nowhere else.
+        if embedded or not path.name.startswith("view-"):
             writer.sqlite(f"data/{path.relative_to(data_dir).as_posix()}", path)
     for path in files:  # 2. the node's other files
         if path.suffix != ".sqlite3":

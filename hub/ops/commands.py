@@ -1,5 +1,5 @@
 """`cirt-hub backup DEST`, `cirt-hub restore SRC` and `cirt-hub retention run`: the operator's
-commands for the data dir."""
+commands for the data dir; and `cirt-hub reachability` (hub.ops.reachability_commands)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from pathlib import Path
 from hub.bus.url import EMBEDDED_FILE
 from hub.config import default_data_dir
 from hub.federation import FederationError, load_federation
+from hub.ops import reachability_commands
 from hub.ops.backup import BackupError, Locations, Manifest, backup, restore
 from hub.ops.retention import prune_data_dir
 from hub.topics import Topics
 
-COMMANDS = ("backup", "restore", "retention")
+COMMANDS = ("backup", "restore", "retention", "reachability")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     now.add_argument("--data-dir", type=Path, default=None)
     now.add_argument("--bus", default="embedded", help="embedded, or kafka://... (views only)")
     now.add_argument("--topic-prefix", default="cirt-hub.")
+    reachability_commands.register(sub)
 
 
 def _describe(manifest: Manifest) -> str:
@@ -96,6 +98,8 @@ def _retention(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "reachability":
+        return reachability_commands.run(args)
     if args.command == "retention":
         return _retention(args)
     where = Locations(

@@ -4,7 +4,7 @@
   later version of the same object exists for the same readers (the same TLP:RED accounts,
   or everyone), in the same feed. Never the latest version, never a revocation.
 - Intake: records on the intake topics older than `intake_days` that the pipeline has
-  committed (a record still to be processed is never deleted).
+  committed (a record still to be processed is never deleted), and receipts as old.
 - Rejected: records of refused submissions older than `rejected_days`.
 
 The audit chain, decisions, statuses and everything else are kept. On the embedded bus the
@@ -173,6 +173,11 @@ def prune_log(
             processed = 0 if row is None else row[0]
             ids = _old_records(conn, topic, partition, min(processed, last), cutoff)
             pruned.add("intake", _delete_rows(conn, "records", "rowid", ids))
+        # What became of those records: for members' Kafka tools, which a log never has.
+        receipts_head = topics.receipts("")
+        for topic, partition, last in _partitions(conn, lambda t: t.startswith(receipts_head)):
+            ids = _old_records(conn, topic, partition, last, cutoff)
+            pruned.add("receipts", _delete_rows(conn, "records", "rowid", ids))
     if retention.rejected_days is not None:
         cutoff = now_ms - retention.rejected_days * _DAY_MS
         for topic, partition, last in _partitions(conn, lambda t: t == topics.rejected):

@@ -12,8 +12,9 @@ from dataclasses import replace
 
 import orjson
 
-from hub.bus import Message
+from hub.bus import Message, Position
 from hub.model import Item, RefusalCode, Submission
+from hub.pipeline.receipts import receipt
 from hub.records import (
     ANONYMOUS,
     DecisionRecord,
@@ -135,8 +136,11 @@ def observation_message(item: Item, submission: Submission, topics: Topics) -> M
     ).to_message(topics)
 
 
-def emit(submission: Submission, topics: Topics, date_added: str) -> list[Message]:
-    """Feed records for each accepted object and collection, refusals, and the final status."""
+def emit(
+    submission: Submission, topics: Topics, date_added: str, intake: Position | None = None
+) -> list[Message]:
+    """Feed records for each accepted object and collection, refusals, the final status,
+    and the receipt of the intake record at `intake` (when a member's topic holds it)."""
     messages: list[Message] = []
     for item in submission.items:
         if item.refusal is None:
@@ -174,4 +178,6 @@ def emit(submission: Submission, topics: Topics, date_added: str) -> list[Messag
         if delivery.release_at is None  # embargoed ones arrive later; the status need not wait
     )
     messages.append(StatusRecord(submission.member, status, delivered).to_message(topics))
+    if intake is not None and (done := receipt(topics, intake, status=status)) is not None:
+        messages.append(done)
     return messages

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from hub.bus import Message, Record
 from hub.model import RefusalCode, Submission
+from hub.pipeline.receipts import position, receipt
 from hub.records import Copy, RefusedRecord, StatusRecord
 from hub.status import complete_status
 from hub.topics import Topics
@@ -45,23 +46,27 @@ def rejected_record(
 
 def output_too_large(
     topics: Topics, record: Record, submission: Submission | None, record_limit: int
-) -> tuple[Message, Message | None]:
+) -> list[list[Message]]:
     """The refusal of a record whose output (a feed record, its status, a refusal) is larger
-    than the bus takes: its `rejected` entry, and a status failing every object (None when
-    the record was refused whole already, and has no status)."""
+    than the bus takes, as what to commit instead, the first that fits: its `rejected` entry
+    with a status failing every object (when it has one) and the receipt saying so; the
+    entry with a receipt naming the reason alone; the entry alone."""
     why = (
         f"what the hub would write for this record is larger than the bus takes "
         f"({record_limit:,} bytes a record): nothing of it was delivered"
     )
-    entry = rejected_record(
-        topics, record, RefusalCode.OUTPUT_TOO_LARGE, why, is_json=False, record_limit=record_limit
-    )
+    reason = RefusalCode.OUTPUT_TOO_LARGE
+    entry = rejected_record(topics, record, reason, why, is_json=False, record_limit=record_limit)
+    told = receipt(topics, position(record), reason=reason, message=why)
+    alternatives = [[entry, *([told] if told else [])], [entry]]
     if submission is None:
-        return entry, None
-    failed = f"not processed: {RefusalCode.OUTPUT_TOO_LARGE} (see the record's entry in rejected)"
+        return alternatives
+    failed = f"not processed: {reason} (see the record's entry in rejected)"
     status = complete_status(
         submission.status_id,
         submission.received,
         ((i.id, i.version, failed) for i in submission.items),
     )
-    return entry, StatusRecord(submission.member, status, delivered=()).to_message(topics)
+    final = StatusRecord(submission.member, status, delivered=()).to_message(topics)
+    receipted = receipt(topics, position(record), status=status)
+    return [[entry, final, *([receipted] if receipted else [])], *alternatives]

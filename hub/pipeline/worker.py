@@ -43,6 +43,7 @@ from hub.pipeline.decode import UndecodableRecord
 from hub.pipeline.emit import emit, fit
 from hub.pipeline.history import DeliveryHistory
 from hub.pipeline.lanes import Lanes
+from hub.pipeline.receipts import position, receipt
 from hub.pipeline.rejected import output_too_large, rejected_record
 from hub.stix.timestamps import rfc3339_now
 from hub.topics import Topics
@@ -124,13 +125,14 @@ class PipelineWorker:
             submission = self.decode(record)
         except UndecodableRecord as exc:
             entry = self._refused(record, exc.reason, str(exc), is_json=exc.is_json)
-            return Outcome(record, [entry], None)
+            told = receipt(self.topics, position(record), reason=exc.reason, message=str(exc))
+            return Outcome(record, [entry, *([told] if told else [])], None)
         token = REQUEST_ID.set(submission.request_id)
         try:
             routed = fit(
                 self.pipeline(submission), self.topics, self.bus.max_record_bytes, date_added
             )
-            messages = emit(routed, self.topics, date_added)
+            messages = emit(routed, self.topics, date_added, position(record))
             accepted = sum(1 for i in routed.items if i.accepted)
             log.info(
                 "submission routed",
@@ -154,7 +156,8 @@ class PipelineWorker:
                 partial(Item.refuse, reason=RefusalCode.INTERNAL_ERROR, message=reason)
             )
             entry = self._refused(record, RefusalCode.INTERNAL_ERROR, reason, is_json=True)
-            return Outcome(record, [entry, *emit(refused, self.topics, date_added)], refused)
+            emitted = emit(refused, self.topics, date_added, position(record))
+            return Outcome(record, [entry, *emitted], refused)
         finally:
             REQUEST_ID.reset(token)
 
@@ -315,10 +318,9 @@ class PipelineWorker:
                     outcome.record.partition,
                     outcome.record.offset,
                 )
-            entry, status = output_too_large(
+            refusals = output_too_large(
                 self.topics, outcome.record, outcome.routed, self.bus.max_record_bytes
             )
-            refusals = [[entry, *([status] if status else [])], [entry]]
             for messages in refusals:
                 refused = Outcome(outcome.record, messages, None)
                 try:
@@ -327,7 +329,7 @@ class PipelineWorker:
                         return
                     break
                 except MessageTooLarge:
-                    continue  # the status alone is too large: the entry goes without it
+                    continue  # still too large: the next, smaller way to refuse it
             else:
                 # Not even the entry (64 KiB of the record at most) fit: the record is passed
                 # over with the next one's offsets, as the log says.

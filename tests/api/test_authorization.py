@@ -120,6 +120,13 @@ def cases(object_id: str, status_id: str) -> list[Case]:
         # response (400), and which alerts exist is tests/correlate/test_responses.py's.
         responds = caller.member is not None and "submit" in caller.roles
         add("POST", f"/api/v1/alerts/{ALERT}/responses", 400 if responds else 403)
+        add("POST", f"/api/v1/alerts/{ALERT}/mitigations", 400 if responds else 403)
+        # Points of contact: a member's analysts and the hub's operators, nobody else.
+        sees = ("read" if caller.member is not None else "operate") in caller.roles
+        add("GET", "/api/v1/contacts", 200 if sees else 403)
+        add("GET", "/api/v1/reachability", 200 if operator else 403)
+        # An operator's empty body starts a check (201); the matrix's TAXII envelope is 400.
+        add("POST", "/api/v1/reachability/checks", 400 if operator else 403)
         for alias in COLLECTIONS:
             base = f"{root}collections/{alias}/"
             known = alias in addressable(caller)
@@ -342,6 +349,10 @@ def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
         "/api/v1/streams/{collection}",
         "/api/v1/exports/{collection}",
         "/api/v1/alerts/{alert_id}/responses",
+        "/api/v1/alerts/{alert_id}/mitigations",
+        "/api/v1/contacts",
+        "/api/v1/reachability",
+        "/api/v1/reachability/checks",
         "/taxii2/hub/collections/{collection}/",
         "/taxii2/hub/collections/{collection}/objects/",
         "/taxii2/hub/collections/{collection}/manifest/",

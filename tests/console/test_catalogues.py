@@ -39,6 +39,7 @@ DOMAINS = {
         DOMAIN,
         [
             ("hub/api/console/**.py", "python"),
+            ("hub/notify/**.py", "python"),
             ("hub/api/console/templates/**.html", "jinja2"),
         ],
         ("Log in", "Unknown account or wrong secret."),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from hub.federation import Federation
 from tests.conftest import ROOT
 from tests.hubs import RunningHub, running_hub, submit
 from tests.stixdata import TLP2
@@ -32,6 +34,7 @@ REGISTRY = Registry().with_resource(
 )
 OPERATOR, READER, SENDER = "hub-operator", "gh-cert-read", "ng-cert-submit"
 INDICATOR = "indicator--0b7c3c71-9b51-4f9e-9d81-0595ffa3a322"
+WEBHOOK = "https://soar.gh-cert.example/"
 
 
 def _pointer(*parts: str) -> str:
@@ -71,7 +74,12 @@ async def hub(
     tmp_path_factory: pytest.TempPathFactory, demo_secrets: Path
 ) -> AsyncIterator[RunningHub]:
     data = tmp_path_factory.mktemp("openapi")
-    async with running_hub("embedded", data / "data", demo_secrets) as running:
+
+    # Webhooks allowed somewhere, so a subscription can be made and its answer checked.
+    def notify(federation: Federation) -> Federation:
+        return replace(federation, notify={"webhook_prefixes": [WEBHOOK]})
+
+    async with running_hub("embedded", data / "data", demo_secrets, adjust=notify) as running:
         # ngCERT's own object, so the sender has an explanation and the region a stream.
         await submit(
             running,
@@ -231,3 +239,50 @@ async def test_alert_responses_answer_as_documented(hub: RunningHub) -> None:
     assert (await _ask(hub, "POST", template, path, data=body, headers=sender))[0].status == 404
     bad = json.dumps({"state": "panicking"})
     assert (await _ask(hub, "POST", template, path, data=bad, headers=sender))[0].status == 400
+
+
+async def test_subscriptions_answer_as_documented(hub: RunningHub) -> None:
+    listing, one = "/api/v1/subscriptions", "/api/v1/subscriptions/{subscription_id}"
+    assert (await _ask(hub, "GET", listing))[0].status == 401
+    assert (await _ask(hub, "GET", listing, headers=_auth(hub, SENDER)))[0].status == 403
+    reader = _auth(hub, READER)
+    made = json.dumps({"kind": "alerts", "webhook": WEBHOOK + "hooks"})
+    created, body = await _ask(hub, "POST", listing, data=made, headers=reader)
+    assert created.status == 201
+    bad = json.dumps({"kind": "alerts", "webhook": "https://elsewhere.example/"})
+    assert (await _ask(hub, "POST", listing, data=bad, headers=reader))[0].status == 400
+    unreadable = json.dumps(
+        {"kind": "collection", "collection": "member-ng-cert", "webhook": WEBHOOK}
+    )
+    assert (await _ask(hub, "POST", listing, data=unreadable, headers=reader))[0].status == 404
+    listed, _ = await _ask(hub, "GET", listing, headers=reader)
+    assert listed.status == 200
+    path = f"/api/v1/subscriptions/{json.loads(body)['id']}"
+    sender = _auth(hub, SENDER)
+    assert (await _ask(hub, "DELETE", one, path, headers=sender))[0].status == 403
+    assert (await _ask(hub, "DELETE", one, path, headers=reader))[0].status == 204
+    assert (await _ask(hub, "DELETE", one, path, headers=reader))[0].status == 404
+
+
+async def test_contacts_answer_as_documented(hub: RunningHub) -> None:
+    template = "/api/v1/contacts"
+    assert (await _ask(hub, "GET", template))[0].status == 401
+    assert (await _ask(hub, "GET", template, headers=_auth(hub, SENDER)))[0].status == 403
+    for who in (READER, OPERATOR):
+        answer, body = await _ask(hub, "GET", template, headers=_auth(hub, who))
+        assert answer.status == 200 and b"incident@ngcert.example" in body
+
+
+async def test_reachability_answers_as_documented(hub: RunningHub) -> None:
+    latest, start = "/api/v1/reachability", "/api/v1/reachability/checks"
+    assert (await _ask(hub, "GET", latest))[0].status == 401
+    assert (await _ask(hub, "GET", latest, headers=_auth(hub, READER)))[0].status == 403
+    assert (await _ask(hub, "POST", start, headers=_auth(hub, READER)))[0].status == 403
+    wrong = await _ask(hub, "POST", start, headers=_auth(hub, OPERATOR), json={"links": "yes"})
+    assert wrong[0].status == 400
+    started, _ = await _ask(hub, "POST", start, headers=_auth(hub, OPERATOR), json={"links": True})
+    assert started.status == 201
+    answer, body = await _ask(hub, "GET", latest, headers=_auth(hub, OPERATOR))
+    assert answer.status == 200 and json.loads(body)["check"]["by"] == OPERATOR
+    _, body = await _ask(hub, "GET", "/api/v1/dashboard", headers=_auth(hub, OPERATOR))
+    assert json.loads(body)["reachability"]["by"] == OPERATOR

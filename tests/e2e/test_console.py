@@ -5,6 +5,7 @@ also replace the documentation's copies in docs/console/ (a test run leaves the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -165,6 +166,28 @@ async def test_an_analyst_responds_to_an_alert_in_french(
             text = await page.evaluate("document.querySelector('.alert-responses').innerText")
             assert "Pris en compte\t1" in text and "la première prise en compte" in text
             assert "ngCERT, Nigeria (demo)" in text and "encore répondu" not in text
+            # Named, so its points of contact are given to the alert's recipients.
+            assert "Points de contact" in text and "incident@ngcert.example" in text
             await page.evaluate("document.querySelector('.alert-responses').scrollIntoView()")
             await shoot(page, "alert-fr")
+
+            # A mitigation from the same page, listed once routed, its signature checked.
+            await submit_form(
+                "document.getElementById('mitigation-name').value = 'Bloquer le domaine';"
+                "document.getElementById('mitigation-description').value = 'Réponse NXDOMAIN.';"
+                "document.querySelector('form.mitigate').submit()"
+            )
+            notice = await page.evaluate("document.querySelector('.notice').innerText")
+            assert "atténuation a été envoyée" in notice
+            for _ in range(100):
+                await page.goto(hub.base_url + f"/console/objects/{alert['id']}")
+                text = await page.evaluate("document.querySelector('.alert-mitigations').innerText")
+                if "Bloquer le domaine" in text:
+                    break
+                await asyncio.sleep(0.2)
+            assert "Bloquer le domaine" in text and "Réponse NXDOMAIN." in text, text
+            assert "Partagée par ngCERT, Nigeria (demo) (ng-cert)" in text and "valide, clé" in text
+            await page.evaluate("document.querySelector('.alert-mitigations').scrollIntoView()")
+            await shoot(page, "alert-mitigations-fr")
     assert (ARTIFACTS / "console-alert-fr.png").stat().st_size > 10_000
+    assert (ARTIFACTS / "console-alert-mitigations-fr.png").stat().st_size > 10_000

@@ -150,3 +150,46 @@ async def test_the_dashboard_shows_open_alerts_with_their_responses_and_age(
             assert text.startswith("domain-name: 3 members, 3 countries (all)\t0 min\t2\t0"), text
             await page.evaluate("document.getElementById('h-open').scrollIntoView()")
             await page.screenshot(ARTIFACTS / "dashboard-open-alerts.png", 1280, 900)
+
+
+async def test_the_dashboard_shows_who_answered_the_latest_reachability_check(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    async with running_hub(
+        bus_url, tmp_path / "data", demo_secrets, topic_prefix=f"t{unique}."
+    ) as hub:
+        auth = {
+            "Authorization": aiohttp.encode_basic_auth("hub-operator", hub.password("hub-operator"))
+        }
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                hub.base_url + "/api/v1/reachability/checks",
+                json={"overdue_days": 0.00001, "links": True},
+                headers=auth,
+            ) as response:
+                assert response.status == 201
+                started = await response.json()
+            [link] = [x["link"] for x in started["links"] if x["member"] == "ng-cert"]
+            async with session.post(link) as response:
+                assert response.status == 200
+
+        async with browser_page(tmp_path / "chromium") as page:
+            await page.goto(hub.base_url + "/dashboard/login")
+            await page.evaluate(
+                "window.previousPage = true;"
+                "document.getElementById('username').value = 'hub-operator';"
+                f"document.getElementById('password').value = "
+                f"{json.dumps(hub.password('hub-operator'))};"
+                "document.querySelector('form').submit()"
+            )
+            await page.wait_for("location.pathname === '/dashboard'")
+            await page.wait_for("document.querySelector('#reach-members td:not(.empty)') !== null")
+            rows = await page.evaluate("document.getElementById('reach-members').innerText")
+            lines = rows.splitlines()
+            assert lines[0].startswith("ng-cert\tanswered (link)\t"), rows
+            assert lines[0].endswith("\tincident@ngcert.example"), rows
+            assert all("OVERDUE" in line for line in lines[1:]) and len(lines) == 6, rows
+            summary = await page.evaluate("document.getElementById('reach').innerText")
+            assert "1 of 6 answered" in summary and "no answer after" in summary, summary
+            await page.evaluate("document.getElementById('h-reach').scrollIntoView()")
+            await page.screenshot(ARTIFACTS / "dashboard-reachability.png", 1280, 900)

@@ -27,7 +27,7 @@ import orjson
 import pytest
 
 from hub.api.keys import BUS
-from hub.bus import Bus, Message
+from hub.bus import Bus, Message, read_to
 from hub.bus.embedded import EmbeddedBus
 from hub.bus.kafka import KafkaBus
 from hub.bus.url import EMBEDDED_FILE, open_bus, parse_kafka_url
@@ -194,6 +194,17 @@ async def test_a_record_whose_status_is_too_large_is_refused_whole_and_the_rest_
         assert (await wait_complete(session, hub, statuses[1], account))["success_count"] == 1
     [entry] = await rejected_entries(hub, lambda e: e.get("reason") == "output-too-large")
     assert entry["intake"]["topic"] == hub.settings.topics.member_intake(HOSTILE)
+    # The member's receipt of the record says what its status says (the failing one).
+    intake = entry["intake"]
+    where = f"{intake['topic']}/{intake['partition']}/{intake['offset']}".encode()
+    reader = hub.app[BUS].reader([hub.settings.topics.receipts(HOSTILE)], {})
+    await reader.start()
+    try:
+        ends = await hub.app[BUS].end_offsets([hub.settings.topics.receipts(HOSTILE)])
+        receipts = [r for r in await read_to(reader, ends) if r.key == where]
+    finally:
+        await reader.stop()
+    assert [orjson.loads(r.value)["status"] for r in receipts] == [doc]
     await others_go_through(hub)
 
 

@@ -5,8 +5,10 @@ chain verifies, and the restored hub signs with the same (still sealed) keys."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import aiohttp
@@ -181,6 +183,9 @@ def test_on_kafka_the_backup_holds_keys_and_node_files_not_the_views(tmp_path: P
     (data / "node-id").write_text("node-abc\n")
     (data / "pseudonym.key").write_text("k" * 64)
     (data / "view-node-abc.sqlite3").write_bytes(b"")  # rebuilt from the topics instead
+    with closing(sqlite3.connect(data / "notify-node-abc.sqlite3")) as notify:
+        notify.execute("CREATE TABLE subscriptions (id TEXT)")  # nowhere else: backed up
+        notify.commit()
     (keys / "intake.key").write_text("{}")
     made = cli(
         "backup",
@@ -198,6 +203,7 @@ def test_on_kafka_the_backup_holds_keys_and_node_files_not_the_views(tmp_path: P
     assert {f["path"] for f in manifest["files"]} >= {
         "data/node-id",
         "data/pseudonym.key",
+        "data/notify-node-abc.sqlite3",
         "keys/intake.key",
     }
     assert not any("view-" in f["path"] for f in manifest["files"])

@@ -149,6 +149,7 @@ async def test_retention_keeps_latest_versions_revocations_and_the_audit_chain(
             superseded = int(re.search(r"superseded (\d+)", printed[store])[1])
             assert superseded >= 3 and superseded % 3 == 0, printed[store]
         assert "intake " in printed["log"] and "rejected 1" in printed["log"], printed["log"]
+        assert "receipts " in printed["log"], printed["log"]  # sn-cert's, on the embedded log
         freed = [int(re.search(r"freed (\d+) bytes", line)[1]) for line in printed.values()]
         assert all(f > 60_000 for f in freed), done.stdout  # the two bulky versions, each
 

@@ -15,7 +15,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from hub.api.console import act, browse, objects, search
+from hub.api.console import act, browse, contacts, notices, objects, search
 from hub.api.console.login import SESSIONS, choose_language, login, login_form, logout
 from hub.api.console.render import ROOT
 from hub.api.sessions import PROTECT, Sessions
@@ -52,7 +52,12 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(ROOT + "collections/{alias}/", browse.collection_page)
     app.router.add_get(ROOT + "alerts/", browse.alerts_page)
     app.router.add_get(ROOT + "search", search.search_page)
+    app.router.add_get(ROOT + "contacts/", contacts.contacts_page)
     app.router.add_get(ROOT + "objects/{object_id}", objects.object_page)
     app.router.add_get(ROOT + "objects/{object_id}/json", objects.object_json)
     app.router.add_post(ROOT + "objects/{object_id}/respond", act.respond)
     app.router.add_post(ROOT + "objects/{object_id}/sight", act.sight)
+    app.router.add_get(notices.PATH, notices.subscriptions_page)
+    app.router.add_post(notices.PATH, notices.subscribe)
+    app.router.add_post(notices.PATH + "/{subscription_id}/delete", notices.unsubscribe)
+    app.router.add_post(ROOT + "objects/{object_id}/mitigate", act.mitigate)

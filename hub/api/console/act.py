@@ -21,14 +21,16 @@ from hub.api.console.common import Reader, not_found, reader_of
 from hub.api.console.login import safe_next
 from hub.api.console.render import HEADERS, ROOT, Language, language_of, page
 from hub.api.keys import SETTINGS, VIEW
+from hub.api.mitigations import DEFAULT_TLP, checked, share_mitigation
 from hub.api.responses import MAX_NOTE, submit_for
 from hub.api.sessions import from_own_page
 from hub.collections import ALERTS
 from hub.correlate.responses import STATES, response_note, sighting_of
+from hub.errors import BadRequest
 from hub.store.view import Arrival
 
 SIGHTABLE = frozenset({"indicator", "malware", "observed-data"})
-DONE = ("responded", "sighted")
+DONE = ("responded", "sighted", "mitigated")
 
 
 def may_act(reader: Reader) -> bool:
@@ -185,3 +187,34 @@ async def sight(request: web.Request) -> web.StreamResponse:
     sighting = sighting_of(object_id, author, named=form.get("named") == "yes")
     await submit_for(request, reader.account, [sighting])
     raise _back(str(form.get("next", f"{ROOT}objects/{object_id}")), "sighted")
+
+
+async def mitigate(request: web.Request) -> web.StreamResponse:
+    """A mitigation of an alert the reader's CIRT received, shared under its own rules."""
+    reader = reader_of(request)
+    if (refusal := _not_allowed(request, reader)) is not None:
+        return refusal
+    alert_id = request.match_info["object_id"]
+    found = await _readable(request, reader, alert_id)
+    if found is None or found.collection != ALERTS:
+        return not_found(request, reader)
+    form = await request.post()
+    say = language_of(request).say
+    try:
+        wanted = checked(
+            str(form.get("name", "")),
+            str(form.get("description", "")),
+            str(form.get("tlp", DEFAULT_TLP)),
+        )
+    except BadRequest:
+        message = say(
+            "Give the mitigation a name (at most 200 characters), a description of at most "
+            "10,000 characters and a TLP level."
+        )
+        return _refused(request, reader, message, 400)
+    try:
+        await share_mitigation(request, reader.account, alert_id, wanted)
+    except BadRequest:
+        message = say("This alert refers to nothing you received that a mitigation may target.")
+        return _refused(request, reader, message, 400)
+    raise _back(f"{ROOT}objects/{alert_id}", "mitigated")

@@ -11,6 +11,7 @@ from aiohttp import web
 from hub.api.console.common import LIST_PATHS, Reader, not_found, reader_of, rows
 from hub.api.console.render import language_of, page
 from hub.api.keys import SETTINGS, VIEW
+from hub.api.reachability import pending_for_reader
 from hub.collections import ALERTS, Collection
 from hub.correlate.alerts import ALERT_PROPERTY, alert_state, rule_windows
 from hub.stix import timestamps
@@ -57,7 +58,10 @@ async def home(request: web.Request) -> web.Response:
             RecentQuery(collection.alias, reader.scope.reader, limit=5, paths=LIST_PATHS)
         )
         shelves.append((collection, rows(request, latest)))
-    return page(request, "home.html", {"reader": reader, "shelves": shelves})
+    pending = await pending_for_reader(request, reader.account.member)
+    done = request.query.get("done") == "reachable"
+    context = {"reader": reader, "shelves": shelves, "pending_check": pending, "reachable": done}
+    return page(request, "home.html", context)
 
 
 def _collection(reader: Reader, alias: str) -> Collection | None:

@@ -15,7 +15,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hub.api.console.act import DONE, SIGHTABLE, alert_summary, may_act, state_label
+from hub.api.console.act import (
+    DONE,
+    SIGHTABLE,
+    AlertSummary,
+    alert_summary,
+    may_act,
+    state_label,
+)
 from hub.api.console.common import (
     LIST_PATHS,
     NAME,
@@ -25,12 +32,15 @@ from hub.api.console.common import (
     rows,
     sender,
 )
+from hub.api.console.mitigations import mitigations_of
 from hub.api.console.render import HEADERS, collection_title, language_of, page
 from hub.api.console.signatures import reason_text, signatures_of
 from hub.api.keys import SETTINGS, VIEW
+from hub.api.mitigations import DEFAULT_TLP, LEVELS
 from hub.collections import ALERTS
 from hub.correlate.alerts import ALERT_PROPERTY, alert_state, rule_windows
 from hub.correlate.responses import STATES
+from hub.federation import Contact, Federation
 from hub.policy.redaction import references
 from hub.signing.provenance import EXTENSION_ID, extension_of
 from hub.store.view import Arrival
@@ -111,6 +121,19 @@ async def _readable(
     return versions, chosen, raw
 
 
+def contacts_of_named(
+    alert: AlertSummary, federation: Federation
+) -> dict[str, tuple[Contact, ...]]:
+    """The points of contact of the members the alert names (those that chose to be named
+    in its responses or sightings), by identity; of nobody else."""
+    found = {}
+    for named in alert.named:
+        member = federation.member_by_identity(named.identity)
+        if member is not None and member.contacts:
+            found[named.identity] = member.contacts
+    return found
+
+
 async def object_page(request: web.Request) -> web.Response:
     reader = reader_of(request)
     object_id = request.match_info["object_id"]
@@ -133,11 +156,13 @@ async def object_page(request: web.Request) -> web.Response:
     submitter = ext.get("submitter") if isinstance(ext, Mapping) else None
     titles = {c.alias: collection_title(c, language) for c in reader.scope.collections.values()}
     fields_of_alert = obj.get(ALERT_PROPERTY)
-    alert = None
+    alert, mitigations, named_contacts = None, [], {}
     if chosen.collection == ALERTS and isinstance(fields_of_alert, Mapping):
         windows = rule_windows(federation.correlation)
         state = alert_state(fields_of_alert, obj.get("revoked") is True, windows)
         alert = alert_summary(fields_of_alert, state, referred, language)
+        mitigations = await mitigations_of(request, reader, referred)
+        named_contacts = contacts_of_named(alert, federation)
     done = request.query.get("done")
     context = {
         "reader": reader,
@@ -160,6 +185,10 @@ async def object_page(request: web.Request) -> web.Response:
         "refers_to": rows(request, referred),
         "referred_by": rows(request, referrers),
         "alert": alert,
+        "mitigations": mitigations,
+        "named_contacts": named_contacts,
+        "levels": LEVELS,
+        "default_tlp": DEFAULT_TLP,
         "may_act": may_act(reader),
         "sightable": chosen.collection != ALERTS and obj.get("type") in SIGHTABLE,
         "states": [(s, state_label(s, language.say)) for s in STATES],

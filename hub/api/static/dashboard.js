@@ -90,6 +90,22 @@ function show(s) {
     const counts = states.map((state) => cell(fmt((a.responses || {})[state]), 1));
     return [what, cell(age(a.age_seconds), 1), ...counts, cell(fmt(a.sighted), 1)];
   }, "no open alert");
+  // Reachability: who answered the latest check and how fast, who has not after N days.
+  const r = s.reachability;
+  $("reach").textContent = !r ? "no check yet: cirt-hub reachability start" :
+    `${r.id}, started ${r.started} by ${r.by} (${r.open ? "open" : "ended"}): ` +
+    `${r.answered} of ${r.members.length} answered; ` +
+    (r.overdue.length ? `no answer after ${r.overdue_days} days: ${r.overdue.join(", ")}` : "none overdue");
+  $("reach").className = r && r.overdue.length ? "no" : "";
+  rows("reach-members", r ? r.members : [], (m) => {
+    const who = cell(m.member);
+    who.title = m.name;
+    const answer = m.answered ? `answered (${m.via})` : m.overdue ? "OVERDUE" : "waiting";
+    const state = cell(answer);
+    if (m.overdue) state.className = "no";
+    const took = m.answered ? (m.seconds < 60 ? m.seconds + " s" : age(m.seconds)) : "–";
+    return [who, state, cell(took, 1), cell(m.by || "")];
+  }, "no check yet");
   const alerts = $("alerts");
   alerts.replaceChildren();
   if (!s.alerts.length) {
@@ -104,6 +120,10 @@ function show(s) {
     li.title = a.description;
     alerts.append(li);
   }
+  const n = s.notifications;
+  $("notify").textContent = `${fmt(n.sent)} delivered, ${fmt(n.pending)} waiting, ` +
+    `${fmt(n.failures)} failed attempts (retried), ${fmt(n.given_up)} given up.`;
+  $("notify").className = n.given_up > 0 ? "no" : "";
   const d = s.disk;
   $("disk").textContent = (d.ok ? "" : "FULL: submissions refused (503) until space returns. ") +
     `${bytes(d.free_bytes)} free of ${bytes(d.total_bytes)}; intake closes under ${bytes(d.reserve_bytes)}. ` +
