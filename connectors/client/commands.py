@@ -1,6 +1,5 @@
-"""`cirt-hub submit | pull | queue | export | member-key | sight | respond | mitigate`: the
-member side
-of the hub."""
+"""`cirt-hub submit | pull | queue | export | member-key | sight | respond | mitigate |
+lookup`: the member side of the hub."""
 
 from __future__ import annotations
 
@@ -33,7 +32,17 @@ from hub.i18n import cli as messages
 from hub.i18n.cli import number, say
 from hub.stix.markings import Tlp, tlp2_id
 
-COMMANDS = ("submit", "pull", "queue", "export", "member-key", "sight", "respond", "mitigate")
+COMMANDS = (
+    "submit",
+    "pull",
+    "queue",
+    "export",
+    "member-key",
+    "sight",
+    "respond",
+    "mitigate",
+    "lookup",
+)
 IDENTITY_ENV = "CIRT_HUB_IDENTITY"
 QUEUE_STATES = ("queued", "sent", "accepted", "refused")
 T = TypeVar("T")
@@ -126,6 +135,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--named", action="store_true", help="name your CIRT to the alert's other recipients"
     )
 
+    looking = sub.add_parser(
+        "lookup",
+        help="have we seen this? what your CIRT may read that mentions a value",
+        description="An IP address or network, domain, URL, e-mail address, file hash or "
+        "words: the indicators and observables that name it and what refers to them, one line "
+        "each (TLP, type, how it matched, collection, arrival, id). Exit status: 0 found, "
+        "4 nothing found, 1 refused (a value not of its kind), 3 hub unreachable.",
+    )
+    looking.add_argument("value", metavar="VALUE")
+    _hub_options(looking)
+    looking.add_argument(
+        "--kind", help="ip, ipv4, ipv6, domain, url, email, hash, md5, sha1, sha256, text"
+    )
+    looking.add_argument("--limit", type=int, default=100, help="at most this many (1-500)")
+    looking.add_argument("--json", action="store_true", help="the hub's answer as it is")
     mitigate = sub.add_parser(
         "mitigate",
         help="share a mitigation of an alert your CIRT received (a STIX course-of-action)",
@@ -407,6 +431,66 @@ async def _respond(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_NOT_FOUND = 4
+
+
+def _how(entry: dict[str, object]) -> str:
+    """How an object of a look-up's answer mentions the value, in the user's language."""
+    if "refers_to" in entry:
+        return say("refers to what matched")
+    words = {
+        "equal": say("the same value"),
+        "contains": say("%(value)s contains it"),
+        "within": say("%(value)s is within it"),
+        "host": say("a URL on %(value)s"),
+        "text": say("in its text"),
+    }
+    matched = entry.get("matched")
+    return "; ".join(
+        words.get(str(m.get("relation")), str(m.get("relation"))) % {"value": m.get("value")}
+        for m in (matched if isinstance(matched, list) else [])
+        if isinstance(m, dict)
+    )
+
+
+async def _lookup(args: argparse.Namespace) -> int:
+    client = _client(args)
+    async with client:
+        answer = await _run(client, client.lookup(args.value, args.kind, args.limit))
+    found = answer.get("objects", [])
+    if args.json:
+        print(orjson.dumps(answer).decode())
+        return 0 if found else EXIT_NOT_FOUND
+    query = answer.get("query", {})
+    if not found:
+        print(
+            say(
+                "%(value)s (%(kind)s): nothing you may read mentions it",
+                value=query.get("value"),
+                kind=query.get("kind"),
+            )
+        )
+        return EXIT_NOT_FOUND
+    for entry in found:
+        print(
+            "  ".join(
+                str(part)
+                for part in (
+                    entry.get("tlp") or "-",
+                    entry.get("type"),
+                    _how(entry),
+                    entry.get("collection"),
+                    entry.get("date_added"),
+                    entry.get("id"),
+                    entry.get("name") or "",
+                )
+            ).rstrip()
+        )
+    if answer.get("more"):
+        print(say("more objects match than are shown: ask for a narrower value"), file=sys.stderr)
+    return 0
+
+
 async def _mitigate(args: argparse.Namespace) -> int:
     client = _client(args)
     async with client:
@@ -646,6 +730,8 @@ def run(args: argparse.Namespace) -> int:
             return asyncio.run(_sight(args))
         if args.command == "respond":
             return asyncio.run(_respond(args))
+        if args.command == "lookup":
+            return asyncio.run(_lookup(args))
         if args.command == "mitigate":
             return asyncio.run(_mitigate(args))
         return _member_key(args)

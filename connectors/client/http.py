@@ -562,6 +562,13 @@ class HubClient:
         status, _ = await self.request("POST", url, body=body, expect=202)
         return status
 
+    async def lookup(self, value: str, kind: str | None, limit: int) -> dict[str, Any]:
+        """What this account may read that mentions `value` (`GET /api/v1/lookup`)."""
+        params = {"value": value, "limit": str(limit), **({"kind": kind} if kind else {})}
+        found: dict[str, Any]
+        found, _ = await self.request("GET", f"{self.origin}/api/v1/lookup", params=params)
+        return found
+
     async def mitigate(
         self,
         alert_id: str,

@@ -21,6 +21,7 @@ from hub.api import (
     exports,
     health,
     jwks,
+    lookup,
     metrics,
     mitigations,
     reachability,
@@ -349,6 +350,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> web.Application
         app.router.add_get("/api/v1/streams/{collection}", stream.stream)
         console.add_routes(app)
         exports.add_routes(app)
+        lookup.add_routes(app)
         responses.add_routes(app)
         subscriptions.add_routes(app)
         mitigations.add_routes(app)

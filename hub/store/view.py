@@ -12,9 +12,10 @@ the last `date_added` it saw can then never miss an object that arrived later.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,10 @@ from hub.records import AuditRecord, FeedRecord, StatusRecord
 from hub.sqlite import SqliteThread, in_transaction
 from hub.stix import timestamps
 from hub.stix.markings import tlp_by_marking_id
+from hub.store import lookup
+from hub.store.lookup_values import LookupQuery
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -323,6 +328,109 @@ def _select_recent(conn: sqlite3.Connection, q: RecentQuery) -> list[Arrival]:
     return _arrivals(conn, where, args, q.paths, "o.seq DESC", q.limit)
 
 
+# What may mention a value through what it refers to: a report or grouping listing an
+# indicator, a sighting of it, observed-data or a note about it.
+REFERRING_TYPES = ("report", "sighting", "observed-data", "grouping", "note")
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One object version a look-up found: by its own values (`matched`), or because it
+    refers to such an object (`refers_to`, their ids)."""
+
+    arrival: Arrival
+    matched: tuple[lookup.Candidate, ...] = ()
+    refers_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LookupAnswer:
+    found: list[Found]  # the matches newest first, then what refers to them newest first
+    more: bool  # the answer stopped at its limit, or a probe at lookup.CANDIDATES
+
+
+def _select_lookup(
+    conn: sqlite3.Connection,
+    query: LookupQuery,
+    collections: Sequence[str],
+    reader: str,
+    limit: int,
+    paths: tuple[str, ...],
+) -> LookupAnswer:
+    if not collections:
+        return LookupAnswer([], False)
+    among, among_args = _among(collections, reader)
+    latest, latest_args = _version_clause(("last",), reader)
+    visible = lookup.Visible(
+        "EXISTS (SELECT 1 FROM objects o WHERE o.seq = {seq} AND "
+        + " AND ".join([*among, latest]).replace("{", "{{").replace("}", "}}")
+        + ")",
+        (*among_args, *latest_args),
+    )
+    hits = lookup.candidates(conn, query, visible)
+    by_seq: dict[int, list[lookup.Candidate]] = {}
+    for hit in hits.found:
+        by_seq.setdefault(hit.seq, []).append(hit)
+    if not by_seq:
+        return LookupAnswer([], hits.cut)
+    seq_args: list[object] = list(by_seq)
+    seqs = f"o.seq IN ({','.join('?' * len(seq_args))})"
+    direct = _arrivals(
+        conn,
+        [seqs, *among, latest],
+        [*seq_args, *among_args, *latest_args],
+        paths,
+        "o.seq DESC",
+        limit + 1,
+    )
+    more = hits.cut or len(direct) > limit
+    direct = direct[:limit]
+    found = [Found(a, tuple(dict.fromkeys(by_seq[a.seq]))) for a in direct]
+    ids = sorted({a.id for a in direct})
+    if not ids:
+        return LookupAnswer(found, more)
+    targets, target_args = _in("r.target", ids)
+    kinds, kind_args = _in("o.type", REFERRING_TYPES)
+    # What refers to a match and the reader may read, at most lookup.CANDIDATES: a popular
+    # indicator's sightings must not make one look-up read them all, nor what the reader
+    # may not read take the place of what it may.
+    readable = " AND ".join(
+        [kinds, "coalesce(json_extract(CAST(o.json AS TEXT), '$.revoked'), 0) = 0", *among, latest]
+    )
+    referrers = [
+        seq
+        for (seq,) in conn.execute(
+            f"SELECT DISTINCT r.seq FROM refs r WHERE {targets} AND EXISTS"
+            f" (SELECT 1 FROM objects o WHERE o.seq = r.seq AND {readable}) LIMIT ?",
+            [*target_args, *kind_args, *among_args, *latest_args, lookup.CANDIDATES + 1],
+        )
+    ]
+    more = more or len(referrers) > lookup.CANDIDATES
+    referrers = referrers[: lookup.CANDIDATES]
+    referring = _arrivals(
+        conn,
+        [f"o.seq IN ({','.join('?' * len(referrers))})"],
+        list(referrers),
+        paths,
+        "o.seq DESC",
+        limit + 1,
+    )
+    referring = [a for a in referring if a.seq not in by_seq]
+    more = more or len(referring) > limit
+    referring = referring[:limit]
+    if referring:
+        marks = ",".join("?" * len(referring))
+        pairs = conn.execute(
+            f"SELECT r.seq, r.target FROM refs r WHERE r.seq IN ({marks}) AND {targets}",
+            [*(a.seq for a in referring), *target_args],
+        ).fetchall()
+        named: dict[int, list[str]] = {}
+        for seq, target in pairs:
+            named.setdefault(seq, []).append(target)
+        found += [Found(a, refers_to=tuple(sorted(named.get(a.seq, [])))) for a in referring]
+    return LookupAnswer(found, more)
+
+
 def _among(collections: Sequence[str], reader: str) -> tuple[list[str], list[object]]:
     clause, args = _in("o.collection", collections)
     return [clause, _READABLE.format(t="o")], [*args, reader]
@@ -365,10 +473,41 @@ def _apply_feed(conn: sqlite3.Connection, feed: FeedRecord, added: str) -> None:
     )
     if cursor.rowcount == 1:
         seq = cursor.lastrowid
+        assert seq is not None
         targets = {ref for ref in references(obj) if ref != obj["id"]}
         conn.executemany(
             "INSERT INTO refs (seq, target) VALUES (?, ?)", [(seq, t) for t in targets]
         )
+        _index_for_lookup(conn, seq, obj, timestamp_key(version))
+
+
+# The other versions of the same object, in the same collection, for the same accounts: of
+# those, only the latest can be any reader's latest, so only its values stay in the index.
+_SAME_READERS = (
+    "SELECT o.seq, o.version_key FROM objects o, objects n WHERE n.seq = ?"
+    " AND o.collection = n.collection AND o.id = n.id AND o.accounts IS n.accounts"
+    " AND o.seq != n.seq"
+)
+
+
+def _index_for_lookup(
+    conn: sqlite3.Connection, seq: int, obj: dict[str, Any], version_key: str
+) -> None:
+    """The lookup index's hook: the new version in, the versions it supersedes out."""
+    others = conn.execute(_SAME_READERS, (seq,)).fetchall()
+    if any(key > version_key for _, key in others):
+        return  # an older version arriving late: a newer one already speaks for the object
+    lookup.forget(conn, [other for other, _ in others])
+    lookup.add(conn, seq, obj)
+
+
+def _current_versions(conn: sqlite3.Connection) -> Iterable[tuple[int, bytes]]:
+    """(seq, JSON) of each stored version no later version for the same readers supersedes."""
+    return conn.execute(
+        "SELECT o.seq, o.json FROM objects o WHERE NOT EXISTS (SELECT 1 FROM objects n"
+        " WHERE n.collection = o.collection AND n.id = o.id AND n.accounts IS o.accounts"
+        " AND n.version_key > o.version_key) ORDER BY o.seq"
+    )
 
 
 def _missing(conn: sqlite3.Connection, wanted: list[list[str]]) -> list[list[str]]:
@@ -511,6 +650,13 @@ class View:
         await self._db.start()
         await self._db.run(_mark_layout)
         self.epoch, self._last_added = await self._db.run(_load_meta)
+        indexed = await self._db.run(
+            lambda conn: in_transaction(
+                conn, lambda: lookup.prepare(conn, lambda: _current_versions(conn))
+            )
+        )
+        if indexed:
+            log.info("lookup index built", extra={"versions": indexed, "view": str(self.path)})
 
     async def close(self) -> None:
         await self._db.stop()
@@ -639,6 +785,20 @@ class View:
             return list({a.id: a for a in reversed(found)}.values())[::-1]
 
         return await self._db.run(load)
+
+    async def lookup(
+        self,
+        query: LookupQuery,
+        collections: Sequence[str],
+        reader: str,
+        limit: int,
+        paths: tuple[str, ...] = (),
+    ) -> LookupAnswer:
+        """What the reader may read in `collections` that names the value of `query` (the
+        latest version it may read of each object, not revoked), and what refers to those."""
+        return await self._db.run(
+            lambda conn: _select_lookup(conn, query, collections, reader, limit, paths)
+        )
 
     async def body(self, seq: int) -> bytes | None:
         """The stored JSON of one version, by the seq a reader's query gave out."""

@@ -193,6 +193,18 @@ async def test_exports_answer_as_documented(hub: RunningHub) -> None:
     assert (await _ask(hub, "GET", template, inbox, headers=_auth(hub, SENDER)))[0].status == 403
 
 
+async def test_lookups_answer_as_documented(hub: RunningHub) -> None:
+    template = "/api/v1/lookup"
+    asked = template + "?value=example.org"
+    answer, body = await _ask(hub, "GET", template, asked, headers=_auth(hub, READER))
+    assert answer.status == 200 and INDICATOR in json.loads(body)["objects"][0]["id"], body
+    assert (await _ask(hub, "GET", template, asked))[0].status == 401
+    wrong = template + "?value=example.org&kind=ipv4"
+    assert (await _ask(hub, "GET", template, wrong, headers=_auth(hub, READER)))[0].status == 400
+    page, _ = await _ask(hub, "GET", "/console/search", "/console/search?q=example.org")
+    assert page.status == 303
+
+
 async def test_the_dashboard_answers_as_documented(hub: RunningHub) -> None:
     page, _ = await _ask(hub, "GET", "/dashboard")
     assert page.status == 303 and page.headers["Location"] == "/dashboard/login"

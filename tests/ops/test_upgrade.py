@@ -44,6 +44,16 @@ async def versions(node: HubProcess, reader: str, password: str, feed: str, oid:
             return (await r.json(content_type=None)).get("versions", [])
 
 
+async def looked_up(node: HubProcess, reader: str, password: str, value: str) -> set[str]:
+    headers = {"Authorization": basic(reader, password)}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{node.base_url}/api/v1/lookup", params={"value": value}, headers=headers) as r,
+    ):
+        assert r.status == 200, await r.text()
+        return {o["id"] for o in (await r.json())["objects"]}
+
+
 async def test_a_data_dir_of_the_previous_release_starts_and_keeps_everything(
     tmp_path: Path,
 ) -> None:
@@ -64,6 +74,12 @@ async def test_a_data_dir_of_the_previous_release_starts_and_keeps_everything(
         assert set(made["ids"]) <= set(found)
         kept = await versions(node, reader, passwords[reader], made["feed"], made["indicator"])
         assert len(kept) == len(made["versions"]), kept
+        # The lookup index, which that release did not have, finds what it held (its
+        # indicator was revoked: its value is not current any more).
+        assert await looked_up(node, reader, passwords[reader], "tax portal") == {
+            next(i for i in made["ids"] if i.startswith("incident--"))
+        }
+        assert await looked_up(node, reader, passwords[reader], "203.0.113.45") == set()
         async with (
             aiohttp.ClientSession() as http,
             http.get(f"{node.base_url}/.well-known/jwks.json") as r,

@@ -7,7 +7,8 @@ revoked, and now and then a revocation posted by another member under someone el
 Then, over real HTTP, every reader account reads everything it can: each collection's
 objects (every version), manifest, every object id (and an unknown one) by id and by
 versions, the live stream, every submission's status resource, every object's explanation,
-its alerts. A simple oracle, written here from the sharing table and nothing in
+its alerts, and look-ups (`/api/v1/lookup`) of the reported domain, its parent, free text
+and a value never sent. A simple oracle, written here from the sharing table and nothing in
 `hub.policy`, says which object versions each account may read: nothing else may show, by
 content or by existence (an answer about an id or status it may not know must be the very
 answer for one that never existed). Checked per account, not per member: `-r2` must not
@@ -357,6 +358,7 @@ async def check_account(world: World, sent: Sent, reader: Reader) -> int:
 
     checks = 0
     seen: dict[str, set[Version]] = {}
+    latest: dict[tuple[str, str], dict[str, Any]] = {}  # (collection, id) → as delivered
     alerts: list[dict[str, Any]] = []
     for alias in await reader.collections():
         root = f"/taxii2/hub/collections/{alias}"
@@ -379,6 +381,9 @@ async def check_account(world: World, sent: Sent, reader: Reader) -> int:
                 k: v for k, v in original.items() if k != "object_refs"
             }, account
             mentions(sent, allowed, account, {**obj, "object_refs": refs})
+            known = latest.get((alias, obj["id"]))
+            if known is None or known["modified"] < obj["modified"]:
+                latest[(alias, obj["id"])] = {**obj, "object_refs": refs}
         manifest = await reader.paged(f"{root}/manifest/", "objects", **{"match[version]": "all"})
         listed = {(e["id"], e["version"]) for e in manifest if e["id"] not in predefined()}
         assert listed == here, (account, alias)
@@ -418,6 +423,7 @@ async def check_account(world: World, sent: Sent, reader: Reader) -> int:
                     assert not any(h.startswith("X-TAXII-Date-Added") for h in headers)
                 checks += 1
     assert must <= set().union(*seen.values()), (account, must - set().union(*seen.values()))
+    checks += await check_lookups(sent, allowed, reader, latest)
     # The live stream of each collection: what TAXII shows there, every version, no more.
     streamed = await asyncio.gather(
         *(reader.stream(alias, len(here)) for alias, here in seen.items())
@@ -464,6 +470,46 @@ async def check_account(world: World, sent: Sent, reader: Reader) -> int:
         assert alert["x_cirt_hub_alert"]["members"] <= len(reporters), (account, alert)
         checks += 1
     return checks
+
+
+async def check_lookups(
+    sent: Sent,
+    allowed: set[Version],
+    reader: Reader,
+    latest: dict[tuple[str, str], dict[str, Any]],
+) -> int:
+    """`/api/v1/lookup` finds, collection by collection, the latest version TAXII gives this
+    account of each object naming the value (not revoked) and what refers to those; a value
+    never sent finds nothing. Alerts (written by the hub, apart) only name what it may read."""
+    account = reader.username
+    current = {key: obj for key, obj in latest.items() if not obj.get("revoked")}
+    indicators = {key for key, obj in current.items() if obj["type"] == "indicator"}
+    matched = {object_id for _, object_id in indicators}
+    notes = {
+        key
+        for key, obj in current.items()
+        if obj["type"] == "note" and set(obj["object_refs"]) & matched
+    }
+    domain = PATTERN.split("'")[1]
+    expected = {
+        domain: indicators | notes,
+        domain.split(".", 1)[1]: indicators | notes,  # the parent: its subdomains
+        "saw": set(current),  # free text: every name and note content says it
+        "c2.never-sent.example": set(),
+    }
+    for value, wanted in expected.items():
+        status, body, _ = await reader.get("/api/v1/lookup", value=value, limit="500")
+        assert status == 200 and not body["more"], (account, value, body)
+        got = set()
+        for entry in body["objects"]:
+            mentions(sent, allowed, account, entry)
+            if entry["collection"] == "alerts":
+                assert set(entry["refers_to"]) <= {v[0] for v in allowed}, (account, entry)
+                continue
+            assert (entry["id"], entry["version"]) in allowed, (account, value, entry)
+            got.add((entry["collection"], entry["id"]))
+        assert got == wanted, (account, value, got ^ wanted)
+    return len(expected)
 
 
 def mentions(sent: Sent, allowed: set[Version], account: str, answer: dict[str, Any]) -> None:

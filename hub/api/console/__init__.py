@@ -15,7 +15,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from hub.api.console import act, browse, contacts, notices, objects
+from hub.api.console import act, browse, contacts, notices, objects, search
 from hub.api.console.login import SESSIONS, choose_language, login, login_form, logout
 from hub.api.console.render import ROOT
 from hub.api.sessions import PROTECT, Sessions
@@ -51,6 +51,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(ROOT + "language", choose_language)
     app.router.add_get(ROOT + "collections/{alias}/", browse.collection_page)
     app.router.add_get(ROOT + "alerts/", browse.alerts_page)
+    app.router.add_get(ROOT + "search", search.search_page)
     app.router.add_get(ROOT + "contacts/", contacts.contacts_page)
     app.router.add_get(ROOT + "objects/{object_id}", objects.object_page)
     app.router.add_get(ROOT + "objects/{object_id}/json", objects.object_json)
