@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -403,6 +403,19 @@ async def _sight(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if result.refused else 0
 
 
+def _refusals(status: dict[str, Any]) -> bool:
+    """Print each object the hub refused in `status`; whether there was any."""
+    for failure in status.get("failures", []):
+        print(
+            say(
+                "refused   %(id)s: %(reason)s",
+                id=failure.get("id"),
+                reason=failure.get("message"),
+            )
+        )
+    return bool(status.get("failure_count"))
+
+
 async def _respond(args: argparse.Namespace) -> int:
     client = _client(args)
     async with client:
@@ -410,15 +423,7 @@ async def _respond(args: argparse.Namespace) -> int:
             client, client.respond(args.alert_id, args.state, args.note, args.named)
         )
         status = await _run(client, client.wait(pending["id"]))
-    if status.get("failure_count"):
-        for failure in status.get("failures", []):
-            print(
-                say(
-                    "refused   %(id)s: %(reason)s",
-                    id=failure.get("id"),
-                    reason=failure.get("message"),
-                )
-            )
+    if _refusals(status):
         return EXIT_REFUSED
     print(
         say(
@@ -499,15 +504,7 @@ async def _mitigate(args: argparse.Namespace) -> int:
             client.mitigate(args.alert_id, args.name, args.description, args.tlp, args.target),
         )
         status = await _run(client, client.wait(pending["id"]))
-    if status.get("failure_count"):
-        for failure in status.get("failures", []):
-            print(
-                say(
-                    "refused   %(id)s: %(reason)s",
-                    id=failure.get("id"),
-                    reason=failure.get("message"),
-                )
-            )
+    if _refusals(status):
         return EXIT_REFUSED
     action = next(
         (s.get("id") for s in status.get("successes", []) if "course-of-action" in str(s)), None

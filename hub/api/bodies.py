@@ -12,7 +12,10 @@ large submission over a slow link still gets through.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
+from typing import Any
 
+import orjson
 from aiohttp import web
 
 from hub.api.codings import CODINGS, BodyDecoder, DecodingError
@@ -112,3 +115,22 @@ async def request_bodies(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     finally:
         timer.cancel()
+
+
+def json_fields(
+    raw: bytes, fields: Collection[str] | None, example: str, what: str, *, empty_ok: bool = False
+) -> dict[str, Any]:
+    """A request body that must be one JSON object; with `fields`, of those names only. A
+    400 otherwise, naming what is wrong (`example` shows the object, `what` names it)."""
+    if empty_ok and not raw.strip():
+        return {}
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest(f"the body is a JSON object: {example}")
+    if fields is not None and (unknown := sorted(set(body) - set(fields))):
+        known = ", ".join(sorted(fields))
+        raise BadRequest(f"unknown field(s) {', '.join(unknown)}: {what} has {known}")
+    return body

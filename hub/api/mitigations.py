@@ -13,14 +13,13 @@ answers 404, as an unknown one).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from hub.api import ratelimit
 from hub.api.access import caller, reading
-from hub.api.bodies import read_body
+from hub.api.bodies import json_fields, read_body
 from hub.api.keys import COLLECTIONS, SETTINGS, VIEW
 from hub.api.responses import submit_for
 from hub.collections import ALERTS
@@ -74,16 +73,8 @@ def checked(
 
 
 def _parsed(raw: bytes) -> MitigationRequest:
-    try:
-        body: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadRequest('the body is a JSON object: {"name": …, "description": …, "tlp": …}')
-    if unknown := sorted(set(body) - _FIELDS):
-        listed = ", ".join(unknown)
-        known = ", ".join(sorted(_FIELDS))
-        raise BadRequest(f"unknown field(s) {listed}: a mitigation has {known}")
+    example = '{"name": …, "description": …, "tlp": …}'
+    body = json_fields(raw, _FIELDS, example, "a mitigation")
     return checked(
         body.get("name"), body.get("description"), body.get("tlp", DEFAULT_TLP), body.get("targets")
     )

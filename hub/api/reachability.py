@@ -26,13 +26,14 @@ import orjson
 from aiohttp import web
 
 from hub.api.access import caller
-from hub.api.bodies import read_body
+from hub.api.bodies import json_fields, read_body
 from hub.api.console.common import not_found, reader_of
 from hub.api.console.render import HEADERS, ROOT, language_of, page
-from hub.api.keys import BUS, SETTINGS
+from hub.api.keys import BUS, NOTIFY, SETTINGS
 from hub.api.metrics import require_operator
 from hub.api.sessions import from_own_page
 from hub.errors import BadRequest, Unavailable
+from hub.notify.invitations import MailCourier
 from hub.reachability import (
     DEFAULT_EXPIRES_DAYS,
     DEFAULT_OVERDUE_DAYS,
@@ -59,15 +60,8 @@ def _days(body: dict[str, Any], name: str, default: float) -> float:
 
 
 def _parsed(raw: bytes) -> tuple[float, float, bool]:
-    try:
-        body: Any = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadRequest('the body is a JSON object: {"overdue_days": …, "expires_days": …}')
-    if unknown := sorted(set(body) - _FIELDS):
-        known = ", ".join(sorted(_FIELDS))
-        raise BadRequest(f"unknown field(s) {', '.join(unknown)}: a check has {known}")
+    example = '{"overdue_days": …, "expires_days": …}'
+    body = json_fields(raw, _FIELDS, example, "a check", empty_ok=True)
     links = body.get("links", False)
     if not isinstance(links, bool):
         raise BadRequest("links: true or false (whether the answer lists the contacts' links)")
@@ -250,7 +244,10 @@ async def pending_for_reader(request: web.Request, member: str | None) -> Check 
 
 async def _book_context(app: web.Application) -> AsyncIterator[None]:
     app[BOOK] = Book(app[BUS], app[SETTINGS].topics.reachability)
-    app[COURIER] = ConsoleOnly()  # the seam for e-mail delivery (hub.reachability.Courier)
+    # With an SMTP server each contact gets its link by e-mail; else the console's banner.
+    smtp = app[NOTIFY].smtp if NOTIFY in app else None
+    federation = app[SETTINGS].federation
+    app[COURIER] = MailCourier(smtp, federation) if smtp is not None else ConsoleOnly()
     yield
 
 

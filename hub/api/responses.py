@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from hub.api import ratelimit
 from hub.api.access import caller
-from hub.api.bodies import read_body
+from hub.api.bodies import json_fields, read_body
 from hub.api.intake import accept, intake_keys
 from hub.api.keys import INTAKE_GATE, SETTINGS, VIEW
 from hub.collections import ALERTS
@@ -31,15 +30,7 @@ _FIELDS = frozenset({"state", "note", "named"})
 
 def _parsed(raw: bytes) -> tuple[str, str | None, bool]:
     """The state, note and naming choice of a response body, or a 400 saying what is wrong."""
-    try:
-        body: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadRequest('the body is a JSON object: {"state": …, "note": …, "named": …}')
-    if unknown := sorted(set(body) - _FIELDS):
-        listed = ", ".join(unknown)
-        raise BadRequest(f"unknown field(s) {listed}: a response has state, note, named")
+    body = json_fields(raw, _FIELDS, '{"state": …, "note": …, "named": …}', "a response")
     state, note, named = body.get("state"), body.get("note"), body.get("named", False)
     if state not in STATES:
         raise BadRequest(f"state: {state!r} is not one of {', '.join(STATES)}")

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from hub.api import ratelimit
 from hub.api.access import caller, reading
-from hub.api.bodies import read_body
+from hub.api.bodies import json_fields, read_body
 from hub.api.keys import COLLECTIONS, NOTIFY, SUBSCRIPTIONS, VIEW
 from hub.collections import ALERTS, Collection
 from hub.errors import BadRequest, Forbidden, NotFound
@@ -171,12 +171,8 @@ async def _reader(request: web.Request) -> Account:
 
 async def add(request: web.Request) -> web.Response:
     account = await _reader(request)
-    try:
-        fields: Any = orjson.loads(await read_body(request))
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from exc
-    if not isinstance(fields, dict):
-        raise BadRequest('the body is a JSON object: {"kind": "alerts", "email": "…"}')
+    example = '{"kind": "alerts", "email": "…"}'
+    fields = json_fields(await read_body(request), None, example, "a subscription")
     made = await create(request, account, fields)
     return _json(made.public(), status=201)
 

@@ -130,6 +130,8 @@ def cases(object_id: str, status_id: str) -> list[Case]:
         # Subscriptions are a member's read accounts' own; the matrix's TAXII envelope is not
         # a subscription (400), and an id nobody made is 404 (tests/notify: another's too).
         subscribes = caller.member is not None and "read" in caller.roles
+        # Any account may look a value up, among what it may read (tests/api/test_lookup.py).
+        add("GET", "/api/v1/lookup?value=203.0.113.9", 200)
         add("GET", "/api/v1/subscriptions", 200 if subscribes else 403)
         add("POST", "/api/v1/subscriptions", 400 if subscribes else 403)
         add("DELETE", "/api/v1/subscriptions/sub-unknown", 404 if subscribes else 403)
@@ -361,6 +363,7 @@ def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
         "/api/v1/reachability/checks",
         "/api/v1/subscriptions",
         "/api/v1/subscriptions/{subscription_id}",
+        "/api/v1/lookup",
         "/taxii2/hub/collections/{collection}/",
         "/taxii2/hub/collections/{collection}/objects/",
         "/taxii2/hub/collections/{collection}/manifest/",

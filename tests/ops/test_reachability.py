@@ -13,11 +13,14 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from tests.connectors.test_client import run_cli
 from tests.console.client import Browser
 from tests.correlate.test_responses import basic
 from tests.hubs import RunningHub, running_hub
+from tests.notify.servers import password_file, smtp_server
+from tests.notify.test_subscriptions import configured
 
 LINK = re.compile(r"link for ([a-z-]+) \(([^)]+)\): (\S+)")
 
@@ -146,3 +149,34 @@ async def test_a_check_from_start_to_answers_to_the_dashboard_through_a_restart(
         assert not by_member(await latest(hub))["sn-cert"]["answered"]
         await late.log_in("sn-cert-read")
         assert "/acknowledge" not in (await late.get("/console/")).text  # no banner: it ended
+
+
+@pytest.mark.parametrize("bus_url", ["embedded"], indirect=True)
+async def test_with_an_smtp_server_each_contact_gets_its_link_by_mail_in_its_language(
+    bus_url: str, tmp_path: Path, demo_secrets: Path
+) -> None:
+    with smtp_server(tmp_path / "smtp") as box:
+        notify = {"smtp": box.notify_block(password_file(tmp_path))}
+        async with running_hub(
+            bus_url, tmp_path / "data", demo_secrets, adjust=configured(notify)
+        ) as hub:
+            status, body = await call(
+                hub, "POST", "/api/v1/reachability/checks", "hub-operator", {}
+            )
+            assert status == 201, body
+            # The demo federation names a contact for three of its six members.
+            assert body["sent"] == 3
+            (english,) = box.to("incident@ngcert.example")
+            assert english["Subject"] == "Reachability check: can we reach ngCERT, Nigeria (demo)?"
+            assert english["Content-Language"] == "en"
+            # CERT-SN's contact reads French first.
+            (french,) = box.to("permanence@certsn.example")
+            assert french["Content-Language"] == "fr"
+            assert "joignable" in french["Subject"] and "répondre" in french.get_content()
+            link = re.search(r"(http\S+/console/reachability/[\w-]+)", english.get_content())
+            assert link is not None, english.get_content()
+            async with aiohttp.ClientSession() as http, http.post(link[1]) as answered:
+                assert answered.status == 200
+            answer = by_member(await latest(hub))["ng-cert"]
+            assert answer["answered"] and answer["via"] == "link", answer
+            assert answer["by"] == "incident@ngcert.example"
