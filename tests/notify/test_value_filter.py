@@ -6,21 +6,24 @@ read is never told, by e-mail (a real SMTP server) or webhook (a real receiver).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
+from hub.notify.store import NotifyStore
 from tests.hubs import member_identity, running_hub, submit
 from tests.notify.servers import password_file, smtp_server, webhook_receiver
 from tests.notify.test_subscriptions import api, configured, subject, subscribe, text, until
 from tests.stixdata import TLP2, indicator
 
-pytestmark = pytest.mark.parametrize("bus_url", ["embedded"], indirect=True)
 COLLECTION = "member-gh-cert"
 
 
+@pytest.mark.parametrize("bus_url", ["embedded"], indirect=True)
 async def test_a_network_is_told_of_addresses_inside_it_and_a_domain_of_its_subdomains(
     bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
 ) -> None:
@@ -102,6 +105,7 @@ async def test_a_network_is_told_of_addresses_inside_it_and_a_domain_of_its_subd
     assert "Inside" in text(read2) and red_id in text(read2) and "Outside" not in text(read2)
 
 
+@pytest.mark.parametrize("bus_url", ["embedded"], indirect=True)
 async def test_a_bad_value_is_refused_as_the_lookup_refuses_it(
     bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
 ) -> None:
@@ -142,3 +146,36 @@ async def test_a_bad_value_is_refused_as_the_lookup_refuses_it(
             assert status == 400 and error["description"].startswith(named), error
         status, listed = await api(hub, "gh-cert-read", "GET", "/api/v1/subscriptions")
         assert listed == {"subscriptions": []}
+
+
+# The subscriptions table as hubs made it before subscriptions took a value.
+_BEFORE_VALUES = """
+CREATE TABLE subscriptions (
+    id TEXT PRIMARY KEY, account TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,
+    types TEXT NOT NULL, min_confidence INTEGER, max_tlp INTEGER, email TEXT, webhook TEXT,
+    created TEXT NOT NULL, after_seq INTEGER NOT NULL, anchor_id TEXT, anchor_version TEXT
+);
+INSERT INTO subscriptions VALUES ('subscription--00000000-0000-4000-8000-000000000001',
+    'gh-cert-read', 'collection', 'public', '[]', NULL, NULL, NULL, 'https://x.example/',
+    '2026-12-01T00:00:00Z', 7, NULL, NULL);
+"""
+
+
+async def test_a_notify_file_made_before_values_keeps_its_subscriptions_and_takes_values(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notify-node.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_BEFORE_VALUES)
+    store = NotifyStore(path)
+    await store.open()
+    try:
+        (old,) = await store.every()
+        assert (old.target, old.after_seq, old.value, old.value_kind) == ("public", 7, None, None)
+        watching = replace(old, value="203.0.113.0/24", value_kind="ipv4")
+        assert await store.add(watching, limit=5) is not None
+        shown = [s.public() for s in await store.of_account("gh-cert-read")]
+    finally:
+        await store.close()
+    assert [s.get("value") for s in shown] == [None, "203.0.113.0/24"]
+    assert shown[1]["value_kind"] == "ipv4" and "value_kind" not in shown[0]
