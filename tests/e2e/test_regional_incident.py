@@ -103,6 +103,10 @@ async def test_a_regional_incident_from_the_reports_to_the_alert_page(
             assert english["Content-Language"] == "en" and french["Content-Language"] == "fr"
             assert f"https://hub.example/console/objects/{alerts['ng-cert']['id']}" in text(english)
             assert f"https://hub.example/console/objects/{alerts['sn-cert']['id']}" in text(french)
+            for told in (english, french):  # counts, never who
+                for member in (ng, gh, sn):
+                    said = text(told) + subject(told)
+                    assert member.name not in said and member.identity not in said, member.id
 
             # (4) ngCERT acknowledges and offers its name, and shares a mitigation; CERT-GH
             # acknowledges without its name; CERT-SN sights the indicator, unnamed.
