@@ -183,7 +183,7 @@ async def test_a_regional_incident_from_the_reports_to_the_alert_page(
                     "document.querySelector('.alert-responses').innerText"
                 )
                 assert "3 membres dans 3 pays" in responses, responses
-                assert "Pris en compte\t2" in responses and "Observée par\n1 membre" in responses
+                assert "Pris en compte\t2" in responses and "Observée par\n1 membre\n" in responses
                 assert "Points de contact" in responses and "incident@ngcert.example" in responses
                 assert ng.name in responses and gh.name not in responses
                 assert MITIGATION["name"] in shown and MITIGATION["description"] in shown, shown
