@@ -10,6 +10,7 @@ one hub names it the same way.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,3 +118,21 @@ def build_collections(federation: Federation) -> dict[str, Collection]:
 def feed_aliases(collections: dict[str, Collection]) -> list[str]:
     """Collections that are fed by routing (all but the inbox)."""
     return [alias for alias in collections if alias != INBOX]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one account may read: the collections, and the name under which the view's
+    rows addressed to named accounts (TLP:RED) admit it. Every read of the view goes
+    through one, so TAXII, the stream and the console cannot disagree."""
+
+    reader: str
+    collections: Mapping[str, Collection]  # alias → a collection it may read
+
+    def may_read(self, collection: Collection) -> bool:
+        return collection.alias in self.collections
+
+
+def reading(account: Account, collections: Mapping[str, Collection]) -> Reading:
+    """The one decision of what `account` may read among the hub's `collections`."""
+    return Reading(account.username, {a: c for a, c in collections.items() if c.can_read(account)})

@@ -4,34 +4,19 @@ is calling, which collections they may see, and what they may read in them."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from aiohttp import web
 
 from hub.api.keys import ACCOUNT, AUTH, COLLECTIONS
 from hub.api.media import STIX_MEDIA_TYPE
+
+# The one read decision (Reading, reading) lives with the collections, below both the API
+# and the notifier; re-exported for this module's users.
 from hub.collections import Collection
+from hub.collections import Reading as Reading
+from hub.collections import reading as reading
 from hub.errors import Forbidden, NotFound
 from hub.federation import Account
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What one account may read: the collections, and the name under which the view's
-    rows addressed to named accounts (TLP:RED) admit it. Every read of the view goes
-    through one, so TAXII, the stream and the console cannot disagree."""
-
-    reader: str
-    collections: Mapping[str, Collection]  # alias → a collection it may read
-
-    def may_read(self, collection: Collection) -> bool:
-        return collection.alias in self.collections
-
-
-def reading(account: Account, collections: Mapping[str, Collection]) -> Reading:
-    """The one decision of what `account` may read among the hub's `collections`."""
-    return Reading(account.username, {a: c for a, c in collections.items() if c.can_read(account)})
 
 
 async def caller(request: web.Request) -> Account:

@@ -23,8 +23,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from hub.api.access import Reading, reading
-from hub.collections import ALERTS, Collection
+from hub.collections import ALERTS, Collection, Reading, reading
 from hub.federation import Account, Federation
 from hub.metrics import HubMetrics
 from hub.notify.config import NotifySettings

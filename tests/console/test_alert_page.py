@@ -114,7 +114,7 @@ async def test_an_alert_page_shows_the_responses_and_takes_the_members_own(
         answer = await reader.get(gh_page)
         shown = facts(answer.text)
         assert "Acknowledged 1" in shown and "Investigating 0" in shown, shown
-        assert "Sighted by 1 members" in shown and "nobody has responded yet" not in shown
+        assert "Sighted by 1 member " in shown and "nobody has responded yet" not in shown
         assert f"{ng.name} {ng.identity} · Acknowledged" in shown, shown
         sn = hub.settings.federation.member("sn-cert")
         assert sn.name not in shown and sn.identity not in shown  # it did not offer its name

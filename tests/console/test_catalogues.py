@@ -19,8 +19,8 @@ from hub.i18n import DOMAIN, LANGUAGES, locale_dir
 from hub.i18n import cli as cli_messages
 from tests.conftest import ROOT
 
-# As hub/i18n/README.md extracts them: gettext/_ in code and templates, and say.
-KEYWORDS = {"_": None, "gettext": None, "say": None}
+# As hub/i18n/README.md extracts them: gettext/_ and ngettext in code and templates, and say.
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "say": None}
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
@@ -54,11 +54,21 @@ DOMAINS = {
 EACH = [(d, language) for d in DOMAINS for language in LANGUAGES]
 
 
-def used(domain: Domain) -> set[str]:
+def used(domain: Domain) -> set[str | tuple[str, ...]]:
+    """Every message id: a string, or (singular, plural) for a message with plural forms."""
     found = extract_from_dir(
         str(ROOT), domain.methods, options_map=domain.options, keywords=KEYWORDS
     )
-    return {message for _, _, message, _, _ in found if isinstance(message, str)}
+    return {
+        message if isinstance(message, str) else tuple(message)
+        for _, _, message, _, _ in found
+        if isinstance(message, str) or all(isinstance(part, str) for part in message)
+    }
+
+
+def forms(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    """A message id or translation as its forms (one, unless it has plural forms)."""
+    return (text,) if isinstance(text, str) else tuple(text)
 
 
 def catalogue(domain: str, language: str) -> Catalog:
@@ -84,11 +94,13 @@ def test_each_catalogue_is_complete_and_keeps_placeholders_and_tlp_labels(
     for message in catalogue(domain, language):
         if not message.id:
             continue
-        assert message.string, f"{domain} {language}: {message.id!r} is not translated"
+        assert all(forms(message.string)), f"{domain} {language}: {message.id!r} is not translated"
         assert not message.fuzzy, f"{domain} {language}: {message.id!r} is fuzzy"
-        ours = sorted(PLACEHOLDER.findall(message.string))
-        assert ours == sorted(PLACEHOLDER.findall(message.id)), f"{language}: {message.id!r}"
-        assert "TLP:" not in message.id, f"TLP labels are not translated: {message.id!r}"
+        theirs = sorted(PLACEHOLDER.findall(forms(message.id)[-1]))
+        for form in forms(message.string):
+            ours = sorted(PLACEHOLDER.findall(form))
+            assert ours == theirs, f"{language}: {message.id!r}"
+        assert all("TLP:" not in f for f in forms(message.id)), f"TLP labels: {message.id!r}"
 
 
 @pytest.mark.parametrize(("domain", "language"), EACH)
