@@ -56,14 +56,22 @@ def lookup_request(query: MultiMapping[str]) -> tuple[LookupQuery, int]:
     for name in PARAMETERS:
         if len(query.getall(name, [])) > 1:
             raise _refuse(name, "give it once")
-    kind = query.get("kind") or None
-    if kind is not None and kind not in QUERY_KINDS:
-        raise _refuse("kind", f"{kind!r} is not one of {', '.join(QUERY_KINDS)}")
     limit = query.get("limit", str(DEFAULT_LIMIT))
     if not _LIMIT.fullmatch(limit) or not 1 <= int(limit) <= MAX_LIMIT:
         raise _refuse("limit", f"{limit!r} is not a number from 1 to {MAX_LIMIT}")
+    return value_query(query.get("value", ""), query.get("kind") or None), int(limit)
+
+
+def value_query(value: object, kind: object, kind_field: str = "kind") -> LookupQuery:
+    """What looking up `value` (of `kind`, else guessed) asks; 400 naming the field that is
+    wrong (`value`, or `kind_field`). The look-up's and the subscriptions' one check."""
+    if kind is not None and (not isinstance(kind, str) or kind not in QUERY_KINDS):
+        shown = repr(kind)[:100]
+        raise _refuse(kind_field, f"{shown} is not one of {', '.join(QUERY_KINDS)}")
+    if not isinstance(value, str):
+        raise _refuse("value", "give the value to look up as a string")
     try:
-        return lookup_query(query.get("value", ""), kind), int(limit)
+        return lookup_query(value, kind)
     except NotAValue as exc:
         raise _refuse("value", str(exc)) from None
 

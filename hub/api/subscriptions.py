@@ -19,16 +19,29 @@ from hub.api import ratelimit
 from hub.api.access import caller, reading
 from hub.api.bodies import json_fields, read_body
 from hub.api.keys import COLLECTIONS, NOTIFY, SUBSCRIPTIONS, VIEW
+from hub.api.lookup import value_query
 from hub.collections import ALERTS, Collection
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.federation import Account
 from hub.notify.store import KINDS, Anchor, Subscription
 from hub.stix import timestamps
 from hub.stix.markings import Tlp
+from hub.store.lookup_values import LookupQuery, kind_name
 from hub.store.view import RecentQuery
 
 _FIELDS = frozenset(
-    {"kind", "alert", "collection", "types", "min_confidence", "max_tlp", "email", "webhook"}
+    {
+        "kind",
+        "alert",
+        "collection",
+        "types",
+        "min_confidence",
+        "max_tlp",
+        "value",
+        "value_kind",
+        "email",
+        "webhook",
+    }
 )
 _TYPE = re.compile(r"[a-z0-9][a-z0-9-]{0,249}")
 _EMAIL = re.compile(r"[^@\s,;<>\"()\[\]\\]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
@@ -85,6 +98,16 @@ def _filters(fields: Mapping[str, Any]) -> tuple[tuple[str, ...], int | None, in
     return tuple(sorted(set(types))), confidence, tlp
 
 
+def _value(fields: Mapping[str, Any]) -> LookupQuery | None:
+    """The value new objects must name, checked as GET /api/v1/lookup checks it."""
+    value, value_kind = fields.get("value"), fields.get("value_kind")
+    if value in (None, ""):
+        if value_kind not in (None, ""):
+            raise BadRequest("value: give the value to look up (value_kind names its kind)")
+        return None
+    return value_query(value, value_kind or None, "value_kind")
+
+
 async def _start(request: web.Request, alias: str, username: str) -> tuple[int, Anchor | None]:
     """Where the subscription starts: after what the account can read there now."""
     newest = await request.app[VIEW].recent(
@@ -110,6 +133,7 @@ async def create(request: web.Request, account: Account, fields: Mapping[str, An
         raise BadRequest(f"kind: {str(kind)[:100]!r} is not one of {', '.join(KINDS)}")
     email, webhook = _delivery(fields, request)
     types, confidence, tlp = _filters(fields) if kind == "collection" else ((), None, None)
+    looked_up = _value(fields) if kind == "collection" else None
     collections: dict[str, Collection] = request.app[COLLECTIONS]
     scope = reading(account, collections)
     if kind == "collection":
@@ -141,6 +165,8 @@ async def create(request: web.Request, account: Account, fields: Mapping[str, An
         types=types,
         min_confidence=confidence,
         max_tlp=tlp,
+        value=looked_up.value if looked_up else None,
+        value_kind=kind_name(looked_up.kind) if looked_up else None,
         email=email,
         webhook=webhook,
         created=timestamps.rfc3339_now(),

@@ -31,6 +31,7 @@ from hub.notify.mail import MailError, send_mail
 from hub.notify.messages import compose, told
 from hub.notify.store import Anchor, Due, NotifyStore, Pending, Subscription
 from hub.stix.markings import Tlp, tlp_by_marking_id
+from hub.store.lookup_values import LookupQuery, NotAValue, lookup_query
 from hub.store.view import Entry, ObjectQuery, View, timestamp_key
 
 log = logging.getLogger(__name__)
@@ -147,9 +148,12 @@ class Notifier:
         )
         if not page.entries:
             return False
+        naming = await self._naming(subscription, collection.alias, scope, page.entries)
         now = time.time()
         due: list[Due] = []
         for entry in page.entries:
+            if naming is not None and entry.seq not in naming:
+                continue
             obj = orjson.loads(entry.json)
             tlp = object_tlp(obj)
             if subscription.kind == "collection" and not matches(subscription, obj, tlp):
@@ -182,6 +186,21 @@ class Notifier:
         anchor = Anchor(last.id, last.version)
         await self.store.queue(subscription, due, page.last_seq, anchor)
         return page.more
+
+    async def _naming(
+        self, subscription: Subscription, alias: str, scope: Reading, entries: list[Entry]
+    ) -> set[int] | None:
+        """The seqs of `entries` that name the subscription's value, as a look-up by its
+        subscriber finds them; None when it names no value (every entry passes)."""
+        if subscription.kind != "collection" or subscription.value is None:
+            return None
+        try:
+            query: LookupQuery = lookup_query(subscription.value, subscription.value_kind)
+        except NotAValue as exc:
+            # Checked when it was made; only a change in how values are read gets here.
+            log.warning("subscription %s: its value no longer reads: %s", subscription.id, exc)
+            return set()
+        return await self.view.matching(query, alias, scope.reader, [e.seq for e in entries])
 
     async def _resume(self, subscription: Subscription, alias: str, scope: Reading) -> int | None:
         """The seq to read on from: the anchor's where the view has it now (a rebuilt view

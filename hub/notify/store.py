@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     types TEXT NOT NULL,           -- JSON list; empty: every type
     min_confidence INTEGER,
     max_tlp INTEGER,
+    value TEXT,                    -- a value to look up (hub.store.lookup_values), normalised
+    value_kind TEXT,               -- its kind as GET /api/v1/lookup names it
     email TEXT,
     webhook TEXT,
     created TEXT NOT NULL,
@@ -87,6 +89,8 @@ class Subscription:
     types: tuple[str, ...] = ()
     min_confidence: int | None = None
     max_tlp: int | None = None
+    value: str | None = None  # only objects a look-up of this value finds
+    value_kind: str | None = None
     email: str | None = None
     webhook: str | None = None
     created: str = ""
@@ -105,6 +109,9 @@ class Subscription:
                 shown["min_confidence"] = self.min_confidence
             if self.max_tlp is not None:
                 shown["max_tlp"] = tlp_label(self.max_tlp)
+            if self.value is not None:
+                shown["value"] = self.value
+                shown["value_kind"] = self.value_kind
         if self.email:
             shown["email"] = self.email
         if self.webhook:
@@ -158,7 +165,17 @@ def _subscription(row: tuple[object, ...]) -> Subscription:
         created=str(row[9]),
         after_seq=int(str(row[10])),
         anchor=Anchor(str(row[11]), _text(row[12])) if row[11] else None,
+        value=_text(row[13]),
+        value_kind=_text(row[14]),
     )
+
+
+def _add_value_columns(conn: sqlite3.Connection) -> None:
+    """A file made before subscriptions took a value gets its columns (none: no value)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(subscriptions)")}
+    for column in ("value", "value_kind"):
+        if column not in have:
+            conn.execute(f"ALTER TABLE subscriptions ADD COLUMN {column} TEXT")
 
 
 def _text(value: object) -> str | None:
@@ -171,7 +188,7 @@ def _anchor_values(anchor: Anchor | None) -> tuple[str | None, str | None]:
 
 _COLUMNS = (
     "id, account, kind, target, types, min_confidence, max_tlp, email, webhook, created, after_seq,"
-    " anchor_id, anchor_version"
+    " anchor_id, anchor_version, value, value_kind"
 )
 _PENDING = (
     "id, subscription, account, channel, address, collection, object_id, version, tlp, body,"
@@ -187,6 +204,7 @@ class NotifyStore:
 
     async def open(self) -> None:
         await self._db.start()
+        await self._db.run(_add_value_columns)
 
     async def close(self) -> None:
         await self._db.stop()
@@ -202,7 +220,7 @@ class NotifyStore:
             if count >= limit:
                 return None
             conn.execute(
-                f"INSERT INTO subscriptions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO subscriptions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     made.id,
                     made.account,
@@ -216,6 +234,8 @@ class NotifyStore:
                     made.created,
                     made.after_seq,
                     *_anchor_values(made.anchor),
+                    made.value,
+                    made.value_kind,
                 ),
             )
             return made

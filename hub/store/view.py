@@ -349,6 +349,43 @@ class LookupAnswer:
     more: bool  # the answer stopped at its limit, or a probe at lookup.CANDIDATES
 
 
+def _lookup_visible(
+    collections: Sequence[str], reader: str, seqs: Sequence[int] = ()
+) -> lookup.Visible:
+    """What a look-up by `reader` in `collections` may find: the latest version it may read
+    of each object; only the versions `seqs` when some are given."""
+    among, among_args = _among(collections, reader)
+    latest, latest_args = _version_clause(("last",), reader)
+    where = [*among, latest]
+    args: list[object] = [*among_args, *latest_args]
+    if seqs:
+        where.insert(0, f"o.seq IN ({','.join('?' * len(seqs))})")
+        args[:0] = seqs
+    return lookup.Visible(
+        "EXISTS (SELECT 1 FROM objects o WHERE o.seq = {seq} AND "
+        + " AND ".join(where).replace("{", "{{").replace("}", "}}")
+        + ")",
+        tuple(args),
+    )
+
+
+def _select_matching(
+    conn: sqlite3.Connection, query: LookupQuery, collection: str, reader: str, seqs: list[int]
+) -> set[int]:
+    found: set[int] = set()
+    left = seqs
+    while left:
+        hits = lookup.candidates(conn, query, _lookup_visible([collection], reader, left))
+        new = {hit.seq for hit in hits.found} - found
+        found |= new
+        if not hits.cut or not new:
+            return found
+        # A probe stopped at lookup.CANDIDATES (versions naming many values inside the
+        # query's): ask again about the versions it did not get to.
+        left = [seq for seq in left if seq not in found]
+    return found
+
+
 def _select_lookup(
     conn: sqlite3.Connection,
     query: LookupQuery,
@@ -361,13 +398,7 @@ def _select_lookup(
         return LookupAnswer([], False)
     among, among_args = _among(collections, reader)
     latest, latest_args = _version_clause(("last",), reader)
-    visible = lookup.Visible(
-        "EXISTS (SELECT 1 FROM objects o WHERE o.seq = {seq} AND "
-        + " AND ".join([*among, latest]).replace("{", "{{").replace("}", "}}")
-        + ")",
-        (*among_args, *latest_args),
-    )
-    hits = lookup.candidates(conn, query, visible)
+    hits = lookup.candidates(conn, query, _lookup_visible(collections, reader))
     by_seq: dict[int, list[lookup.Candidate]] = {}
     for hit in hits.found:
         by_seq.setdefault(hit.seq, []).append(hit)
@@ -798,6 +829,17 @@ class View:
         latest version it may read of each object, not revoked), and what refers to those."""
         return await self._db.run(
             lambda conn: _select_lookup(conn, query, collections, reader, limit, paths)
+        )
+
+    async def matching(
+        self, query: LookupQuery, collection: str, reader: str, seqs: Sequence[int]
+    ) -> set[int]:
+        """Which of the versions `seqs` of `collection` a look-up of `query` by `reader` finds
+        by their own values (hub.store.lookup's one definition of a match)."""
+        if not seqs:
+            return set()
+        return await self._db.run(
+            lambda conn: _select_matching(conn, query, collection, reader, list(seqs))
         )
 
     async def body(self, seq: int) -> bytes | None:

@@ -255,8 +255,14 @@ async def test_subscriptions_answer_as_documented(hub: RunningHub) -> None:
         {"kind": "collection", "collection": "member-ng-cert", "webhook": WEBHOOK}
     )
     assert (await _ask(hub, "POST", listing, data=unreadable, headers=reader))[0].status == 404
-    listed, _ = await _ask(hub, "GET", listing, headers=reader)
+    watching = {"kind": "collection", "collection": "public", "webhook": WEBHOOK}
+    watched = json.dumps({**watching, "value": "www.example.org", "value_kind": "domain"})
+    assert (await _ask(hub, "POST", listing, data=watched, headers=reader))[0].status == 201
+    wrong = json.dumps({**watching, "value": "203.0.113.0/33", "value_kind": "ip"})
+    assert (await _ask(hub, "POST", listing, data=wrong, headers=reader))[0].status == 400
+    listed, listing_body = await _ask(hub, "GET", listing, headers=reader)
     assert listed.status == 200
+    assert json.loads(listing_body)["subscriptions"][1]["value"] == "www.example.org"
     path = f"/api/v1/subscriptions/{json.loads(body)['id']}"
     sender = _auth(hub, SENDER)
     assert (await _ask(hub, "DELETE", one, path, headers=sender))[0].status == 403

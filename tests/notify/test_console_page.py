@@ -42,6 +42,8 @@ async def test_a_reader_subscribes_lists_and_deletes_from_the_console(
             "types": "indicator, malware",
             "min_confidence": "60",
             "max_tlp": "amber",
+            "value": "WWW.Example.ORG",
+            "value_kind": "domain",
             "webhook": WEBHOOK,
         }
         made = await reader.post("/console/subscriptions", form)
@@ -49,6 +51,11 @@ async def test_a_reader_subscribes_lists_and_deletes_from_the_console(
         page = await reader.get("/console/subscriptions")
         assert "Nouveaux objets dans region-west-africa" in page.text
         assert "indicator, malware" in page.text and "jusqu\u2019\u00e0 TLP:AMBER" in page.text
+        assert 'name="value"' in page.text and "nommant www.example.org (domain)" in page.text
+        refused = await reader.post("/console/subscriptions", {**form, "value": "203.0.113.0/33"})
+        assert refused.status == 400 and "value: &#39;203.0.113.0/33&#39; is not a domain" in (
+            refused.text
+        )
         (delete,) = re.findall(r'action="(/console/subscriptions/[^"]+/delete)"', page.text)
         refused = await reader.post(
             "/console/subscriptions", {**form, "webhook": "http://127.0.0.1:9/"}

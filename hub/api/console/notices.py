@@ -14,6 +14,7 @@ from hub.api.subscriptions import create
 from hub.errors import HubError
 from hub.notify.store import tlp_label
 from hub.stix.markings import Tlp
+from hub.store.lookup_values import MAX_VALUE, QUERY_KINDS
 
 PATH = ROOT + "subscriptions"
 
@@ -28,6 +29,7 @@ async def _show(request: web.Request, error: str | None = None, status: int = 20
         "collections": sorted(reader.scope.collections.values(), key=lambda c: c.alias),
         "tlp_choices": [(tlp_label(level), level.name.lower().replace("_", "+")) for level in Tlp],
         "label": tlp_label,
+        "kinds": list(QUERY_KINDS),
         "email": settings.smtp is not None,
         "webhooks": bool(settings.webhook_prefixes),
         "error": error,
@@ -63,6 +65,11 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
             fields["min_confidence"] = int(confidence) if confidence.isdigit() else confidence
         if form.get("max_tlp"):
             fields["max_tlp"] = str(form.get("max_tlp"))[:30]
+        value = str(form.get("value", "")).strip()[: MAX_VALUE + 1]
+        if value:
+            fields["value"] = value
+            if form.get("value_kind"):
+                fields["value_kind"] = str(form.get("value_kind"))[:20]
     try:
         await create(request, reader.account, fields)
     except HubError as exc:
