@@ -19,30 +19,40 @@ WINDOW_BYTES = 8 * 2**20
 # Python's cost of remembering one value beyond its characters (the str object and its
 # slot in a set), measured with tracemalloc: about 100 bytes.
 ENTRY_BYTES = 100
-_FILTER_BITS = 2**23  # 1 MiB: under 1 in 10,000 wrong at 100,000 forgotten values
+FORGOTTEN_BYTES = 2**20  # under 1 in 10,000 wrong at 100,000 forgotten values
 _PROBES = 4
+_MASK = 2**64 - 1
 
 
-@dataclass
-class Forgotten:
-    """A Bloom filter of values that left the window: no false negatives, rare false
-    positives, fixed size."""
+class Bloom:
+    """A fixed-size Bloom filter of 64-bit keys: no false negatives, rare false positives."""
 
-    bits: bytearray = field(default_factory=lambda: bytearray(_FILTER_BITS // 8))
+    def __init__(self, size_bytes: int) -> None:
+        self.bits = bytearray(size_bytes)
+        self._count = size_bytes * 8
 
-    def _positions(self, value: str) -> list[int]:
-        digest = hashlib.blake2b(value.encode(), digest_size=4 * _PROBES).digest()
-        return [
-            int.from_bytes(digest[i : i + 4], "little") % _FILTER_BITS
-            for i in range(0, 4 * _PROBES, 4)
-        ]
+    def _positions(self, key: int) -> list[int]:
+        # Double hashing (Kirsch-Mitzenmacher) over two splitmix64 mixes of the key.
+        first, second = _mix(key), _mix(key ^ 0x9E3779B97F4A7C15) | 1
+        return [(first + i * second) % self._count for i in range(_PROBES)]
 
-    def add(self, value: str) -> None:
-        for at in self._positions(value):
+    def add(self, key: int) -> None:
+        for at in self._positions(key):
             self.bits[at >> 3] |= 1 << (at & 7)
 
-    def __contains__(self, value: str) -> bool:
-        return all(self.bits[at >> 3] & (1 << (at & 7)) for at in self._positions(value))
+    def __contains__(self, key: int) -> bool:
+        return all(self.bits[at >> 3] & (1 << (at & 7)) for at in self._positions(key))
+
+
+def _mix(key: int) -> int:
+    key = (key ^ (key >> 30)) * 0xBF58476D1CE4E5B9 & _MASK
+    key = (key ^ (key >> 27)) * 0x94D049BB133111EB & _MASK
+    return key ^ (key >> 31)
+
+
+def value_key(value: str) -> int:
+    """A 64-bit key of `value` for a Bloom filter."""
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
 
 
 @dataclass
@@ -55,7 +65,7 @@ class Seen:
     newer: set[str] = field(default_factory=set)
     older: set[str] = field(default_factory=set)
     held: int = 0  # bytes of the newer generation
-    forgotten: Forgotten | None = None  # made when the first generation is forgotten
+    forgotten: Bloom | None = None  # made when the first generation is forgotten
 
     def check(self, value: str) -> str:
         """Remember `value`; "recent" when it was written within the window, "forgotten"
@@ -63,15 +73,15 @@ class Seen:
         if value in self.newer:
             return "recent"
         seen = "recent" if value in self.older else "new"
-        if seen == "new" and self.forgotten is not None and value in self.forgotten:
+        if seen == "new" and self.forgotten is not None and value_key(value) in self.forgotten:
             seen = "forgotten"
         self.newer.add(value)
         self.held += len(value) + ENTRY_BYTES
         if self.held > self.budget // 2:
             if self.forgotten is None:
-                self.forgotten = Forgotten()
+                self.forgotten = Bloom(FORGOTTEN_BYTES)
             for old in self.older:
                 if old not in self.newer:
-                    self.forgotten.add(old)
+                    self.forgotten.add(value_key(old))
             self.older, self.newer, self.held = self.newer, set(), 0
         return seen
