@@ -10,7 +10,6 @@ fixed-size Bloom filter, so the closing line can say how many lines repeat an ea
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 # What a txt export may hold to recognise repeats: with the values' own length, about 60,000
@@ -32,13 +31,23 @@ class Bloom:
         self._count = size_bytes * 8
 
     def _positions(self, key: int) -> list[int]:
-        # Double hashing (Kirsch-Mitzenmacher) over two splitmix64 mixes of the key.
-        first, second = _mix(key), _mix(key ^ 0x9E3779B97F4A7C15) | 1
+        # Double hashing (Kirsch-Mitzenmacher) over the halves of one splitmix64 mix.
+        mixed = _mix(key)
+        first, second = mixed & 0xFFFFFFFF, mixed >> 32 | 1
         return [(first + i * second) % self._count for i in range(_PROBES)]
 
-    def add(self, key: int) -> None:
-        for at in self._positions(key):
-            self.bits[at >> 3] |= 1 << (at & 7)
+    def add(self, key: int) -> bool:
+        """Add `key`; whether it was (probably) there already."""
+        bits, count, present = self.bits, self._count, True
+        mixed = _mix(key)
+        first, second = mixed & 0xFFFFFFFF, mixed >> 32 | 1
+        for i in range(_PROBES):
+            at = (first + i * second) % count
+            byte, bit = at >> 3, 1 << (at & 7)
+            if not bits[byte] & bit:
+                present = False
+                bits[byte] |= bit
+        return present
 
     def __contains__(self, key: int) -> bool:
         return all(self.bits[at >> 3] & (1 << (at & 7)) for at in self._positions(key))
@@ -51,8 +60,10 @@ def _mix(key: int) -> int:
 
 
 def value_key(value: str) -> int:
-    """A 64-bit key of `value` for a Bloom filter."""
-    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
+    """A 64-bit key of `value` for a Bloom filter: Python's own (keyed) string hash, which
+    the set lookup before it has already computed and cached. Only the count of values
+    written again depends on it, never which values are written."""
+    return hash(value) & _MASK
 
 
 @dataclass

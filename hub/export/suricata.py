@@ -82,9 +82,8 @@ class Sids:
     def __call__(self, object_id: str, kind: str, value: str, protocol: str) -> int:
         digest = hashlib.sha256(f"{object_id}\0{kind}\0{value}\0{protocol}".encode()).digest()
         offset = int.from_bytes(digest[:8], "big") % SID_COUNT
-        while SID_FIRST + offset in self.used:
+        while self.used.add(SID_FIRST + offset):  # given already (or taken for it)
             offset = (offset + 1) % SID_COUNT
-        self.used.add(SID_FIRST + offset)
         return SID_FIRST + offset
 
 
