@@ -75,7 +75,7 @@ class Sids:
 
     The sids given are kept in a fixed-size Bloom filter, not a set, so the memory of an
     export does not grow with its rules: a sid it wrongly takes for given is skipped like a
-    collision (about 1 in 10,000 rules at a million, none expected at 100,000)."""
+    collision (under 2 in 10,000 rules at a million, none expected at 100,000)."""
 
     used: Bloom = field(default_factory=lambda: Bloom(SIDS_BYTES))
 
