@@ -37,7 +37,21 @@ _CVE = re.compile(r"CVE-\d{4}-\d{4,}", re.IGNORECASE)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+# A canonical dotted-quad IPv4 address (no leading zeros, ASCII digits): what
+# `ipaddress.ip_network` gives back unchanged, at a small part of its cost (the common
+# value in an export of 100,000 indicators).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def _ip(value: str) -> str | None:
+    if _CANONICAL_IPV4.fullmatch(value):
+        return value
+    return _ip_parsed(value)
+
+
+def _ip_parsed(value: str) -> str | None:
+    """`value` as `ipaddress` reads an address or network, in its compressed form."""
     try:
         return (
             ipaddress.ip_network(value.strip(), strict=False)

@@ -7,6 +7,7 @@ same object gives the same sids in every export and a SIEM keeps its alert histo
 lie in [SID_FIRST, SID_FIRST + SID_COUNT), above the ranges public rule sets allocate; two
 rules of one export that hash to the same sid (about five in 100,000) are told apart by
 taking the next free one, in export order (the collection's order, which only grows).
+An export remembers the sids it gave in a fixed 4 MiB (`Sids`), whatever its size.
 Every literal goes in as hex where it is not plain text, so a value can never end a content
 string or a rule.
 """
@@ -18,10 +19,12 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from hub.export.dedup import Bloom
 from hub.stix.markings import Tlp
 
 SID_FIRST = 1_000_000_000
 SID_COUNT = 1_000_000_000
+SIDS_BYTES = 4 * 2**20  # the sids an export gave, as a Bloom filter
 RULE_KINDS = frozenset({"ipv4", "ipv6", "domain", "url"})
 _PLAIN = frozenset(
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/?=&%+,@!*()[]:#$'"
@@ -68,16 +71,19 @@ def _msg(kind: str, value: str) -> str:
 
 @dataclass
 class Sids:
-    """The sids of one export: stable per (object, value, protocol), never twice."""
+    """The sids of one export: stable per (object, value, protocol), never twice.
 
-    used: set[int] = field(default_factory=set)
+    The sids given are kept in a fixed-size Bloom filter, not a set, so the memory of an
+    export does not grow with its rules: a sid it wrongly takes for given is skipped like a
+    collision (under 2 in 10,000 rules at a million, none expected at 100,000)."""
+
+    used: Bloom = field(default_factory=lambda: Bloom(SIDS_BYTES))
 
     def __call__(self, object_id: str, kind: str, value: str, protocol: str) -> int:
         digest = hashlib.sha256(f"{object_id}\0{kind}\0{value}\0{protocol}".encode()).digest()
         offset = int.from_bytes(digest[:8], "big") % SID_COUNT
-        while SID_FIRST + offset in self.used:
+        while self.used.add(SID_FIRST + offset):  # given already (or taken for it)
             offset = (offset + 1) % SID_COUNT
-        self.used.add(SID_FIRST + offset)
         return SID_FIRST + offset
 
 
