@@ -20,12 +20,14 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 _PREFIX = b"\0cirt-hub-wake-"
+TRUST_NS = 2_000_000_000  # a folder stamp older than this at listing time is trusted
 
 
 def _address(name: str) -> bytes:
@@ -43,6 +45,7 @@ class Wakes:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._peers: tuple[str, ...] = ()
         self._listed: int | None = None  # the folder's mtime when the peers were listed
+        self._listed_at = 0  # when they were listed (ns, the clock the kernel stamps with)
         self.sent = 0
         self.received = 0
 
@@ -83,8 +86,11 @@ class Wakes:
             listed = os.stat(self.folder).st_mtime_ns
         except FileNotFoundError:
             return ()
-        if listed != self._listed:
-            # A process joined or left: list again (a file per live bus instance).
+        # A process joined or left: list again (a file per live bus instance). A stamp is
+        # coarse (a clock tick): a registration in the tick of the last listing leaves the
+        # same stamp, so a listing made within TRUST_NS of its stamp is made again.
+        if listed != self._listed or self._listed_at - listed < TRUST_NS:
+            self._listed_at = time.time_ns()
             with os.scandir(self.folder) as entries:
                 self._peers = tuple(e.name for e in entries if e.name != self.name)
             self._listed = listed

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,31 @@ async def test_a_killed_process_registration_is_removed_and_a_stopped_one_leaves
     finally:
         await bus.stop()
     assert list(folder.iterdir()) == []
+
+
+async def test_a_process_registered_in_the_same_clock_tick_as_the_last_listing_is_woken(
+    tmp_path: Path,
+) -> None:
+    """A folder's stamp is coarse: a reader that registers in the tick of the writer's last
+    listing leaves the stamp as it was, and must be found all the same."""
+    path = tmp_path / "bus.sqlite"
+    folder = Path(f"{path}.wake")
+    writer = EmbeddedBus(path)
+    await writer.start()
+    reader_bus = EmbeddedBus(path, poll_interval=600.0)
+    try:
+        await writer.ensure_topics([TopicSpec("events")])  # its ring lists the folder: itself
+        stamp = folder.stat()
+        await reader_bus.start()
+        # The reader's registration, in the same tick: the folder's stamp unchanged.
+        os.utime(folder, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        reader = reader_bus.reader(["events"], {})
+        # Without a wake-up this fetch would wait its whole 120 s: wait_for gives up at 60.
+        fetching = asyncio.ensure_future(reader.fetch(timeout=120.0))
+        await asyncio.sleep(0.2)
+        await writer.publish([Message("events", b"same tick")])
+        records = await asyncio.wait_for(fetching, 60)
+        assert [r.value for r in records] == [b"same tick"]
+    finally:
+        await reader_bus.stop()
+        await writer.stop()

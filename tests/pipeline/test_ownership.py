@@ -47,9 +47,12 @@ async def test_two_nodes_racing_on_a_first_publication_agree_on_one_owner(
     topics = Topics(f"o{unique}.")
     bus = open_bus(bus_url, tmp_path)
     await bus.start()
+    started: list[DeliveryHistory] = []  # each stopped at the end, whatever happens
     try:
         await bus.ensure_topics([TopicSpec(topics.decisions, 1), TopicSpec(topics.feed(ALERTS), 2)])
         nodes = [DeliveryHistory(bus, topics.decisions, (topics.feed(ALERTS),)) for _ in "ab"]
+        late = DeliveryHistory(bus, topics.decisions, (topics.feed(ALERTS),))
+        started += [*nodes, late]
         for node in nodes:
             await node.catch_up()
         first = {"id": OBJECT, "type": "indicator"}
@@ -68,12 +71,11 @@ async def test_two_nodes_racing_on_a_first_publication_agree_on_one_owner(
         assert [n.owner(OBJECT) for n in nodes] == ["ng-cert", "ng-cert"]
         assert [n.owner(alert.decode()) for n in nodes] == [HUB, HUB]
         # A node started later reads the same from the topic.
-        late = DeliveryHistory(bus, topics.decisions, (topics.feed(ALERTS),))
         await late.catch_up()
         assert (late.owner(OBJECT), late.owner(alert.decode())) == ("ng-cert", HUB)
-        for node in (*nodes, late):
-            await node.stop()
     finally:
+        for node in started:
+            await node.stop()
         await bus.stop()
 
 
