@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from hub.correlate.english import counted
 from hub.correlate.rules import CorrelationRule, parse_rules
 from hub.stix import timestamps
 from hub.stix.markings import Tlp, tlp2_id
@@ -81,6 +82,8 @@ def alert(
     kind = state.kind
     words = _KIND_WORDS.get(kind, "file hash" if kind.startswith("file:") else kind)
     first, last = (timestamps.format_micros(t) for t in (state.first_seen, state.last_seen))
+    members = counted(state.members, "member", "members")
+    countries = counted(state.countries, "country", "countries")
     return {
         "type": "grouping",
         "spec_version": "2.1",
@@ -88,14 +91,12 @@ def alert(
         "created": timestamps.format_micros(state.created),
         "modified": timestamps.format_micros(state.modified),
         "created_by_ref": hub_identity,
-        "name": (
-            f"Major incident: the same {words} reported by {state.members} members "
-            f"in {state.countries} countries"
-        ),
+        "name": (f"Major incident: the same {words} reported by {members} in {countries}"),
         "description": (
-            f"{state.members} member CIRTs in {state.countries} countries reported the same "
-            f"{words} between {first} and {last} (rule: {state.rule.describe()}). The "
-            "references are the reports you received; the value is in them."
+            f"{counted(state.members, 'member CIRT', 'member CIRTs')} in {countries} "
+            f"reported the same {words} between {first} and {last} "
+            f"(rule: {state.rule.describe()}). The references are the reports you received; "
+            "the value is in them."
         ),
         "context": "suspicious-activity",
         "object_refs": sorted(refs),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from hub.correlate.english import counted
 from hub.policy.rules import parse_duration
 
 DEFAULT_RULE = {"scope": "all", "min_members": 3, "min_countries": 2, "window": "PT24H"}
@@ -33,8 +34,8 @@ class CorrelationRule:
     def describe(self) -> str:
         where = "the federation" if self.region is None else f"region {self.region}"
         return (
-            f"{self.min_members} members from {self.min_countries} countries of {where} "
-            f"within {self.window}"
+            f"{counted(self.min_members, 'member', 'members')} from "
+            f"{counted(self.min_countries, 'country', 'countries')} of {where} within {self.window}"
         )
 
 

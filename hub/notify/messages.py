@@ -50,6 +50,10 @@ class Words:
         text = translations(self.language).gettext(message)
         return text % values if values else text
 
+    def ngettext(self, one: str, many: str, number: int) -> str:
+        """`number` with the form of its noun this language takes (msgids with %(num)s)."""
+        return translations(self.language).ngettext(one, many, number) % {"num": number}
+
 
 def told(row: Pending, federation: Federation) -> Told:
     """What the outbox row's stored object says, for a message."""
@@ -95,16 +99,23 @@ def _alert_line(item: Told, language: str) -> str:
     figures = item.alert or {}
     words = Words(language)
     counts = words.say(
-        "%(members)s members in %(countries)s countries reported the same %(kind)s;"
-        " %(sighted)s sighted it.",
-        members=figures.get("members", "?"),
-        countries=figures.get("countries", "?"),
+        "%(members)s in %(countries)s reported the same %(kind)s; %(sighted)s sighted it.",
+        members=words.ngettext("%(num)s member", "%(num)s members", _number(figures, "members")),
+        countries=words.ngettext(
+            "%(num)s country", "%(num)s countries", _number(figures, "countries")
+        ),
         kind=_kind(str(figures.get("kind", "?")), words),
         sighted=figures.get("sighted", 0),
     )
     if item.first:
         return words.say("New major-incident alert: %(figures)s", figures=counts)
     return words.say("Major-incident alert updated: %(figures)s", figures=counts)
+
+
+def _number(figures: Mapping[str, Any], name: str) -> int:
+    # The alert's figures are the hub's own, but an old or odd record must not stop a message.
+    value = figures.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _object_line(item: Told, language: str) -> str:

@@ -8,6 +8,7 @@ const fmt = (n) => n == null ? "–" : Math.round(n).toLocaleString("en");
 const rate = (n) => n == null ? "–" : n < 10 ? n.toFixed(1) : Math.round(n).toLocaleString("en");
 const bytes = (n) => n == null ? "–" : n < 1e6 ? fmt(n / 1e3) + " kB" : n < 1e9 ? (n / 1e6).toFixed(1) + " MB" : (n / 1e9).toFixed(1) + " GB";
 const age = (s) => s == null ? "–" : s < 3600 ? Math.floor(s / 60) + " min" : s < 172800 ? Math.floor(s / 3600) + " h" : Math.floor(s / 86400) + " d";
+const counted = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 const secs = (s) => s == null ? "–" : s < 1 ? Math.round(s * 1000) + " ms" : s.toFixed(2) + " s";
 
 function cell(text, numeric) {
@@ -85,7 +86,7 @@ function show(s) {
   rows("lag", s.lag, (l) => [cell(bare(l.group)), cell(`${bare(l.topic)}[${l.partition}]`), cell(fmt(l.lag), 1)], "no consumer groups on this node");
   const states = ["acknowledged", "investigating", "affected", "not-affected", "mitigated"];
   rows("open-alerts", s.open_alerts, (a) => {
-    const what = cell(`${a.kind}: ${a.members} members, ${a.countries} countries (${a.scope})`);
+    const what = cell(`${a.kind}: ${counted(a.members, "member", "members")}, ${counted(a.countries, "country", "countries")} (${a.scope})`);
     what.title = `first seen ${a.first_seen}`;
     const counts = states.map((state) => cell(fmt((a.responses || {})[state]), 1));
     return [what, cell(age(a.age_seconds), 1), ...counts, cell(fmt(a.sighted), 1)];
