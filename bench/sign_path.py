@@ -205,7 +205,7 @@ def routed(
         Validate(federation),
         ProvenanceStage(federation),
         Ownership(federation, history),
-        Mark(federation),
+        Mark(),
         Route(Policy(federation), key, history),
         ConfineResponses(federation),
         Observe(federation, key),

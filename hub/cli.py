@@ -195,9 +195,9 @@ async def _serve(
     parent: int | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM (or, for a worker, until `parent`, its node, is gone)."""
-    from hub.api.app import create_app
     from hub.api.reload import Reloader
     from hub.api.server import HubRunner
+    from hub.node import create_app
 
     # shutdown_timeout bounds how long a stop waits for open requests to finish.
     runner = HubRunner(

@@ -1,7 +1,8 @@
 """The values that travel through the hub: a submission, its objects, what the stages
 decided about each (verdicts, deliveries, a refusal and its code), and what signing verified.
 
-Pipeline, policy and signing all speak in these; this module imports none of them.
+Pipeline, policy and signing all speak in these; this module imports none of them (only
+the federation's `Member`, which a submission carries as its sender).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
+
+from hub.federation import Member
 
 MAX_MESSAGE = 2000  # characters of a refusal's message
 
@@ -194,6 +197,9 @@ class Submission:
     request_id: str
     items: tuple[Item, ...]
     policy_version: str = ""  # the hash of the rules that routed it (set by route)
+    # The sending member as the federation in force knows it, looked up once (by decode);
+    # None for an id that is no member's (authenticate's and route's refusals say so).
+    sender: Member | None = None
 
     def map_accepted(self, decide: Callable[[Item], Item]) -> Submission:
         """Apply `decide` to every object still accepted; refused ones pass through as they are."""

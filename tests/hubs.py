@@ -16,7 +16,6 @@ from aiohttp import web
 from taxii2client.v21 import Collection, Server, as_pages
 
 from connectors.client import MemberKey
-from hub.api.app import create_app
 from hub.api.keys import COLLECTIONS
 from hub.api.server import HubRunner
 from hub.bus import Bus
@@ -24,6 +23,7 @@ from hub.config import Role, Settings
 from hub.credentials import hash_secret, new_secret
 from hub.demo import DEMO_ACCOUNTS_FILE, DemoAccount, demo_federation
 from hub.federation import Account, Federation, schema
+from hub.node import create_app
 from hub.signing.provenance import without_extension
 from hub.stix.predefined import predefined
 from tests.conftest import free_port

@@ -16,6 +16,7 @@ from hub.metrics import HubMetrics
 from hub.notify.config import NotifySettings
 from hub.notify.store import NotifyStore
 from hub.ops.disk import DiskWatch
+from hub.reachability import Book, Courier
 from hub.signing.intake import IntakeKeyFile
 from hub.signing.keyring import KeyStore
 from hub.store.follower import ViewFollower
@@ -38,3 +39,5 @@ NOTIFY = web.AppKey("notify", NotifySettings)
 SUBSCRIPTIONS = web.AppKey("subscriptions", NotifyStore)
 ACCOUNT = web.RequestKey("account", Account)  # the authenticated caller
 REQUEST_ID = web.RequestKey("request_id", str)
+REACHABILITY_BOOK = web.AppKey("reachability_book", Book)
+REACHABILITY_COURIER = web.AppKey("reachability_courier", Courier)

@@ -29,7 +29,7 @@ from hub.api.access import caller
 from hub.api.bodies import json_fields, read_body
 from hub.api.console.common import not_found, reader_of
 from hub.api.console.render import HEADERS, ROOT, language_of, page
-from hub.api.keys import BUS, NOTIFY, SETTINGS
+from hub.api.keys import BUS, NOTIFY, REACHABILITY_BOOK, REACHABILITY_COURIER, SETTINGS
 from hub.api.metrics import require_operator
 from hub.api.sessions import from_own_page
 from hub.errors import BadRequest, Unavailable
@@ -41,14 +41,11 @@ from hub.reachability import (
     Book,
     Check,
     ConsoleOnly,
-    Courier,
     answer_record,
     new_check,
 )
 from hub.stix import timestamps
 
-BOOK = web.AppKey("reachability_book", Book)
-COURIER = web.AppKey("reachability_courier", Courier)
 _FIELDS = frozenset({"overdue_days", "expires_days", "links"})
 
 
@@ -114,9 +111,9 @@ def summary(check: Check, request: web.Request, now: datetime) -> dict[str, Any]
 
 async def latest_summary(request: web.Request) -> dict[str, Any] | None:
     """The latest check's summary, None before the first (or where no book is kept)."""
-    if BOOK not in request.app:
+    if REACHABILITY_BOOK not in request.app:
         return None
-    book = request.app[BOOK]
+    book = request.app[REACHABILITY_BOOK]
     with contextlib.suppress(Unavailable):  # the dashboard shows what the node last read
         await book.refresh()
     check = book.latest()
@@ -141,10 +138,10 @@ async def start(request: web.Request) -> web.Response:
     doc, invitations = new_check(
         request.app[SETTINGS].federation, account.username, now, overdue_days, expires_days
     )
-    book = request.app[BOOK]
+    book = request.app[REACHABILITY_BOOK]
     await book.publish(doc)
     base = _link_base(request)
-    sent = await request.app[COURIER].send(invitations, base)
+    sent = await request.app[REACHABILITY_COURIER].send(invitations, base)
     check = book.check(doc["id"])
     assert check is not None  # publish read it back
     body: dict[str, Any] = {"check": summary(check, request, now), "sent": sent}
@@ -162,7 +159,7 @@ async def latest(request: web.Request) -> web.Response:
 
 async def _token_page(request: web.Request) -> tuple[web.Response | None, Any]:
     """The link's check, member and contact; or the page to answer with instead."""
-    book = request.app[BOOK]
+    book = request.app[REACHABILITY_BOOK]
     await book.refresh()
     found = book.by_token(request.match_info["token"])
     if found is None:
@@ -210,7 +207,9 @@ async def link_answer(request: web.Request) -> web.Response:
         return answered
     check, member, contact = found
     now = datetime.now(UTC)
-    await request.app[BOOK].publish(answer_record(check.id, member, contact, "link", now))
+    await request.app[REACHABILITY_BOOK].publish(
+        answer_record(check.id, member, contact, "link", now)
+    )
     context = {"reader": None, "state": "answered", "answer": check.answers.get(member)}
     return page(request, "reachability.html", context)
 
@@ -222,7 +221,7 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
         message = language_of(request).say("Send this form from the console's own page.")
         return page(request, "refused.html", {"reader": reader, "message": message}, status=403)
     member = reader.account.member
-    book = request.app[BOOK]
+    book = request.app[REACHABILITY_BOOK]
     await book.refresh()
     pending = book.pending_for(member, datetime.now(UTC)) if member else None
     if pending is None or pending.id != request.match_info["check"]:
@@ -232,22 +231,12 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{ROOT}?done=reachable", headers=HEADERS)
 
 
-async def pending_for_reader(request: web.Request, member: str | None) -> Check | None:
-    """The open check the reader's member has yet to answer (the console's banner)."""
-    if member is None or BOOK not in request.app:
-        return None
-    book = request.app[BOOK]
-    with contextlib.suppress(Unavailable):  # the home page does not fail for a banner
-        await book.refresh()
-    return book.pending_for(member, datetime.now(UTC))
-
-
 async def _book_context(app: web.Application) -> AsyncIterator[None]:
-    app[BOOK] = Book(app[BUS], app[SETTINGS].topics.reachability)
+    app[REACHABILITY_BOOK] = Book(app[BUS], app[SETTINGS].topics.reachability)
     # With an SMTP server each contact gets its link by e-mail; else the console's banner.
     smtp = app[NOTIFY].smtp if NOTIFY in app else None
     federation = app[SETTINGS].federation
-    app[COURIER] = MailCourier(smtp, federation) if smtp is not None else ConsoleOnly()
+    app[REACHABILITY_COURIER] = MailCourier(smtp, federation) if smtp is not None else ConsoleOnly()
     yield
 
 

@@ -89,7 +89,7 @@ class Observe:
         return replace(item, observation=observation)
 
     def __call__(self, submission: Submission) -> Submission:
-        sender = next((m for m in self.federation.members if m.id == submission.member), None)
+        sender = submission.sender
         if sender is None:
             return submission  # route refused everything already
         return submission.map_accepted(

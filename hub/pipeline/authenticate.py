@@ -46,7 +46,7 @@ class Authenticate:
 
     def __call__(self, submission: Submission) -> Submission:
         member = submission.member
-        sender = next((m for m in self.federation.members if m.id == member), None)
+        sender = submission.sender
         required = sender is not None and sender.sharing.get("require_signature") is True
 
         def check(item: Item) -> Item:

@@ -23,7 +23,7 @@ than `hub.limits.max_object_bytes` arrives refused: the others go on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,7 +69,7 @@ class UndecodableRecord(ValueError):
         self.reason = reason
 
 
-def _from_hub(data: dict[str, Any], limits: Limits) -> Submission:
+def _from_hub(data: dict[str, Any], limits: Limits, members: Mapping[str, Member]) -> Submission:
     try:
         intake = IntakeRecord.from_doc(data)
     except RecordError as exc:
@@ -81,6 +81,7 @@ def _from_hub(data: dict[str, Any], limits: Limits) -> Submission:
         received=intake.received,
         request_id=intake.request_id,
         items=_items(intake.objects, limits),
+        sender=members.get(intake.member),
     )
 
 
@@ -199,7 +200,7 @@ class Decode:
                 check_depth(data, self.limits.max_depth)
             except TooDeep as exc:
                 raise _body_refused(exc) from exc
-        submission = _from_hub(data, self.limits)
+        submission = _from_hub(data, self.limits, self.members)
         if member is not None and submission.member != member:
             raise UndecodableRecord(
                 f"intake record refused: a submission of {submission.member!r} on "
@@ -325,6 +326,7 @@ class Decode:
             received=received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             request_id=sent.request_id if sent.request_id is not None else status_id,
             items=_items(objects, self.limits),
+            sender=self.members.get(member),
         )
 
     def _check_member(self, record: Record, member: str, *, is_json: bool) -> None:

@@ -6,16 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from hub.federation import Federation
 from hub.model import Submission
 from hub.policy.marking import marked
 
 
 @dataclass(frozen=True)
 class Mark:
-    federation: Federation
+    """The sender's `default_tlp` (from the submission's resolved sender) where none is set."""
 
     def __call__(self, submission: Submission) -> Submission:
-        sender = next((m for m in self.federation.members if m.id == submission.member), None)
+        sender = submission.sender
         default = sender.sharing.get("default_tlp") if sender else None
         return submission.map_accepted(partial(marked, sender=submission.member, default=default))

@@ -55,7 +55,7 @@ class Ownership:
 
     def __call__(self, submission: Submission) -> Submission:
         sender = submission.member
-        member = next((m for m in self.federation.members if m.id == sender), None)
+        member = submission.sender
         # A member's own identity is its own, whoever sent that id before it joined; no one
         # else may publish it (provenance).
         own = member.identity if member is not None else None

@@ -77,7 +77,7 @@ class Provenance:
         return item
 
     def __call__(self, submission: Submission) -> Submission:
-        sender = next((m for m in self.federation.members if m.id == submission.member), None)
+        sender = submission.sender
         if sender is None:
             return submission.map_accepted(
                 lambda i: i.refuse(

@@ -33,7 +33,7 @@ class Sign:
         # One per submission, with the current key: a rotation made on another node takes
         # effect here; the submission's objects share their protected headers.
         sealer = self.signer.sealer()
-        sender = next((m for m in self.federation.members if m.id == submission.member), None)
+        sender = submission.sender
         # An anonymous sender's own signature would name it: it is checked, then not carried.
         anonymous = sender is not None and sender.sharing.get("anonymous") is True
         policy_version = submission.policy_version or self.federation.policy_version

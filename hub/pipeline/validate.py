@@ -32,7 +32,7 @@ class Validate:
 
     def __call__(self, submission: Submission) -> Submission:
         limits = self.federation.hub.limits
-        member = next((m for m in self.federation.members if m.id == submission.member), None)
+        member = submission.sender
         allow_custom = bool(member.sharing.get("allow_custom", True)) if member else False
         seen: dict[tuple[str, str], int] = {}
 

@@ -325,9 +325,9 @@ async def test_red_content_reaches_the_named_account_only_through_every_endpoint
 
 def test_the_matrix_covers_every_route_the_api_serves(tmp_path: Path) -> None:
     """A new route must be added to the matrix: this lists the routes it exercises."""
-    from hub.api.app import create_app
     from hub.config import Settings
     from hub.federation import load_federation
+    from hub.node import create_app
     from tests.conftest import ROOT
 
     settings = Settings(load_federation(ROOT / "examples" / "federation.yaml"), tmp_path)

@@ -139,7 +139,9 @@ def holds(alerts_checked: list[int], world) -> None:
         for m in federation.members:
             delivered[m.id] |= received_by(federation, routed.deliveries, m)
         item = Item(0, obj, deliveries=routed.deliveries, verdicts=routed.verdicts)
-        submission = Submission("s", sender_id, f"{sender_id}-submit", received, "r", (item,))
+        submission = Submission(
+            "s", sender_id, f"{sender_id}-submit", received, "r", (item,), sender=sender
+        )
         observed = observe(submission)
         message = observation_message(observed.items[0], observed, topics)
         if message is None:

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from hub.api.app import create_app
 from hub.config import Settings
 from hub.demo import demo_federation
+from hub.node import create_app
 from tests.conftest import ROOT
 
 OPENAPI = ROOT / "schemas" / "openapi.json"

@@ -34,7 +34,10 @@ ADDRESS = "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd"
 
 def submission(member: str, *objects: dict[str, Any]) -> Submission:
     items = tuple(Item(n, obj) for n, obj in enumerate(objects))
-    return Submission(f"s-{member}", member, f"{member}-submit", "2026-11-29T08:00:00Z", "r", items)
+    sender = FEDERATION.member(member)
+    return Submission(
+        f"s-{member}", member, f"{member}-submit", "2026-11-29T08:00:00Z", "r", items, sender=sender
+    )
 
 
 def decisions(routed: Submission, topics: Topics) -> list[Message]:

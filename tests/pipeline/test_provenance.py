@@ -19,7 +19,15 @@ TLP1_RED = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed"
 
 def refusal(obj: dict[str, Any]) -> str | None:
     (item,) = provenance(
-        Submission("s", "ng-cert", "ng-cert-submit", "2026-11-23T00:00:00Z", "r", (Item(0, obj),))
+        Submission(
+            "s",
+            "ng-cert",
+            "ng-cert-submit",
+            "2026-11-23T00:00:00Z",
+            "r",
+            (Item(0, obj),),
+            sender=provenance.federation.member("ng-cert"),
+        )
     ).items
     return item.refusal.message if item.refusal else None
 

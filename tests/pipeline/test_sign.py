@@ -34,7 +34,7 @@ def federation(**sharing: Any) -> Federation:
     return replace(base, members=members)
 
 
-def submission(objects: list[dict[str, Any]]) -> Submission:
+def submission(fed: Federation, objects: list[dict[str, Any]]) -> Submission:
     return Submission(
         status_id="s-1",
         member="ng-cert",
@@ -42,6 +42,7 @@ def submission(objects: list[dict[str, Any]]) -> Submission:
         received="2026-11-23T08:00:00.000Z",
         request_id="r-1",
         items=tuple(Item(i, o) for i, o in enumerate(objects)),
+        sender=fed.member("ng-cert"),
     )
 
 
@@ -64,7 +65,7 @@ def run(
 ) -> list[Item]:
     """authenticate, the `middle` stages, one delivery each, `after` (a per-recipient change)."""
     stages = [Authenticate(fed), *middle, deliver, *([after] if after else []), Sign(signer, fed)]
-    return list(compose(*stages)(submission(objects)).items)
+    return list(compose(*stages)(submission(fed, objects)).items)
 
 
 def delivered(item: Item) -> dict[str, Any]:

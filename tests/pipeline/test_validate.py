@@ -26,7 +26,10 @@ validate = Validate(FEDERATION)
 
 def submission_of(objects: list, member: str = "ng-cert") -> Submission:
     items = tuple(Item(i, o) for i, o in enumerate(objects))
-    return Submission("s-1", member, f"{member}-submit", "2026-11-23T00:00:00.000Z", "r", items)
+    sender = next((m for m in FEDERATION.members if m.id == member), None)
+    return Submission(
+        "s-1", member, f"{member}-submit", "2026-11-23T00:00:00.000Z", "r", items, sender=sender
+    )
 
 
 def problem_with(obj: dict) -> str | None:

@@ -3,17 +3,20 @@ type, TLP and time), and its major-incident alerts with their state."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from hub.api.console.common import LIST_PATHS, Reader, not_found, reader_of, rows
 from hub.api.console.render import language_of, page
-from hub.api.keys import SETTINGS, VIEW
-from hub.api.reachability import pending_for_reader
+from hub.api.keys import REACHABILITY_BOOK, SETTINGS, VIEW
 from hub.collections import ALERTS, Collection
 from hub.correlate.alerts import ALERT_PROPERTY, alert_state, rule_windows
+from hub.errors import Unavailable
+from hub.reachability import Check
 from hub.stix import timestamps
 from hub.stix.markings import Tlp
 from hub.store.view import RecentQuery
@@ -162,3 +165,13 @@ async def alerts_page(request: web.Request) -> web.Response:
         "older": {"before": str(found[PAGE - 1].seq)} if more else None,
     }
     return page(request, "alerts.html", context)
+
+
+async def pending_for_reader(request: web.Request, member: str | None) -> Check | None:
+    """The open check the reader's member has yet to answer (the console's banner)."""
+    if member is None or REACHABILITY_BOOK not in request.app:
+        return None
+    book = request.app[REACHABILITY_BOOK]
+    with contextlib.suppress(Unavailable):  # the home page does not fail for a banner
+        await book.refresh()
+    return book.pending_for(member, datetime.now(UTC))
