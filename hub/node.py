@@ -44,7 +44,7 @@ from hub.collections import ALERTS, Collection, build_collections, feed_aliases
 from hub.config import Settings
 from hub.correlate.correlator import correlator
 from hub.correlate.observe import Observe
-from hub.correlate.responses import ConfineResponses
+from hub.correlate.responses import ConfineResponses, UnnamedSightings
 from hub.correlate.webhooks import Webhooks
 from hub.metrics import HubMetrics
 from hub.notify.config import notify_settings
@@ -198,6 +198,7 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         Mark(),
         route,
         ConfineResponses(federation),
+        UnnamedSightings(federation),
         Observe(federation, federation_key),
         Sign(signer, federation),
     )

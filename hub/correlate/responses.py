@@ -14,7 +14,11 @@ It goes through the pipeline as any object does (authenticated, validated, signe
 delivered to its sender's own collection alone: who responded is the one thing the alert's
 other recipients must not learn, and the note's `created_by_ref` would tell them. The
 correlator counts it (observe carries the state), one state per member, its latest. On a
-`sighting`, the same extension with `named: true` lets the alert name its sender.
+`sighting`, the same extension with `named: true` lets the alert name its sender; with
+`named: false` the sighting is shared under its sender's rules as any object, but what the
+others receive names the hub where it named the sender (`created_by_ref`,
+`where_sighted_refs`), as for an anonymous member: the alert counts a sighter without
+naming it, and the sighting itself must not name it either.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 from hub.collections import member_alias
 from hub.federation import Federation
 from hub.model import AlertResponse, Delivery, Item, RefusalCode, Submission, Verdict
+from hub.policy.anonymity import anonymised
 from hub.stix import timestamps
 from hub.stix.markings import Tlp, tlp2_id
 
@@ -51,6 +56,14 @@ def chose_to_be_named(obj: Mapping[str, Any]) -> bool:
     """Whether the sender of a sighting or response chose to be named in alerts."""
     extension = _extension(obj)
     return extension is not None and extension.get("named") is True
+
+
+def is_unnamed_sighting(obj: Mapping[str, Any]) -> bool:
+    """A sighting whose sender said it is not to be named (the extension, `named: false`)."""
+    extension = _extension(obj)
+    return (
+        obj.get("type") == "sighting" and extension is not None and extension.get("named") is False
+    )
 
 
 def response_of(obj: Mapping[str, Any]) -> AlertResponse | None:
@@ -124,10 +137,10 @@ def sighting_of(
     }
     if where:
         sighting["description"] = where
-    if named:
-        sighting["extensions"] = {
-            RESPONSE_EXTENSION: {"extension_type": "property-extension", "named": True}
-        }
+    # Said either way: unnamed, the others receive it in the hub's name (UnnamedSightings).
+    sighting["extensions"] = {
+        RESPONSE_EXTENSION: {"extension_type": "property-extension", "named": named}
+    }
     return sighting
 
 
@@ -158,3 +171,27 @@ class ConfineResponses:
 
     def __call__(self, submission: Submission) -> Submission:
         return submission.map_accepted(lambda item: self._confine(item, submission.member))
+
+
+@dataclass(frozen=True)
+class UnnamedSightings:
+    """After route: an unnamed sighting reaches every collection but its sender's own in the
+    hub's name (as an anonymous member's objects do), and signed by the hub alone."""
+
+    federation: Federation
+
+    def _hide(self, item: Item, submission: Submission) -> Item:
+        sender = submission.sender
+        if sender is None or not is_unnamed_sighting(item.obj):
+            return item
+        own, hub = member_alias(sender.id), self.federation.hub.identity
+        deliveries = tuple(
+            d
+            if d.collection == own
+            else replace(d, obj=anonymised(d.obj, sender.identity, hub), anonymous=True)
+            for d in item.deliveries
+        )
+        return replace(item, deliveries=deliveries)
+
+    def __call__(self, submission: Submission) -> Submission:
+        return submission.map_accepted(lambda item: self._hide(item, submission))
