@@ -112,6 +112,17 @@ class Member:
     rate_limits: RateLimits = RateLimits()
     language: str = "en"  # of its notifications (hub.notify): "en" or "fr"
     contacts: tuple[Contact, ...] = ()
+    email_domains: tuple[str, ...] = ()  # lowercase; see mails_to
+
+    def mails_to(self, address: str) -> bool:
+        """Whether the hub may e-mail `address` for this member's accounts: its domain is, or
+        is under, one of `email_domains` or of the member's contacts' addresses."""
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        allowed = {
+            *self.email_domains,
+            *(c.email.rpartition("@")[2].lower() for c in self.contacts),
+        }
+        return any(domain == d or domain.endswith("." + d) for d in allowed)
 
 
 @dataclass(frozen=True)
@@ -192,6 +203,14 @@ class Federation:
 
     def member(self, member_id: str) -> Member:
         return next(m for m in self.members if m.id == member_id)
+
+    @cached_property
+    def _by_id(self) -> dict[str, Member]:
+        return {m.id: m for m in self.members}
+
+    def find_member(self, member_id: str) -> Member | None:
+        """The member with this id; None if there is none."""
+        return self._by_id.get(member_id)
 
     def accounts(self) -> Iterator[Account]:
         yield from self.hub.accounts
@@ -463,6 +482,7 @@ def _build(data: dict[str, Any], source: str) -> Federation:
                 rate_limits=RateLimits(**m.get("rate_limits", {})),
                 language=m.get("language", "en"),
                 contacts=_contacts(m.get("contacts", [])),
+                email_domains=tuple(d.lower() for d in m.get("email_domains", [])),
             )
             for m in data["members"]
         ),

@@ -18,7 +18,7 @@ from aiohttp import web
 from hub.api import ratelimit
 from hub.api.access import caller, reading
 from hub.api.bodies import json_fields, read_body
-from hub.api.keys import COLLECTIONS, NOTIFY, SUBSCRIPTIONS, VIEW
+from hub.api.keys import COLLECTIONS, NOTIFY, SETTINGS, SUBSCRIPTIONS, VIEW
 from hub.api.lookup import value_query
 from hub.collections import ALERTS, Collection
 from hub.errors import BadRequest, Forbidden, NotFound
@@ -59,7 +59,9 @@ def _tlp(value: object) -> int:
         ) from None
 
 
-def _delivery(fields: Mapping[str, Any], request: web.Request) -> tuple[str | None, str | None]:
+def _delivery(
+    fields: Mapping[str, Any], request: web.Request, account: Account
+) -> tuple[str | None, str | None]:
     settings = request.app[NOTIFY]
     email, webhook = fields.get("email") or None, fields.get("webhook") or None
     if email is None and webhook is None:
@@ -69,6 +71,15 @@ def _delivery(fields: Mapping[str, Any], request: web.Request) -> tuple[str | No
             raise BadRequest(f"email: {str(email)[:300]!r} is not an e-mail address")
         if settings.smtp is None:
             raise BadRequest("email: this hub sends no e-mail (its operator set no notify.smtp)")
+        # Unconfirmed addresses are taken, so only those the operator vouched for: else any
+        # account could have the hub mail whom it likes, and get the hub's server listed.
+        member = request.app[SETTINGS].federation.find_member(account.member or "")
+        if member is None or not member.mails_to(email):
+            raise BadRequest(
+                f"email: {email!r} is not at one of your CIRT's domains; this hub mails only "
+                "addresses at the domains of its points of contact or its email_domains (the "
+                "hub's operator sets them in the federation file)"
+            )
     if webhook is not None:
         if not isinstance(webhook, str) or len(webhook) > 2000:
             raise BadRequest("webhook: a URL of at most 2000 characters")
@@ -131,7 +142,7 @@ async def create(request: web.Request, account: Account, fields: Mapping[str, An
     kind = fields.get("kind")
     if kind not in KINDS:
         raise BadRequest(f"kind: {str(kind)[:100]!r} is not one of {', '.join(KINDS)}")
-    email, webhook = _delivery(fields, request)
+    email, webhook = _delivery(fields, request, account)
     types, confidence, tlp = _filters(fields) if kind == "collection" else ((), None, None)
     looked_up = _value(fields) if kind == "collection" else None
     collections: dict[str, Collection] = request.app[COLLECTIONS]

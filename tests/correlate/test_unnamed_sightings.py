@@ -39,7 +39,7 @@ async def test_an_unnamed_sighting_reaches_the_others_in_the_hubs_name(
             "--identity", sn.identity, "--tlp", "green", "--where", "resolver logs",
             password=hub.password("sn-cert-submit"),
         )  # fmt: skip
-        assert code == 0, err
+        assert code == 0 and out.startswith("accepted  sighting--"), (out, err)
 
         # Counted (two reports and a sighting make three members), never named.
         alert = (await settled(hub, "ng-cert-read", 1))[-1]

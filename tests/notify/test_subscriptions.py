@@ -110,16 +110,16 @@ async def test_each_subscriber_gets_one_email_in_its_language_and_the_webhook_th
                 topic_prefix=f"t{unique}.",
                 adjust=configured(notify, {"gh-cert": "fr"}),
             ) as hub:
-                await subscribe(hub, "ng-cert-read", kind="alerts", email="soc@ng-cert.example")
-                await subscribe(hub, "gh-cert-read", kind="alerts", email="veille@gh-cert.example")
+                await subscribe(hub, "ng-cert-read", kind="alerts", email="soc@ngcert.example")
+                await subscribe(hub, "gh-cert-read", kind="alerts", email="veille@certgh.example")
                 await subscribe(hub, "sn-cert-read", kind="alerts", webhook=receiver.url)
                 await raise_alert(hub)
                 await until(lambda: len(box.messages) >= 2 and receiver.accepted, "delivered")
                 await asyncio.sleep(2)  # anything more would be a duplicate
                 verifier = Verifier(hub_keys(hub.app[SIGNING_KEYS].jwks()))
     assert len(box.messages) == 2 and box.tls_sessions == 2 and len(box.logins) == 2
-    (english,) = box.to("soc@ng-cert.example")
-    (french,) = box.to("veille@gh-cert.example")
+    (english,) = box.to("soc@ngcert.example")
+    (french,) = box.to("veille@certgh.example")
     assert subject(english).startswith("[TLP:AMBER] New major-incident alert: 3 members")
     assert subject(french).startswith(
         "[TLP:AMBER] Nouvelle alerte d\u2019incident majeur : 3 membres"
@@ -161,7 +161,7 @@ async def test_tlp_red_is_never_emailed_and_a_reader_the_rules_exclude_is_told_n
                         reader,
                         kind="collection",
                         collection="member-gh-cert",
-                        email=f"{reader}@gh-cert.example",
+                        email=f"{reader}@certgh.example",
                     )
                 await subscribe(
                     hub,
@@ -178,7 +178,7 @@ async def test_tlp_red_is_never_emailed_and_a_reader_the_rules_exclude_is_told_n
                         "sn-cert-read",
                         kind="collection",
                         collection=alias,
-                        email="sn@sn-cert.example",
+                        email="sn@certsn.example",
                         webhook=receiver.url,
                     )
                 ng = member_identity(hub, "ng-cert")
@@ -192,11 +192,11 @@ async def test_tlp_red_is_never_emailed_and_a_reader_the_rules_exclude_is_told_n
                 await until(lambda: len(box.messages) >= 2 and receiver.accepted, "delivered")
                 await asyncio.sleep(3)  # a digest interval and more: anything else would show
     assert sorted(rcpts[0] for rcpts, _ in box.messages) == [
-        "gh-cert-read2@gh-cert.example",
-        "gh-cert-read@gh-cert.example",
+        "gh-cert-read2@certgh.example",
+        "gh-cert-read@certgh.example",
     ]
-    (excluded,) = box.to("gh-cert-read@gh-cert.example")
-    (cleared,) = box.to("gh-cert-read2@gh-cert.example")
+    (excluded,) = box.to("gh-cert-read@certgh.example")
+    (cleared,) = box.to("gh-cert-read2@certgh.example")
     assert subject(excluded).startswith("[TLP:AMBER] ")
     assert "Amber C2" in text(excluded)
     assert "TLP:RED" not in text(excluded) + subject(excluded) and red["id"] not in text(excluded)
@@ -316,7 +316,7 @@ async def test_a_restart_between_an_alert_and_its_delivery_loses_and_repeats_not
                 hub,
                 "ng-cert-read",
                 kind="alerts",
-                email="soc@ng-cert.example",
+                email="soc@ngcert.example",
                 webhook=receiver.url,
             )
             await raise_alert(hub)
@@ -380,7 +380,7 @@ async def test_a_followed_alert_tells_each_change_and_new_alerts_tell_it_once(
                 topic_prefix=f"t{unique}.",
                 adjust=configured(notify),
             ) as hub:
-                address = "soc@ng-cert.example"
+                address = "soc@ngcert.example"
                 await subscribe(hub, "ng-cert-read", kind="alerts", email=address)
                 await raise_alert(hub)
                 await until(lambda: len(box.messages) == 1, "the new alert")

@@ -53,7 +53,7 @@ async def test_a_network_is_told_of_addresses_inside_it_and_a_domain_of_its_subd
                     kind="collection",
                     collection=COLLECTION,
                     value=" 203.0.113.77/24 ",
-                    email="read@gh-cert.example",
+                    email="read@certgh.example",
                     webhook=networks.url,
                 )
                 assert (made["value"], made["value_kind"]) == ("203.0.113.0/24", "ipv4")
@@ -64,7 +64,7 @@ async def test_a_network_is_told_of_addresses_inside_it_and_a_domain_of_its_subd
                     collection=COLLECTION,
                     value="203.0.113.0/24",
                     value_kind="ip",
-                    email="read2@gh-cert.example",
+                    email="read2@certgh.example",
                 )
                 made = await subscribe(
                     hub,
@@ -96,8 +96,8 @@ async def test_a_network_is_told_of_addresses_inside_it_and_a_domain_of_its_subd
     assert [b["name"] for b in networks.bodies()] == ["Inside"]
     assert [b["name"] for b in domains.bodies()] == ["Sub"]
     assert len(box.messages) == 2
-    (read,) = box.to("read@gh-cert.example")
-    (read2,) = box.to("read2@gh-cert.example")
+    (read,) = box.to("read@certgh.example")
+    (read2,) = box.to("read2@certgh.example")
     assert subject(read).startswith("[TLP:AMBER] ") and "Inside" in text(read)
     for other in ("Outside", "Lookalike", "Sub", "Red inside", red_id, "TLP:RED"):
         assert other not in text(read) + subject(read), other
