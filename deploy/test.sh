@@ -82,6 +82,11 @@ rm -rf "$docs_site"
 # Two steps: the suite, then the fault suite (tests/faults: broker, worker and node crashes
 # on purpose, several minutes). Both always run; the run fails if either does. Each writes a
 # JUnit report; the last line adds both up.
+# The suite runs on two pytest-xdist workers (its tests mostly wait on servers and brokers,
+# so two at once take about half the time; they share one Kafka broker, tests/conftest.py);
+# worksteal hands each worker a contiguous half and lets an idle one take from the other's
+# end, so a module's tests mostly stay on one worker. `-n 0` (or a later `-n N`) as an
+# argument of this command overrides it.
 # pytest exits 5 when it collected no tests: that is a broken suite, not a pass.
 reports="test-artifacts/junit"
 rm -rf "$reports"
@@ -100,7 +105,7 @@ run_step() {
     return "$code"
 }
 status=0
-run_step "tests" main -m "not faults" --durations=20 "$@" || status=$?
+run_step "tests" main -m "not faults" -n 2 --dist worksteal --durations=20 "$@" || status=$?
 run_step "fault suite" faults -m faults --durations=10 "$@" || status=$?
 echo "== totals"
 echo "supply-chain audit: exit $audit_status (a report; 0 none known, 1 vulnerable, 2 not done)"

@@ -89,10 +89,12 @@ def heavy_submission(identity: str) -> list[dict[str, Any]]:
         objects.append(candidate)
 
 
-async def readable_within(hub: RunningHub, alias: str, reader: str, obj_id: str) -> float:
-    """Seconds until `reader` finds `obj_id` in `alias` (polled); inf after two minutes."""
+async def readable_within(
+    hub: RunningHub, alias: str, reader: str, obj_id: str, limit: float = 120
+) -> float:
+    """Seconds until `reader` finds `obj_id` in `alias` (polled); inf after `limit` seconds."""
     start = time.monotonic()
-    while time.monotonic() - start < 120:
+    while time.monotonic() - start < limit:
         if await read_all(hub, alias, reader, id=obj_id):
             return time.monotonic() - start
         await asyncio.sleep(0.1)
@@ -142,7 +144,9 @@ async def test_heavy_submissions_do_not_hold_back_another_members_small_one(
 
     # Every heavy object went through, each submission after the one sent before it.
     last = sent[-1][-1]
-    assert await readable_within(hub, "region-east-africa", "ke-cirt-read", last) < 300
+    # The heavy ones get the bound this asserts (the poll gave up at 120 s before): they are
+    # slow on a loaded machine, and what is checked here is that they all go through.
+    assert await readable_within(hub, "region-east-africa", "ke-cirt-read", last, 300) < 300
     await assert_in_order(hub, sent)
 
 

@@ -7,13 +7,15 @@ without naming the owner."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from hub.bus import Message, TopicSpec
+from hub.bus import Bus, Message, Position, TopicPartition, TopicSpec
 from hub.bus.url import open_bus
 from hub.collections import ALERTS
 from hub.federation import load_federation
@@ -38,6 +40,19 @@ def submission(member: str, *objects: dict[str, Any]) -> Submission:
     return Submission(
         f"s-{member}", member, f"{member}-submit", "2026-11-29T08:00:00Z", "r", items, sender=sender
     )
+
+
+async def readable(bus: Bus, published: list[Position]) -> None:
+    """Until read_committed readers can see `published`. Kafka answers a transaction's commit
+    once it is decided and writes the commit markers into the partitions just after, so a
+    reader that asks for the ends at once may stop short of it (seen on a loaded machine)."""
+    deadline = time.monotonic() + 30
+    while True:
+        ends = await bus.end_offsets(sorted({p.topic for p in published}))
+        if all(ends.get(TopicPartition(p.topic, p.partition), 0) > p.offset for p in published):
+            return
+        assert time.monotonic() < deadline, f"not readable after 30 s: {published}, ends {ends}"
+        await asyncio.sleep(0.05)
 
 
 def decisions(routed: Submission, topics: Topics) -> list[Message]:
@@ -65,10 +80,11 @@ async def test_two_nodes_racing_on_a_first_publication_agree_on_one_owner(
         nodes[1].record(by_ng)
         assert [n.owner(OBJECT) for n in nodes] == ["gh-cert", "ng-cert"]
         # ... and ng-cert's node commits first: the topic's order decides, for both.
-        await bus.publish(decisions(by_ng, topics) + decisions(by_gh, topics))
+        published = await bus.publish(decisions(by_ng, topics) + decisions(by_gh, topics))
         # An alert the hub published is the hub's.
         alert = b"grouping--6aeab96f-15d1-5008-adf4-91173ba24433"
-        await bus.publish([Message(topics.feed(ALERTS), orjson.dumps({}), key=alert)])
+        published += await bus.publish([Message(topics.feed(ALERTS), orjson.dumps({}), key=alert)])
+        await readable(bus, published)
         for node in nodes:
             await node.catch_up()
         assert [n.owner(OBJECT) for n in nodes] == ["ng-cert", "ng-cert"]
