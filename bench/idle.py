@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -77,6 +78,7 @@ async def one_run(
         if readers is not None:
             await readers.stop()
         hub.stop()
+        shutil.rmtree(work, ignore_errors=True)
     result["total"] = {
         key: sum(r[key] for r in result.values()) for key in ("percent_of_a_core", "wakeups_per_s")
     }
