@@ -21,6 +21,7 @@ from connectors.client import commands as client_commands
 from connectors.federation import commands as federation_commands
 from connectors.misp import commands as misp_commands
 from hub import control
+from hub.arenas import limit_arenas
 from hub.audit import commands as audit_commands
 from hub.bus import BusError
 from hub.bus.url import BusUrlError, open_bus, validate_bus_url
@@ -381,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logs(json_lines=getattr(args, "log_format", "text") == "json")
     if args.command == "serve":
+        limit_arenas()  # before the node starts any thread
         return serve(args)
     if args.command == "demo":
         _, accounts = demo_federation((args.data_dir or default_data_dir()).resolve())

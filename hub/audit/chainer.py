@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from hub.audit.chain import Link, chained
 from hub.bus import Bus, GroupConsumer, read_to
-from hub.bus.interrupt import fetch_until
+from hub.bus.interrupt import IDLE_FETCH_SECONDS, fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.config import Settings
 from hub.records import AuditRecord, DecisionRecord
@@ -70,7 +70,8 @@ class AuditChainer:
     async def _consume(self, consumer: GroupConsumer) -> None:
         while not self._stopping.is_set():
             batch = await fetch_until(
-                self._stopping, consumer.fetch(max_records=self.batch_size, timeout=0.5)
+                self._stopping,
+                consumer.fetch(max_records=self.batch_size, timeout=IDLE_FETCH_SECONDS),
             )
             if not batch:
                 continue

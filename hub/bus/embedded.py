@@ -5,8 +5,10 @@ that `publish` returned is on disk, and a killed process leaves either the whole
 none of it. Concurrent publishes are grouped into one transaction (group commit), which
 is what makes fsync-per-commit affordable. Several processes may share the file: group
 membership lives in the file. A commit wakes the readers of every process on the file
-(hub.bus.wake: a datagram per process, no polling); readers also look again every
-`poll_interval`, which bounds the latency of a wake-up that could not arrive.
+(hub.bus.wake: a datagram per process, no polling). A reader reads only when something
+was committed since it last found nothing, so an idle reader costs no reads; each bus
+instance looks at the file every `poll_interval` for a commit whose wake-up could not
+arrive, which bounds that latency for every reader of the process at once.
 """
 
 from __future__ import annotations
@@ -242,6 +244,17 @@ def _read_records(
     return records
 
 
+def _stamp(conn: sqlite3.Connection) -> tuple[int, ...]:
+    """What a reader's wake-up stands for: records appended, group generations moved,
+    topics created or grown. A heartbeat or an offset commit leaves it as it was."""
+    row = conn.execute(
+        "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM records),"
+        " (SELECT COALESCE(SUM(generation), 0) FROM group_state),"
+        " (SELECT COUNT(*) FROM topics), (SELECT COALESCE(SUM(partitions), 0) FROM topics)"
+    ).fetchone()
+    return tuple(row)
+
+
 def _topic_partitions(conn: sqlite3.Connection, topics: Sequence[str]) -> list[TopicPartition]:
     tps: list[TopicPartition] = []
     for topic in sorted(set(topics)):
@@ -259,9 +272,9 @@ class EmbeddedBus:
         path: Path,
         *,
         default_partitions: int = 1,
-        # How often a reader looks again with no wake-up (one indexed query): readers in
-        # every process on the file are woken by each commit (hub.bus.wake), so this only
-        # bounds the latency of a wake-up that could not arrive, and costs idle CPU.
+        # How often this instance looks at the file with no wake-up (one query for all of
+        # its readers): readers in every process on the file are woken by each commit
+        # (hub.bus.wake), so this only bounds the latency of a wake-up that could not arrive.
         poll_interval: float = 1.0,
         session_timeout: float = 10.0,
         max_record_bytes: int = MAX_RECORD_BYTES,
@@ -279,6 +292,9 @@ class EmbeddedBus:
         self._version = 0
         self._changed: asyncio.Event | None = None
         self._wakes = Wakes(self.path, self._wake_here)
+        self._watch_task: asyncio.Task[None] | None = None
+        # Group members of this instance waiting in a fetch: one heartbeat keeps them all.
+        self._waiting: dict[tuple[str, str], _Membership] = {}
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------
@@ -291,12 +307,19 @@ class EmbeddedBus:
         await self._writer.start()
         await self._reader.start()
         self._wakes.start()
+        # Taken before any reader reads: a commit after it, woken or not, changes it.
+        first = await self.read(_stamp)
+        self._watch_task = asyncio.create_task(self._watch(first))
         self._started = True
 
     async def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._watch_task
         if self._flush_task is not None:
             await self._flush_task
         self._wakes.stop()
@@ -305,12 +328,31 @@ class EmbeddedBus:
 
     # -- internals shared with consumers -------------------------------------------
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` inside one write transaction; wakes every process's readers after commit."""
+    async def write(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        wakes: Callable[[T], bool] | None = None,
+    ) -> T:
+        """Run `fn` inside one write transaction; wakes every process's readers after commit,
+        unless `wakes` says of the result that readers have nothing new to see."""
         result = await self._writer.run(lambda conn: in_transaction(conn, lambda: fn(conn)))
-        self._wake_here()
-        self._wakes.ring()
+        if wakes is None or wakes(result):
+            self._wake_here()
+            self._wakes.ring()
         return result
+
+    async def _watch(self, seen: tuple[int, ...]) -> None:
+        """Wake this process's readers when the file moved without a wake-up arriving."""
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                stamp = await self.read(_stamp)
+            except BusUnavailable:
+                continue  # the readers meet the failure themselves
+            if stamp != seen:
+                self._wake_here()
+            seen = stamp
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._reader.run(fn)
@@ -429,12 +471,36 @@ def _committed(
     return result
 
 
+class _Quiet:
+    """Whether a read would find nothing: the last found nothing at the positions as they
+    still are, and nothing was committed since (the bus's version did not move)."""
+
+    def __init__(self) -> None:
+        self._at: int | None = None
+
+    def forget(self) -> None:
+        """The positions moved other than by reading (a rebalance, a rewind, a resume)."""
+        self._at = None
+
+    async def read(
+        self, bus: EmbeddedBus, read: Callable[[], Awaitable[list[Record]]]
+    ) -> list[Record]:
+        seen = bus.version
+        if self._at == seen:
+            return []
+        records = await read()
+        self._at = None if records else seen
+        return records
+
+
 async def _poll(
     bus: EmbeddedBus,
     read: Callable[[], Awaitable[list[Record]]],
     timeout: float,
+    wait_at_most: Callable[[], float] | None = None,
 ) -> list[Record]:
-    """Call `read` until it returns records or `timeout` passes."""
+    """Call `read` until it returns records or `timeout` passes, again after each commit
+    (any process's) and at least every `wait_at_most()` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         seen = bus.version
@@ -442,7 +508,12 @@ async def _poll(
         remaining = deadline - time.monotonic()
         if records or remaining <= 0:
             return records
-        await bus.wait_for_change(seen, min(bus.poll_interval, remaining))
+        if wait_at_most is not None:
+            remaining = max(0.0, min(wait_at_most(), remaining))
+        await bus.wait_for_change(seen, remaining)
+
+
+_BEAT_SLACK = 0.05  # seconds
 
 
 @dataclass
@@ -469,13 +540,18 @@ class EmbeddedGroupConsumer:
         self._started = False
         self._rebalances = 0
         self._paused: frozenset[TopicPartition] = frozenset()
+        self._quiet = _Quiet()
+        self._loaded: int | None = None  # the bus version the group's state was read at
 
     @property
     def generation(self) -> int:
         return self._rebalances
 
     def pause(self, partitions: Collection[TopicPartition]) -> None:
-        self._paused = frozenset(partitions)
+        paused = frozenset(partitions)
+        if paused != self._paused:
+            self._quiet.forget()
+        self._paused = paused
 
     async def start(self) -> None:
         if self._started:
@@ -512,28 +588,19 @@ class EmbeddedGroupConsumer:
         self._me.last_heartbeat = now
         self._me.generation = -1
 
+    def _beat_due_in(self) -> float:
+        return self._me.last_heartbeat + self._bus.session_timeout / 3 - time.time()
+
     async def _heartbeat(self) -> None:
         """Keep membership alive, expire dead members, and notice rebalances."""
-        now = time.time()
-        group, member, timeout = self._group, self._me.member_id, self._bus.session_timeout
-        if now - self._me.last_heartbeat >= timeout / 3:
-
-            def beat(conn: sqlite3.Connection) -> bool:
-                alive = conn.execute(
-                    "UPDATE group_members SET heartbeat = ? WHERE group_id = ? AND member_id = ?",
-                    (now, group, member),
-                ).rowcount
-                expired = conn.execute(
-                    "DELETE FROM group_members WHERE group_id = ? AND heartbeat < ?",
-                    (group, now - timeout),
-                ).rowcount
-                if expired:
-                    _bump_generation(conn, group)
-                return bool(alive)
-
-            if not await self._bus.write(beat):
-                await self._join()  # we were expired (a long pause): come back as new
-            self._me.last_heartbeat = now
+        # A timer may fire a little early: a beat due within the slack is made now rather
+        # than after one more turn of the fetch's loop.
+        if self._beat_due_in() <= _BEAT_SLACK:
+            await self._beat()
+        seen = self._bus.version
+        if self._loaded == seen:
+            return  # nothing committed since the group's state was read: it is unchanged
+        group = self._group
 
         def load(conn: sqlite3.Connection) -> tuple[int, list[str], list[TopicPartition]]:
             row = conn.execute(
@@ -549,9 +616,55 @@ class EmbeddedGroupConsumer:
             return (row[0] if row else 0), members, _topic_partitions(conn, self._topics)
 
         generation, members, tps = await self._bus.read(load)
+        self._loaded = seen
         # New partitions (a topic created or grown) rebalance too, like Kafka's metadata refresh.
         if generation != self._me.generation or frozenset(tps) != self._partitions_seen:
             await self._rebalance(generation, members, tps)
+
+    async def _beat(self) -> None:
+        """One heartbeat for this member and every member of this bus waiting in a fetch
+        (a member waiting is as alive as one calling fetch now), and the expiry of the
+        members whose session ran out. Only an expiry wakes the readers: a heartbeat shows
+        them nothing new."""
+        now, timeout = time.time(), self._bus.session_timeout
+        me = (self._group, self._me.member_id)
+        beating = {**self._bus._waiting, me: self._me}
+
+        def beat(conn: sqlite3.Connection) -> tuple[set[tuple[str, str]], bool]:
+            alive = {
+                (group, member)
+                for group, member in beating
+                if conn.execute(
+                    "UPDATE group_members SET heartbeat = ? WHERE group_id = ? AND member_id = ?",
+                    (now, group, member),
+                ).rowcount
+            }
+            expired = False
+            for group in sorted({group for group, _ in beating}):
+                if conn.execute(
+                    "DELETE FROM group_members WHERE group_id = ? AND heartbeat < ?",
+                    (group, now - timeout),
+                ).rowcount:
+                    _bump_generation(conn, group)
+                    expired = True
+            return alive, expired
+
+        # Marked before the write: the members it covers, woken by the same timer meanwhile,
+        # need not beat again.
+        before = {key: membership.last_heartbeat for key, membership in beating.items()}
+        for membership in beating.values():
+            membership.last_heartbeat = now
+        try:
+            alive, _ = await self._bus.write(beat, wakes=lambda result: result[1])
+        except BaseException:
+            for key, membership in beating.items():
+                membership.last_heartbeat = before[key]
+            raise
+        for key, membership in beating.items():
+            if key not in alive:
+                membership.last_heartbeat = before[key]  # its own beat finds it expired
+        if me not in alive:
+            await self._join()  # we were expired (a long pause): come back as new
 
     async def _rebalance(
         self, generation: int, members: list[str], tps: list[TopicPartition]
@@ -568,6 +681,7 @@ class EmbeddedGroupConsumer:
         # Like an eager Kafka rebalance: restart every partition from the committed offset,
         # so whatever was fetched but not committed under the old generation comes again.
         self._positions = await self._bus.read(lambda c: _committed(c, self._group, mine))
+        self._quiet.forget()
         self._partitions_seen = frozenset(tps)
         self._me.generation = generation
 
@@ -583,9 +697,17 @@ class EmbeddedGroupConsumer:
                     raise BusUnavailable(f"cannot read group {self._group!r} offsets")
             paused = self._paused
             positions = {tp: o for tp, o in self._positions.items() if tp not in paused}
-            return await self._bus.read(lambda c: _read_records(c, positions, max_records))
+            return await self._quiet.read(
+                self._bus,
+                lambda: self._bus.read(lambda c: _read_records(c, positions, max_records)),
+            )
 
-        records = await _poll(self._bus, read_once, timeout)
+        key = (self._group, self._me.member_id)
+        self._bus._waiting[key] = self._me
+        try:
+            records = await _poll(self._bus, read_once, timeout, self._beat_due_in)
+        finally:
+            self._bus._waiting.pop(key, None)
         for tp, offset in next_offsets(records).items():
             self._positions[tp] = offset
         return records
@@ -636,6 +758,7 @@ class EmbeddedGroupConsumer:
         tps = list(self._assignment)
         with suppress(BusUnavailable):
             self._positions = await self._bus.read(lambda c: _committed(c, self._group, tps))
+            self._quiet.forget()
             self._rewind_pending = False
 
 
@@ -671,6 +794,7 @@ class EmbeddedReader:
         self._bus = bus
         self._topics = topics
         self._positions = start
+        self._quiet = _Quiet()
 
     async def start(self) -> None:
         return None
@@ -685,7 +809,7 @@ class EmbeddedReader:
                     self._positions.setdefault(tp, 0)
                 return _read_records(conn, dict(self._positions), max_records)
 
-            return await self._bus.read(read)
+            return await self._quiet.read(self._bus, lambda: self._bus.read(read))
 
         records = await _poll(self._bus, read_once, timeout)
         for tp, offset in next_offsets(records).items():

@@ -1,8 +1,8 @@
 """Fetching from the bus until a runner is asked to stop.
 
-A runner's loop fetches with a timeout (0.2-0.5 s) and looks at its stop event between
-fetches. Racing the fetch against the event lets it stop at once rather than at the end of
-the wait: a node used to take 2 s to stop, four runners waiting out 0.5 s in turn.
+A runner's loop fetches with a timeout and looks at its stop event between fetches. Racing
+the fetch against the event lets it stop at once rather than at the end of the wait: a node
+used to take 2 s to stop, four runners waiting out 0.5 s in turn.
 """
 
 from __future__ import annotations
@@ -12,6 +12,11 @@ from collections.abc import Coroutine
 from typing import Any
 
 from hub.bus import Record
+
+# A fetch returns as soon as there are records, on either bus; its timeout only sets how
+# often the loop of a runner with nothing to do turns, and each turn costs CPU (a hub at
+# rest used to turn its runners' loops 11 times a second). Stops cut a fetch short.
+IDLE_FETCH_SECONDS = 5.0
 
 
 async def fetch_until(

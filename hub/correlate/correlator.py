@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from hub.bus import Bus, GroupConsumer, Message, Record, read_to
-from hub.bus.interrupt import fetch_until
+from hub.bus.interrupt import IDLE_FETCH_SECONDS, fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.collections import ALERTS
 from hub.config import Settings
@@ -282,7 +282,7 @@ class Correlator:
         correlation = await self._rebuilt()
         while not self._stopping.is_set():
             batch: list[Record] = await fetch_until(
-                self._stopping, consumer.fetch(max_records=500, timeout=0.2)
+                self._stopping, consumer.fetch(max_records=500, timeout=IDLE_FETCH_SECONDS)
             )
             if not batch:
                 continue

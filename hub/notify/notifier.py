@@ -12,11 +12,11 @@ interval for collections.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from asyncio import FIRST_COMPLETED
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from hub.metrics import HubMetrics
 from hub.notify.config import NotifySettings
 from hub.notify.mail import MailError, send_mail
 from hub.notify.messages import compose, told
-from hub.notify.store import Anchor, Due, NotifyStore, Pending, Subscription
+from hub.notify.store import CHANNELS, Anchor, Due, NotifyStore, Pending, Subscription
 from hub.stix.markings import Tlp, tlp_by_marking_id
 from hub.store.lookup_values import LookupQuery, NotAValue, lookup_query
 from hub.store.view import Entry, ObjectQuery, View, timestamp_key
@@ -69,7 +69,10 @@ class Notifier:
     metrics: HubMetrics
     # The account as the federation has it now (a reload revokes and changes accounts).
     current: Callable[[str], Account | None]
-    poll: float = 0.5
+    poll: float = 0.5  # the pause between rounds while there is work left
+    # With nothing due, a channel's loop sleeps until its next row falls due or the scan
+    # queues one; it looks again after this long all the same.
+    idle_look: float = 60.0
     first_pause: float = 1.0
     max_pause: float = 3600.0
     attempts: int = 16  # about a day of backoff before a notification is given up
@@ -82,6 +85,9 @@ class Notifier:
     keep_delivered: float = 7 * 24 * 3600.0  # delivered rows kept for the operator to read
     _next_prune: float = 0.0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _queued: dict[str, asyncio.Event] = field(
+        default_factory=lambda: {channel: asyncio.Event() for channel in CHANNELS}
+    )
 
     def _account(self, username: str) -> Account | None:
         """The subscriber as the federation has it now; None when it may read nothing."""
@@ -114,15 +120,18 @@ class Notifier:
     async def _scan_loop(self) -> None:
         # A new subscription starts after what its reader can read already, so only the view
         # moving on (or a page left for later) gives the subscriptions anything new to read.
-        seen: object = None
+        seen: int | None = None
         while not self._stopping.is_set():
-            moved = await self.view.positions()
-            if moved != seen:
-                seen = None if await self.scan() else moved
+            applied = self.view.applied
+            if applied != seen:
+                seen = None if await self.scan() else applied
             if time.time() >= self._next_prune:
                 await self.store.prune(time.time() - self.keep_delivered)
                 self._next_prune = time.time() + 3600
-            await self._pause_for(self.poll)
+            if seen is None:
+                await self._pause_for(self.poll)  # a page was left for later
+            else:
+                await self._pause_for(self._next_prune - time.time(), self.view.moved(seen))
 
     async def _scan_one(self, subscription: Subscription) -> bool:
         """Queue one page of what `subscription` is due; whether there is more."""
@@ -184,7 +193,9 @@ class Notifier:
                 )
         last = page.entries[-1]
         anchor = Anchor(last.id, last.version)
-        await self.store.queue(subscription, due, page.last_seq, anchor)
+        if await self.store.queue(subscription, due, page.last_seq, anchor):
+            for queued in self._queued.values():
+                queued.set()
         return page.more
 
     async def _naming(
@@ -287,7 +298,8 @@ class Notifier:
         await self._failed("webhook", [row.id], row.attempts, problem)
         return False
 
-    async def _webhooks(self, session: aiohttp.ClientSession) -> None:
+    async def _webhooks(self, session: aiohttp.ClientSession) -> int:
+        """One round of webhook deliveries; how many rows were due."""
         rows = await self.store.due("webhook", time.time(), 500)
         by_address: dict[str, list[Pending]] = {}
         for row in rows:
@@ -306,11 +318,13 @@ class Notifier:
                         return
 
         await asyncio.gather(*(one_receiver(q) for q in by_address.values()))
+        return len(rows)
 
-    async def _emails(self) -> None:
+    async def _emails(self) -> int | None:
+        """One round of e-mails; how many rows were due, None when no mail can go."""
         smtp = self.settings.smtp
         if smtp is None:
-            return
+            return None
         rows = await self.store.due("email", time.time(), 1000)
         groups: dict[tuple[str, str], list[Pending]] = {}
         for row in rows:
@@ -334,6 +348,7 @@ class Notifier:
                 continue
             await self.store.delivered(ids)
             self.metrics.notify_sent.labels("email").inc()
+        return len(rows)
 
     async def _count(self) -> None:
         pending = await self.store.pending()
@@ -341,22 +356,38 @@ class Notifier:
             self.metrics.notify_pending.labels(channel).set(pending.get(channel, 0))
             self.metrics.notify_given_up.labels(channel).set(pending.get(channel + "-failed", 0))
 
-    async def _pause_for(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+    async def _pause_for(self, seconds: float, *until: Coroutine[Any, Any, object]) -> None:
+        """Sleep `seconds`, less when stopping or when one of `until` ends first."""
+        waits = [asyncio.ensure_future(c) for c in (self._stopping.wait(), *until)]
+        try:
+            await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    async def _after_round(self, channel: str, due: int | None) -> None:
+        """Soon again after a round that had rows due (more may be); else sleep until the
+        channel's next row falls due or the scan queues one."""
+        await self._count()
+        if due:
+            await self._pause_for(self.poll)
+            return
+        wait = self.idle_look
+        if due is not None and (at := await self.store.next_due(channel)) is not None:
+            wait = min(wait, at - time.time())
+        await self._pause_for(wait, self._queued[channel].wait())
 
     async def _webhook_loop(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while not self._stopping.is_set():
-                await self._webhooks(session)
-                await self._pause_for(self.poll)
+                self._queued["webhook"].clear()  # what the scan queues from now wakes it
+                await self._after_round("webhook", await self._webhooks(session))
 
     async def _email_loop(self) -> None:
         while not self._stopping.is_set():
-            await self._emails()
-            await self._count()
-            await self._pause_for(self.poll)
+            self._queued["email"].clear()
+            await self._after_round("email", await self._emails())
 
     async def run(self) -> None:
         """Scan, and deliver by webhook and e-mail, until stopped: three loops, so a slow

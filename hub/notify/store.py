@@ -325,6 +325,19 @@ class NotifyStore:
 
         return await self._db.run(load)
 
+    async def next_due(self, channel: str) -> float | None:
+        """When the next undelivered row of `channel` falls due; None when there is none."""
+
+        def load(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT MIN(due) FROM outbox WHERE delivered IS NULL AND failed IS NULL"
+                " AND channel = ?",
+                (channel,),
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self._db.run(load)
+
     async def delivered(self, ids: list[int]) -> None:
         now = time.time()
 

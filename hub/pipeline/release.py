@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from hub.bus import Bus, GroupConsumer, Message, Record
-from hub.bus.interrupt import fetch_until
+from hub.bus.interrupt import IDLE_FETCH_SECONDS, fetch_until
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.config import Settings
 from hub.records import HeldRecord, ReleasedMarker
@@ -81,7 +81,13 @@ class EmbargoReleaser:
         backlog = _Backlog()
         caught_up = False
         while not self._stopping.is_set():
-            batch = await fetch_until(self._stopping, consumer.fetch(max_records=500, timeout=0.5))
+            # Deliveries held (or `held` not read through yet): look at the clock twice a
+            # second, as the release time promises; none: only a new one can be due.
+            waiting = not caught_up or any(not backlog.done(r) for r in backlog.records)
+            timeout = 0.5 if waiting else IDLE_FETCH_SECONDS
+            batch = await fetch_until(
+                self._stopping, consumer.fetch(max_records=500, timeout=timeout)
+            )
             backlog.add(batch)
             if not caught_up:
                 # Release nothing until everything on `held` has been read once: a marker

@@ -36,6 +36,7 @@ from hub.bus import (
     Record,
     TopicPartition,
 )
+from hub.bus.interrupt import IDLE_FETCH_SECONDS
 from hub.bus.membership import commit_unit, consume_until_stopped
 from hub.logs import REQUEST_ID
 from hub.model import Item, RefusalCode, Stage, Submission
@@ -240,7 +241,7 @@ class PipelineWorker:
             # A unit ended meanwhile: take what is there without waiting, so that units
             # ending one after another cannot keep every fetch from getting anywhere.
             return await _fetch(consumer, self.batch_size, 0)
-        fetching = asyncio.ensure_future(_fetch(consumer, self.batch_size, 0.5))
+        fetching = asyncio.ensure_future(_fetch(consumer, self.batch_size, IDLE_FETCH_SECONDS))
         try:
             await asyncio.wait({fetching, *others}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -669,6 +669,10 @@ class View:
         self._db = SqliteThread(path, name="view", pragmas=("synchronous=NORMAL",), schema=_SCHEMA)
         self.epoch = ""
         self._last_added: datetime | None = None
+        # Batches applied since the view opened, counted in memory: a reader in this process
+        # waits for the count to move instead of asking SQLite for the positions.
+        self.applied = 0
+        self._moved = asyncio.Event()
 
     async def open(self) -> None:
         """Open (or create) the file; its epoch changes only when the file is made anew.
@@ -739,6 +743,14 @@ class View:
             return latest
 
         self._last_added = await self._db.run(lambda conn: in_transaction(conn, lambda: body(conn)))
+        self.applied += 1
+        self._moved.set()
+        self._moved = asyncio.Event()
+
+    async def moved(self, seen: int) -> None:
+        """Return once a batch was applied after `applied` was `seen`."""
+        if self.applied == seen:
+            await self._moved.wait()
 
     async def objects(self, query: ObjectQuery) -> Page:
         return await self._db.run(lambda conn: _select_page(conn, query))
