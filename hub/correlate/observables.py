@@ -72,6 +72,9 @@ def _url(value: str) -> str | None:
     if not parts.scheme or not host:
         return None
     scheme = parts.scheme.lower()
+    if ":" in host:
+        # An IPv6 host keeps its brackets: without them its last group reads as a port.
+        host = f"[{host}]"
     netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 

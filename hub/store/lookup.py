@@ -45,7 +45,8 @@ CREATE INDEX IF NOT EXISTS lookup_by_seq ON lookup_values (seq);
 -- rowid: the object version's seq.
 CREATE VIRTUAL TABLE IF NOT EXISTS lookup_text USING fts5 (body);
 """
-LAYOUT = "1"  # bumped when the keys change: the index is then built again from the view
+LAYOUT = "2"  # bumped when the keys change: the index is then built again from the view
+# 2: URLs on an IPv6 host keep its brackets (1 dropped them)
 CANDIDATES = 5000  # object versions a probe looks at, at most
 
 

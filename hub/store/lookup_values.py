@@ -131,9 +131,8 @@ def value_key(kind: str, value: object) -> list[Key]:
         return []
     if kind == "url":
         keys = [Key(URL, normal[1], None, VALUE, normal[1])]
-        # From the value as sent: the correlator's normal form drops an IPv6 host's brackets.
         try:
-            hostname = (urlsplit(value.strip()).hostname or "").rstrip(".")
+            hostname = (urlsplit(normal[1]).hostname or "").rstrip(".")
         except ValueError:
             hostname = ""
         address = _network(hostname) if "/" not in hostname else None
