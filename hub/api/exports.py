@@ -26,7 +26,7 @@ from hub.api.keys import ACCOUNT, REQUEST_ID, SETTINGS, VIEW
 from hub.api.readers import bound_buffers, write_within
 from hub.errors import BadRequest, TooManyRequests
 from hub.export.formats import WRITERS, Writer
-from hub.export.selection import DEFAULT_TYPES, FORMATS, ExportOptions, select
+from hub.export.selection import DEFAULT_TYPES, FORMATS, ExportOptions, Facts, choose, facts_of
 from hub.export.values import EXPORT_KINDS
 from hub.federation import Account
 from hub.stix import timestamps
@@ -185,6 +185,9 @@ async def _stream(
             versions=("last",),
             limit=PAGE,
             max_bytes=settings.page_bytes,
+            # The value formats show no object: they read the facts the view keeps.
+            with_json=options.format == "stix",
+            with_facts=True,
         )
         return asyncio.ensure_future(view.objects(query))
 
@@ -201,8 +204,15 @@ async def _stream(
                 found
                 for entry in page.entries
                 if (
-                    found := select(
-                        orjson.loads(entry.json), entry.json, entry.date_added, options, now_key
+                    found := choose(
+                        Facts.from_bytes(entry.facts)
+                        if entry.facts
+                        else facts_of(orjson.loads(entry.json)),
+                        entry.id,
+                        entry.json,
+                        entry.date_added,
+                        options,
+                        now_key,
                     )
                 )
                 is not None

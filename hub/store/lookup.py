@@ -26,6 +26,7 @@ from hub.store.lookup_values import (
     SUBDOMAINS,
     URL_HOST,
     VALUE,
+    Comparison,
     LookupQuery,
     keys_of,
     text_of,
@@ -65,11 +66,17 @@ class Candidates:
     cut: bool  # a probe stopped at CANDIDATES: there may be more
 
 
-def add(conn: sqlite3.Connection, seq: int, obj: Mapping[str, Any]) -> None:
-    """Index the values and text of the object version `seq`."""
+def add(
+    conn: sqlite3.Connection,
+    seq: int,
+    obj: Mapping[str, Any],
+    read: list[Comparison] | None = None,
+) -> None:
+    """Index the values and text of the object version `seq` (an indicator's comparisons
+    `read` already, when given)."""
     conn.executemany(
         "INSERT INTO lookup_values (seq, kind, first, last, how, shown) VALUES (?, ?, ?, ?, ?, ?)",
-        [(seq, k.kind, k.first, k.last, k.how, k.shown) for k in keys_of(obj)],
+        [(seq, k.kind, k.first, k.last, k.how, k.shown) for k in keys_of(obj, read)],
     )
     text = text_of(obj)
     if text:
