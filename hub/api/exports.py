@@ -26,7 +26,14 @@ from hub.api.keys import ACCOUNT, REQUEST_ID, SETTINGS, VIEW
 from hub.api.readers import bound_buffers, write_within
 from hub.errors import BadRequest, TooManyRequests
 from hub.export.formats import WRITERS, Writer
-from hub.export.selection import DEFAULT_TYPES, FORMATS, ExportOptions, Facts, choose, facts_of
+from hub.export.selection import (
+    DEFAULT_TYPES,
+    FORMATS,
+    ExportOptions,
+    choose,
+    choose_stored,
+    facts_of,
+)
 from hub.export.values import EXPORT_KINDS
 from hub.federation import Account
 from hub.stix import timestamps
@@ -204,10 +211,13 @@ async def _stream(
                 found
                 for entry in page.entries
                 if (
-                    found := choose(
-                        Facts.from_bytes(entry.facts)
-                        if entry.facts
-                        else facts_of(orjson.loads(entry.json)),
+                    found := choose_stored(
+                        entry.facts, entry.id, entry.json, entry.date_added, options, now_key
+                    )
+                    if entry.facts
+                    # No facts kept (none expected): found from the object, as they are kept.
+                    else choose(
+                        facts_of(orjson.loads(entry.json)),
                         entry.id,
                         entry.json,
                         entry.date_added,

@@ -11,15 +11,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
 from hypothesis import given, settings
 
-from hub.export.selection import Facts, facts_of
+from hub.export.selection import ExportOptions, Facts, choose, choose_stored, facts_of
 from hub.export.values import values_of
+from hub.stix import timestamps
+from hub.stix.markings import Tlp
 from hub.store.lookup_values import comparisons_of
 from hub.store.view import ObjectQuery, View
 from tests.conftest import TESTDATA
 from tests.correlate.test_pattern_comparisons import pattern
+from tests.stixdata import TLP2
 from tests.store.test_lookup import TRICKY, patterns
 from tests.store.test_view import feed_record, open_view
 
@@ -98,9 +100,30 @@ async def test_only_the_latest_version_keeps_facts_and_a_view_made_before_them_g
         await view.close()
 
 
-def test_the_facts_read_back_as_stored() -> None:
-    for source in ("oasis-cti-documentation-examples/poisonivy.json",):
-        for obj in json.loads((Path(TESTDATA) / source).read_text())["objects"]:
-            facts = facts_of(obj)
-            assert Facts.from_bytes(facts.to_bytes()) == facts, obj["id"]
-            assert orjson.loads(facts.to_bytes())  # JSON: readable by hand in the view file
+OPTIONS = [
+    ExportOptions("csv"),
+    ExportOptions("csv", tlp=Tlp.CLEAR),
+    ExportOptions("csv", tlp=Tlp.AMBER, min_confidence=50),
+    ExportOptions("txt", kinds=frozenset({"ipv4"}), min_confidence=0),
+]
+
+
+def test_an_export_of_stored_facts_chooses_as_one_of_the_objects() -> None:
+    now = timestamps.sort_key("2026-12-08T00:00:00Z")
+    objects = [
+        {**o, "object_marking_refs": [TLP2[level]], "confidence": confidence}
+        for source in ("poisonivy.json", "apt1.json", "indicator-for-malicious-url.json")
+        for o in json.loads((TESTDATA / "oasis-cti-documentation-examples" / source).read_text())[
+            "objects"
+        ]
+        for level, confidence in (("clear", None), ("amber", 60), ("red", 40))
+        if o["type"] != "marking-definition"
+    ]
+    objects += [{**objects[0], "revoked": True}, {**objects[1], "valid_until": "2026-01-01T00:00Z"}]
+    for obj in objects:
+        facts = facts_of(obj)
+        stored = facts.to_bytes()
+        assert Facts.from_bytes(stored) == facts, obj["id"]
+        for options in OPTIONS:
+            args = (obj["id"], b"{}", "2026-12-07T10:00:00Z", options, now)
+            assert choose_stored(stored, *args) == choose(facts, *args), (obj["id"], options)
