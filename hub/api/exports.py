@@ -26,7 +26,14 @@ from hub.api.keys import ACCOUNT, REQUEST_ID, SETTINGS, VIEW
 from hub.api.readers import bound_buffers, write_within
 from hub.errors import BadRequest, TooManyRequests
 from hub.export.formats import WRITERS, Writer
-from hub.export.selection import DEFAULT_TYPES, FORMATS, ExportOptions, select
+from hub.export.selection import (
+    DEFAULT_TYPES,
+    FORMATS,
+    ExportOptions,
+    choose,
+    choose_stored,
+    facts_of,
+)
 from hub.export.values import EXPORT_KINDS
 from hub.federation import Account
 from hub.stix import timestamps
@@ -185,6 +192,9 @@ async def _stream(
             versions=("last",),
             limit=PAGE,
             max_bytes=settings.page_bytes,
+            # The value formats show no object: they read the facts the view keeps.
+            with_json=options.format == "stix",
+            with_facts=True,
         )
         return asyncio.ensure_future(view.objects(query))
 
@@ -201,8 +211,18 @@ async def _stream(
                 found
                 for entry in page.entries
                 if (
-                    found := select(
-                        orjson.loads(entry.json), entry.json, entry.date_added, options, now_key
+                    found := choose_stored(
+                        entry.facts, entry.id, entry.json, entry.date_added, options, now_key
+                    )
+                    if entry.facts
+                    # No facts kept (none expected): found from the object, as they are kept.
+                    else choose(
+                        facts_of(orjson.loads(entry.json)),
+                        entry.id,
+                        entry.json,
+                        entry.date_added,
+                        options,
+                        now_key,
                     )
                 )
                 is not None

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -72,6 +72,9 @@ def _url(value: str) -> str | None:
     if not parts.scheme or not host:
         return None
     scheme = parts.scheme.lower()
+    if ":" in host:
+        # An IPv6 host keeps its brackets: without them its last group reads as a port.
+        host = f"[{host}]"
     netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
@@ -153,11 +156,18 @@ def from_pattern(pattern: str, *, validated: bool = True) -> Iterator[Observable
     A pattern the hub has validated is read with `comparisons`, which costs about 1 % of
     parsing it with the grammar again; the tests hold the two to the same answers."""
     found = comparisons(pattern) if validated else _comparisons_by_grammar(pattern)
-    for kind, path, raw in found:
-        value = _literal(raw)
+    return from_equalities((kind, path, _literal(raw)) for kind, path, raw in found)
+
+
+def from_equalities(
+    found: Iterable[tuple[str, Sequence[str], str | None]],
+) -> Iterator[Observable]:
+    """The observables of a pattern's `=` comparisons already read: (object type, path,
+    unquoted literal), as `comparisons` gives them."""
+    for kind, path, value in found:
         if value is None:
             continue
-        if kind in _SCO_VALUES and path == ["value"]:
+        if kind in _SCO_VALUES and len(path) == 1 and path[0] == "value":
             hit = normalise(kind, value)
         elif kind == "file" and len(path) == 2 and path[0] == "hashes":
             hit = normalise(f"file:{path[1]}", value)

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from hub.export.values import NO_VALUES, Values, values_of
 from hub.signing.provenance import extension_of
 from hub.stix import timestamps
@@ -39,7 +41,7 @@ class ExportOptions:
     tlp: Tlp | None = None  # at most this level
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: every object of an export makes one
 class Exported:
     """One current object as the export shows it."""
 
@@ -70,19 +72,16 @@ def _key(value: object) -> str | None:
 
 def current(obj: Mapping[str, Any], now_key: str) -> bool:
     """Not revoked, and inside [valid_from, valid_until) at `now_key` (a sort key)."""
-    if obj.get("revoked") is True:
-        return False
-    start, end = _key(obj.get("valid_from")), _key(obj.get("valid_until"))
-    return (start is None or start <= now_key) and (end is None or now_key < end)
+    return facts_of(obj, NO_VALUES).current(now_key)
 
 
-def _timestamp(obj: Mapping[str, Any], names: tuple[str, ...], otherwise: str) -> str:
+def _timestamp(obj: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
     # Validation let only RFC 3339 timestamps into the view: no need to parse them again.
     for name in names:
         value = obj.get(name)
         if isinstance(value, str) and value.isprintable():
             return value
-    return otherwise
+    return None
 
 
 def _source(obj: Mapping[str, Any]) -> str:
@@ -91,32 +90,143 @@ def _source(obj: Mapping[str, Any]) -> str:
     return submitter if isinstance(submitter, str) and submitter.isprintable() else ""
 
 
-def select(
-    obj: Mapping[str, Any], raw: bytes, added: str, options: ExportOptions, now_key: str
-) -> Exported | None:
-    """`obj` (its JSON `raw`, added to the collection at `added`) as the export shows it,
-    or None when it is not current or not wanted."""
-    if not current(obj, now_key):
-        return None
-    tlp = strictest_tlp(obj)
-    if options.tlp is not None and (tlp is None or tlp > options.tlp):
-        return None
+_TLPS = tuple(Tlp)  # by value: Tlp(n) costs more than the rest of reading the facts
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What an export needs of one object version besides its JSON: found once, when the
+    view applies it (hub.store.export_facts), so an export reads them instead of parsing
+    every object again."""
+
+    revoked: bool
+    valid_from: str | None  # sort keys (hub.stix.timestamps)
+    valid_until: str | None
+    tlp: Tlp | None  # the strictest TLP anywhere on the object
+    confidence: int | None
+    source: str
+    first_seen: str | None  # None: when the collection received it
+    last_seen: str | None
+    values: Values
+
+    def current(self, now_key: str) -> bool:
+        """Not revoked, and inside [valid_from, valid_until) at `now_key` (a sort key)."""
+        start, end = self.valid_from, self.valid_until
+        return (
+            not self.revoked
+            and (start is None or start <= now_key)
+            and (end is None or now_key < end)
+        )
+
+    def to_bytes(self) -> bytes:
+        v = self.values
+        return orjson.dumps(
+            [
+                self.revoked,
+                self.valid_from,
+                self.valid_until,
+                None if self.tlp is None else int(self.tlp),
+                self.confidence,
+                self.source,
+                self.first_seen,
+                self.last_seen,
+                v.found,
+                v.malformed,
+                v.skipped,
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Facts:
+        r, start, end, tlp, conf, source, first, last, found, malformed, skipped = orjson.loads(raw)
+        pairs = tuple(map(tuple, found))
+        values = Values(pairs, malformed, skipped) if pairs or malformed or skipped else NO_VALUES
+        return cls(
+            r, start, end, None if tlp is None else _TLPS[tlp], conf, source, first, last, values
+        )
+
+
+def facts_of(obj: Mapping[str, Any], values: Values | None = None) -> Facts:
+    """The facts of `obj`, with its export `values` (found from `obj` when not given)."""
     confidence = obj.get("confidence")
     if not isinstance(confidence, int) or isinstance(confidence, bool):
         confidence = None
+    return Facts(
+        revoked=obj.get("revoked") is True,
+        valid_from=_key(obj.get("valid_from")),
+        valid_until=_key(obj.get("valid_until")),
+        tlp=strictest_tlp(obj),
+        confidence=confidence,
+        source=_source(obj),
+        # Cyber-observables carry no time of their own: when the hub made them readable.
+        first_seen=_timestamp(obj, ("first_observed", "valid_from", "created")),
+        last_seen=_timestamp(obj, ("last_observed", "modified", "created")),
+        values=values_of(obj) if values is None else values,
+    )
+
+
+def choose(
+    facts: Facts, object_id: str, raw: bytes, added: str, options: ExportOptions, now_key: str
+) -> Exported | None:
+    """The object `object_id` (its `facts`, its JSON `raw`, added to the collection at
+    `added`) as the export shows it, or None when it is not current or not wanted."""
+    if not facts.current(now_key):
+        return None
+    tlp = facts.tlp
+    if options.tlp is not None and (tlp is None or tlp > options.tlp):
+        return None
+    confidence = facts.confidence
     if options.min_confidence is not None and (
         confidence is None or confidence < options.min_confidence
     ):
         return None
     return Exported(
-        id=str(obj.get("id", "")),
+        id=object_id,
         tlp=tlp,
         confidence=confidence,
-        source=_source(obj),
-        # Cyber-observables carry no time of their own: when the hub made them readable.
-        first_seen=_timestamp(obj, ("first_observed", "valid_from", "created"), added),
-        last_seen=_timestamp(obj, ("last_observed", "modified", "created"), added),
-        # A whole-object bundle of every kind looks at no value: it skips the extraction.
-        values=values_of(obj) if options.format != "stix" or options.kinds else NO_VALUES,
+        source=facts.source,
+        first_seen=added if facts.first_seen is None else facts.first_seen,
+        last_seen=added if facts.last_seen is None else facts.last_seen,
+        values=facts.values,
         json=raw,
     )
+
+
+def choose_stored(
+    stored: bytes, object_id: str, raw: bytes, added: str, options: ExportOptions, now_key: str
+) -> Exported | None:
+    """`choose`, from the facts as `Facts.to_bytes` stored them: the loop of every export,
+    so it makes no Facts on the way (a frozen dataclass costs a microsecond to make)."""
+    revoked, start, end, tlp, confidence, source, first, last, found, malformed, skipped = (
+        orjson.loads(stored)
+    )
+    if revoked or (start is not None and start > now_key) or (end is not None and now_key >= end):
+        return None
+    if options.tlp is not None and (tlp is None or tlp > options.tlp):
+        return None
+    if options.min_confidence is not None and (
+        confidence is None or confidence < options.min_confidence
+    ):
+        return None
+    return Exported(
+        object_id,
+        None if tlp is None else _TLPS[tlp],
+        confidence,
+        source,
+        added if first is None else first,
+        added if last is None else last,
+        Values(tuple(map(tuple, found)), malformed, skipped)
+        if found or malformed or skipped
+        else NO_VALUES,
+        raw,
+    )
+
+
+def select(
+    obj: Mapping[str, Any], raw: bytes, added: str, options: ExportOptions, now_key: str
+) -> Exported | None:
+    """`obj` (its JSON `raw`, added to the collection at `added`) as the export shows it,
+    or None when it is not current or not wanted."""
+    # A whole-object bundle of every kind looks at no value: it skips the extraction.
+    values = None if options.format != "stix" or options.kinds else NO_VALUES
+    return choose(facts_of(obj, values), str(obj.get("id", "")), raw, added, options, now_key)

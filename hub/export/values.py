@@ -11,11 +11,14 @@ or a formula in an analyst's spreadsheet.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hub.correlate.observables import observables
+from hub.correlate.observables import from_equalities, observables
+
+if TYPE_CHECKING:  # lookup_values imports this module's well_formed
+    from hub.store.lookup_values import Comparison
 
 # Observable kinds (hub.correlate.observables) → the names an export uses for them.
 KINDS: Mapping[str, str] = {
@@ -75,10 +78,19 @@ class Values:
 NO_VALUES = Values((), 0, "")
 
 
-def values_of(obj: Mapping[str, Any]) -> Values:
-    """The export values of `obj`, as the correlator reads it."""
+def values_of(obj: Mapping[str, Any], read: Sequence[Comparison] | None = None) -> Values:
+    """The export values of `obj`, as the correlator reads it; from an indicator's pattern
+    comparisons `read` already (hub.store.lookup_values.comparisons_of), when given: its
+    `=` comparisons are the ones the correlator reads (the tests hold the two to the same
+    values)."""
     found, malformed = [], 0
-    for kind, value in observables(obj):
+    if read is not None and obj.get("type") == "indicator" and obj.get("pattern_type") == "stix":
+        seen = set(
+            from_equalities((c.object_type, c.path, c.values[0]) for c in read if c.equality())
+        )
+    else:
+        seen = observables(obj)
+    for kind, value in seen:
         name = KINDS.get(kind)
         if name is None:
             continue

@@ -26,6 +26,7 @@ from hub.store.lookup_values import (
     SUBDOMAINS,
     URL_HOST,
     VALUE,
+    Comparison,
     LookupQuery,
     keys_of,
     text_of,
@@ -45,7 +46,8 @@ CREATE INDEX IF NOT EXISTS lookup_by_seq ON lookup_values (seq);
 -- rowid: the object version's seq.
 CREATE VIRTUAL TABLE IF NOT EXISTS lookup_text USING fts5 (body);
 """
-LAYOUT = "1"  # bumped when the keys change: the index is then built again from the view
+LAYOUT = "2"  # bumped when the keys change: the index is then built again from the view
+# 2: URLs on an IPv6 host keep its brackets (1 dropped them)
 CANDIDATES = 5000  # object versions a probe looks at, at most
 
 
@@ -64,11 +66,17 @@ class Candidates:
     cut: bool  # a probe stopped at CANDIDATES: there may be more
 
 
-def add(conn: sqlite3.Connection, seq: int, obj: Mapping[str, Any]) -> None:
-    """Index the values and text of the object version `seq`."""
+def add(
+    conn: sqlite3.Connection,
+    seq: int,
+    obj: Mapping[str, Any],
+    read: list[Comparison] | None = None,
+) -> None:
+    """Index the values and text of the object version `seq` (an indicator's comparisons
+    `read` already, when given)."""
     conn.executemany(
         "INSERT INTO lookup_values (seq, kind, first, last, how, shown) VALUES (?, ?, ?, ?, ?, ?)",
-        [(seq, k.kind, k.first, k.last, k.how, k.shown) for k in keys_of(obj)],
+        [(seq, k.kind, k.first, k.last, k.how, k.shown) for k in keys_of(obj, read)],
     )
     text = text_of(obj)
     if text:

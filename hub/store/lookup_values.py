@@ -131,9 +131,8 @@ def value_key(kind: str, value: object) -> list[Key]:
         return []
     if kind == "url":
         keys = [Key(URL, normal[1], None, VALUE, normal[1])]
-        # From the value as sent: the correlator's normal form drops an IPv6 host's brackets.
         try:
-            hostname = (urlsplit(value.strip()).hostname or "").rstrip(".")
+            hostname = (urlsplit(normal[1]).hostname or "").rstrip(".")
         except ValueError:
             hostname = ""
         address = _network(hostname) if "/" not in hostname else None
@@ -170,8 +169,24 @@ _COMPARISON = re.compile(
 )
 
 
-def _comparisons(pattern: str) -> Iterator[tuple[str, tuple[str, ...], str, list[str | None]]]:
-    """(object type, path, operator, values) of each comparison that is not negated."""
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One comparison of a STIX pattern that is not negated, as the token reading finds it."""
+
+    object_type: str
+    path: tuple[str, ...]
+    operator: str  # =, LIKE, ISSUBSET or IN
+    values: tuple[str | None, ...]  # its literals, unquoted
+    listed: bool  # the literals came as a parenthesised list
+
+    def equality(self) -> bool:
+        """An `=` on one string literal: the comparisons the correlator reads."""
+        return self.operator == "=" and not self.listed
+
+
+def comparisons_of(pattern: str) -> list[Comparison]:
+    """The comparisons that are not negated, read once for the index and the exports."""
+    found = []
     for match in _COMPARISON.finditer(pattern):
         op = match.group("op")
         if op is None or match.group("negated"):
@@ -181,14 +196,29 @@ def _comparisons(pattern: str) -> Iterator[tuple[str, tuple[str, ...], str, list
         else:
             name = match.group("hash")
             path = ("hashes", _literal(name) or name)
-        values = [_literal(m.group(0)) for m in _STRING.finditer(match.group("literals"))]
-        yield match.group("type"), path, op, values
+        literals = match.group("literals")
+        values = tuple(_literal(m.group(0)) for m in _STRING.finditer(literals))
+        found.append(Comparison(match.group("type"), path, op, values, literals[0] == "("))
+    return found
 
 
-def pattern_keys(pattern: str, *, grammar: bool = False) -> Iterator[Key]:
-    """The keys of a STIX pattern the hub accepted; with `grammar`, read by OASIS's grammar
-    (about 100 times slower: the tests hold the two readings to the same keys)."""
-    found = _grammar_comparisons(pattern) if grammar else _comparisons(pattern)
+def _comparisons(
+    found: list[Comparison],
+) -> Iterator[tuple[str, tuple[str, ...], str, list[str | None]]]:
+    for c in found:
+        yield c.object_type, c.path, c.operator, list(c.values)
+
+
+def pattern_keys(
+    pattern: str, *, grammar: bool = False, read: list[Comparison] | None = None
+) -> Iterator[Key]:
+    """The keys of a STIX pattern the hub accepted (its comparisons `read` already, when
+    given); with `grammar`, read by OASIS's grammar (about 100 times slower: the tests hold
+    the two readings to the same keys)."""
+    if grammar:
+        found = _grammar_comparisons(pattern)
+    else:
+        found = _comparisons(comparisons_of(pattern) if read is None else read)
     for kind, path, op, values in found:
         if path == ("value",) and kind in _SCO_KINDS:
             name = kind
@@ -219,16 +249,24 @@ def _sco_keys(obj: Mapping[str, Any]) -> Iterator[Key]:
             yield from value_key(f"file:{name}", value)
 
 
-def keys_of(obj: Mapping[str, Any]) -> list[Key]:
-    """Every key an object gives the index, once each (none for a revoked version)."""
+def stix_pattern(obj: Mapping[str, Any]) -> str | None:
+    """An indicator's pattern when it is in the STIX pattern language."""
+    pattern = obj.get("pattern")
+    if obj.get("type") == "indicator" and obj.get("pattern_type") == "stix":
+        return pattern if isinstance(pattern, str) else None
+    return None
+
+
+def keys_of(obj: Mapping[str, Any], read: list[Comparison] | None = None) -> list[Key]:
+    """Every key an object gives the index, once each (none for a revoked version); an
+    indicator's comparisons as `comparisons_of` read them, when given."""
     if obj.get("revoked") is True:
         return []
     kind = obj.get("type")
     found: Iterator[Key]
     if kind == "indicator":
-        pattern = obj.get("pattern")
-        stix = isinstance(pattern, str) and obj.get("pattern_type") == "stix"
-        found = pattern_keys(pattern) if isinstance(pattern, str) and stix else iter(())
+        pattern = stix_pattern(obj)
+        found = pattern_keys(pattern, read=read) if pattern is not None else iter(())
     elif kind == "observed-data" and isinstance(obj.get("objects"), Mapping):
         found = (
             k for sco in obj["objects"].values() if isinstance(sco, Mapping) for k in _sco_keys(sco)

@@ -29,8 +29,8 @@ from hub.records import AuditRecord, FeedRecord, StatusRecord
 from hub.sqlite import SqliteThread, in_transaction
 from hub.stix import timestamps
 from hub.stix.markings import tlp_by_marking_id
-from hub.store import lookup
-from hub.store.lookup_values import LookupQuery
+from hub.store import export_facts, lookup
+from hub.store.lookup_values import LookupQuery, comparisons_of, stix_pattern
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,9 @@ class ObjectQuery:
     # False for answers that show no object (manifest, versions): their entries carry no
     # JSON, none is read, and only `limit` ends their pages.
     with_json: bool = True
+    # Each entry also carries the facts an export needs (hub.store.export_facts); an entry
+    # without stored facts carries its JSON whatever `with_json` says.
+    with_facts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +143,7 @@ class Entry:
     version: str | None  # `modified`, else `created`; None for objects with neither
     spec_version: str
     json: bytes  # the object as delivered (b"" when the query asked for no JSON)
+    facts: bytes = b""  # hub.export.selection.Facts, when the query asked for them
 
 
 @dataclass(frozen=True)
@@ -249,9 +253,17 @@ def _select_page(conn: sqlite3.Connection, q: ObjectQuery) -> Page:
         [*args, q.limit + 1],
     ).fetchall()
     taken = _within_budget(rows, q.limit, q.max_bytes if q.with_json else None)
-    bodies = _bodies(conn, [row[0] for row in taken]) if q.with_json else {}
+    seqs = [row[0] for row in taken]
+    facts = _facts(conn, seqs) if q.with_facts else {}
+    if q.with_json:
+        bodies = _bodies(conn, seqs)
+    else:
+        bodies = _bodies(conn, [s for s in seqs if s not in facts]) if q.with_facts else {}
     entries = [
-        Entry(row[0], row[1], row[2], row[3], row[4], bodies.get(row[0], b"")) for row in taken
+        Entry(
+            row[0], row[1], row[2], row[3], row[4], bodies.get(row[0], b""), facts.get(row[0], b"")
+        )
+        for row in taken
     ]
     return Page(
         entries=entries,
@@ -276,6 +288,13 @@ def _bodies(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, bytes]:
         return {}
     marks = ",".join("?" * len(seqs))
     return dict(conn.execute(f"SELECT seq, json FROM objects WHERE seq IN ({marks})", seqs))
+
+
+def _facts(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, bytes]:
+    if not seqs:
+        return {}
+    marks = ",".join("?" * len(seqs))
+    return dict(conn.execute(f"SELECT seq, facts FROM export_facts WHERE seq IN ({marks})", seqs))
 
 
 def _arrivals(
@@ -509,11 +528,12 @@ def _apply_feed(conn: sqlite3.Connection, feed: FeedRecord, added: str) -> None:
         conn.executemany(
             "INSERT INTO refs (seq, target) VALUES (?, ?)", [(seq, t) for t in targets]
         )
-        _index_for_lookup(conn, seq, obj, timestamp_key(version))
+        _index_current(conn, seq, obj, timestamp_key(version))
 
 
 # The other versions of the same object, in the same collection, for the same accounts: of
-# those, only the latest can be any reader's latest, so only its values stay in the index.
+# those, only the latest can be any reader's latest, so only its values stay in the index
+# (and only its facts for exports).
 _SAME_READERS = (
     "SELECT o.seq, o.version_key FROM objects o, objects n WHERE n.seq = ?"
     " AND o.collection = n.collection AND o.id = n.id AND o.accounts IS n.accounts"
@@ -521,15 +541,21 @@ _SAME_READERS = (
 )
 
 
-def _index_for_lookup(
+def _index_current(
     conn: sqlite3.Connection, seq: int, obj: dict[str, Any], version_key: str
 ) -> None:
-    """The lookup index's hook: the new version in, the versions it supersedes out."""
+    """The lookup index's and the export facts' hook: the new version in, the versions it
+    supersedes out; an indicator's pattern read once for both."""
     others = conn.execute(_SAME_READERS, (seq,)).fetchall()
     if any(key > version_key for _, key in others):
         return  # an older version arriving late: a newer one already speaks for the object
-    lookup.forget(conn, [other for other, _ in others])
-    lookup.add(conn, seq, obj)
+    superseded = [other for other, _ in others]
+    lookup.forget(conn, superseded)
+    export_facts.forget(conn, superseded)
+    pattern = stix_pattern(obj)
+    read = comparisons_of(pattern) if pattern is not None else None
+    lookup.add(conn, seq, obj, read)
+    export_facts.add(conn, seq, obj, read)
 
 
 def _current_versions(conn: sqlite3.Connection) -> Iterable[tuple[int, bytes]]:
@@ -692,6 +718,13 @@ class View:
         )
         if indexed:
             log.info("lookup index built", extra={"versions": indexed, "view": str(self.path)})
+        kept = await self._db.run(
+            lambda conn: in_transaction(
+                conn, lambda: export_facts.prepare(conn, lambda: _current_versions(conn))
+            )
+        )
+        if kept:
+            log.info("export facts built", extra={"versions": kept, "view": str(self.path)})
 
     async def close(self) -> None:
         await self._db.stop()

@@ -425,3 +425,24 @@ async def test_a_member_runs_two_exports_at_once_and_others_are_not_held_up(
                 await asyncio.sleep(0.05)
         status, _ = await export(hub, "rw-csirt-analyst", "region-east-africa", format="csv")
         assert status == 200
+
+
+async def test_a_url_on_an_ipv6_host_keeps_its_brackets(hub: RunningHub, tmp_path: Path) -> None:
+    # Without its brackets `http://[2001:db8::1]:8080/x` reads as host `2001:db8::1:8080`:
+    # another address, no port, and the same text as `http://[2001:db8::1:8080]/x`.
+    ke = hub.settings.federation.member("ke-cirt").identity
+    urls = ("http://[2001:db8::1]:8080/x", "http://[2001:DB8::1:8080]:80/x")
+    await submit(
+        hub,
+        "ke-cirt-submit",
+        [indicator(ke, f"[url:value = '{url}']", TLP2["green"]) for url in urls],
+    )
+    reader, feed = "ke-cirt-read", "region-east-africa"
+    wanted = ["http://[2001:db8::1]:8080/x", "http://[2001:db8::1:8080]/x"]
+    assert lines(await exported(hub, reader, feed, format="txt", kind="url")) == wanted
+    rows = csv.DictReader(io.StringIO(await exported(hub, reader, feed, format="csv")))
+    assert [row["value"] for row in rows if row["kind"] == "url"] == wanted
+    rules = await exported(hub, reader, feed, format="suricata")
+    hosts = re.findall(r'http\.host; content:"([^"]*)"', rules)
+    assert hosts == ["2001:db8::1", "2001:db8::1:8080"], rules
+    suricata_check(rules, tmp_path)

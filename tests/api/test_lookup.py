@@ -179,6 +179,24 @@ async def test_what_a_reader_may_read_is_found_as_patterns_and_observables_say(
         assert phish["id"] in await found(hub, "sn-cert-read", pseudonym)
 
 
+async def test_a_url_on_an_ipv6_host_is_found_with_its_brackets(
+    bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
+) -> None:
+    # Without its brackets `http://[2001:db8::1]:8080/x` reads as `http://2001:db8::1:8080/x`,
+    # the same text as `http://[2001:db8::1:8080]/x`: a URL on another host.
+    async with running_hub(
+        bus_url, tmp_path / "data", demo_secrets, topic_prefix=f"t{unique}."
+    ) as hub:
+        ng = member_identity(hub, "ng-cert")
+        gate = indicator(ng, "[url:value = 'http://[2001:DB8::1]:8080/x']", TLP2["green"])
+        await submit(hub, "ng-cert-submit", [gate])
+        reader = "gh-cert-read"
+        hit = (await found(hub, reader, "http://[2001:db8::1]:8080/x"))[gate["id"]]
+        assert hit["matched"][0]["value"] == "http://[2001:db8::1]:8080/x", hit
+        assert await found(hub, reader, "http://[2001:db8::1:8080]/x") == {}
+        assert gate["id"] in await found(hub, reader, "2001:db8::1")
+
+
 async def test_wrong_parameters_get_a_400_naming_them(
     bus_url: str, tmp_path: Path, demo_secrets: Path, unique: str
 ) -> None:

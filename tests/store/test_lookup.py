@@ -141,7 +141,7 @@ def test_the_token_reading_of_patterns_gives_the_grammars_keys() -> None:
         ("[url:value = 'HTTPS://A.example:443/x']", ["https://a.example/x", "a.example"]),
         ("[email-addr:value = 'Someone@Example.org']", ["someone@example.org"]),
         ("[url:value = 'http://203.0.113.7:8080/x']", ["http://203.0.113.7:8080/x", "203.0.113.7"]),
-        ("[url:value = 'http://[2001:db8::1]/x']", ["http://2001:db8::1/x", "2001:db8::1"]),
+        ("[url:value = 'http://[2001:db8::1]/x']", ["http://[2001:db8::1]/x", "2001:db8::1"]),
     ],
 )
 def test_the_keys_of_a_pattern(pattern: str, shown: list[str]) -> None:
